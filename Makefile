@@ -1,0 +1,63 @@
+# My MobiFone platform. `make up` starts everything; `make test` runs every test.
+SHELL := /bin/bash
+LOCAL := deploy/local
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: up down status logs where install infra topics test test-unit test-integration test-e2e lint fmt docs bench bench-store bench-consumer bench-api clean
+
+up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
+	@$(LOCAL)/platform.sh up
+
+down:          ## stop everything the platform started
+	@$(LOCAL)/platform.sh down
+
+status:
+	@$(LOCAL)/platform.sh status
+
+logs:          ## tail all logs (make logs NAME=account for one)
+	@$(LOCAL)/platform.sh logs $(NAME)
+
+where:
+	@$(LOCAL)/platform.sh where
+
+install:       ## Python deps, Kafka jars, FerretDB, Debian packages, into .cache/
+	@$(LOCAL)/install.sh all
+
+infra:         ## just Kafka, FerretDB (+PostgreSQL) and Redis
+	@$(LOCAL)/install.sh all && $(LOCAL)/infra.sh up
+
+topics:
+	@$(VENV)/python -m servicekit.kafka.admin
+
+test:          ## the whole suite against the running platform (started if needed)
+	@$(LOCAL)/platform.sh up >/dev/null
+	@$(VENV)/pytest $(PYTEST_ARGS)
+
+test-unit:     ## only tests that need no servers
+	@$(VENV)/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+lint:
+	@$(VENV)/ruff check .
+	@$(VENV)/ruff format --check .
+	@$(VENV)/mypy
+
+fmt:
+	@$(VENV)/ruff format . && $(VENV)/ruff check --fix .
+
+docs:          ## regenerate docs/asyncapi.json and docs/events/*.schema.json from contracts
+	@$(VENV)/python -m servicekit.catalogue
+
+bench: bench-store bench-consumer bench-api
+
+bench-store:   ## FerretDB on PostgreSQL vs SQLite, per operation
+	@bench/store_backends.sh
+
+bench-consumer: ## kit consumer vs hand-written aiokafka loop, same work
+	@$(VENV)/python bench/consumer_throughput.py
+
+bench-api:     ## GET /api/v1/me/balances through nginx vs the service directly
+	@$(VENV)/python bench/api_latency.py
+
+clean: down
+	rm -rf .cache/data .cache/logs .cache/run

@@ -1,0 +1,172 @@
+"""Events/s through the account ledger consumer built on the kit, against a hand-written
+aiokafka `getmany` loop doing the same work, on the same broker and store, in one run.
+
+Timed from the first batch handed to the work (group join and start-up excluded) to the
+last one applied. Both paths: consume TopupRecorded -> skip ids the inbox has seen -> apply to balances
+(one versioned write per subscriber per batch, outbox in the document) -> ledger and
+top-up rows (insert_many) -> publish BalanceChanged -> remember ids -> commit once per batch.
+The difference is the kit (FastStream batch subscriber, poison isolation, metrics).
+
+    python bench/consumer_throughput.py [--events 10000] [--subscribers 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaBroker
+from mobi_contracts import ConsumerGroup, Topic, parse_event
+from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+
+from account_service.ledger import LedgerService
+from account_service.store import INDEXES
+from servicekit.kafka.admin import ensure_topics
+from servicekit.kafka.consumer import EventConsumer
+from servicekit.kafka.inbox import Inbox
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.mongo import Store
+from servicekit.redis_client import create_redis
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BATCH = 500
+
+
+def events(count: int, subscribers: int) -> list[TopupRecorded]:
+    numbers = [f"8490{i:07d}" for i in range(subscribers)]
+    now = datetime.now(UTC)
+    return [
+        TopupRecorded.new(
+            subject=numbers[i % subscribers],
+            data=TopupRecordedData(
+                topup_id=f"bench-{uuid.uuid4().hex}",
+                amount_vnd=10_000,
+                method="scratch_card",
+                payer_msisdn=numbers[i % subscribers],
+                recorded_at=now,
+            ),
+            producer="bench",
+            correlation_id=f"bench-{i}",
+        )
+        for i in range(count)
+    ]
+
+
+async def prepare(name: str, batch: list[TopupRecorded]) -> tuple[Topic, Topic, Store]:
+    source = Topic(name=f"bench.{name}.in", description="", events=(TopupRecorded,), producer="bench")
+    sink = Topic(name=f"bench.{name}.out", description="", events=(BalanceChanged, BalanceChangeRejected), producer="bench")
+    await ensure_topics(KAFKA, [source, sink])
+    store = Store(MONGO, f"bench_{name}", app_name="bench")
+    await store.connect()
+    await store.ensure_indexes(INDEXES)
+    publisher = EventPublisher(KAFKA, "bench-loader")
+    await publisher.start()
+    for start in range(0, len(batch), 1000):
+        await publisher.publish(source.name, batch[start : start + 1000])
+    await publisher.stop()
+    return source, sink, store
+
+
+async def run_kit(name: str, batch: list[TopupRecorded]) -> float:
+    source, sink, store = await prepare(name, batch)
+    group = ConsumerGroup(name=f"bench-{name}", topics=(source,), handles=(TopupRecorded,))
+    await ensure_topics(KAFKA, [group.dead_letter])
+    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    await publisher.start()
+    ledger = LedgerService(store, publisher, sink)
+    consumer = EventConsumer(group, ledger.apply, service="bench", inbox=Inbox(redis, group.name, 3600), publisher=publisher)
+    broker = KafkaBroker(KAFKA, logger=None)
+    consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50)
+    done = asyncio.Event()
+    applied = 0
+    original = ledger.apply
+
+    first_batch_at = 0.0
+
+    async def counting(evs: list) -> None:  # type: ignore[type-arg]
+        nonlocal applied, first_batch_at
+        first_batch_at = first_batch_at or time.perf_counter()
+        await original(evs)
+        applied += len(evs)
+        if applied >= len(batch):
+            done.set()
+
+    consumer.handler = counting
+    await broker.start()
+    await done.wait()
+    elapsed = time.perf_counter() - first_batch_at
+    await broker.stop()
+    await publisher.stop()
+    await cleanup(store, redis)
+    return len(batch) / elapsed
+
+
+async def run_baseline(name: str, batch: list[TopupRecorded]) -> float:
+    source, sink, store = await prepare(name, batch)
+    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    await publisher.start()
+    ledger = LedgerService(store, publisher, sink)
+    inbox = Inbox(redis, f"bench-{name}", 3600)
+    consumer = AIOKafkaConsumer(
+        source.name, bootstrap_servers=KAFKA, group_id=f"bench-{name}", enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    applied, started = 0, 0.0
+    while applied < len(batch):
+        fetched = await consumer.getmany(timeout_ms=50, max_records=BATCH)
+        records = [r for part in fetched.values() for r in part]
+        if not records:
+            continue
+        started = started or time.perf_counter()
+        parsed = [parse_event(r.value) for r in records]
+        seen = await inbox.seen([str(e.event_id) for e in parsed])
+        fresh = [e for e in parsed if str(e.event_id) not in seen]
+        await ledger.apply(fresh)
+        await inbox.remember(str(e.event_id) for e in fresh)
+        await consumer.commit()
+        applied += len(records)
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    await publisher.stop()
+    await cleanup(store, redis)
+    return len(batch) / elapsed
+
+
+async def cleanup(store: Store, redis) -> None:  # type: ignore[no-untyped-def]
+    await store.client.drop_database(store.db.name)
+    await store.close()
+    await redis.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--subscribers", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    results: dict[str, list[float]] = {"baseline": [], "kit": []}
+    for round_no in range(args.rounds):
+        tag = uuid.uuid4().hex[:6]
+        for kind, runner in (("baseline", run_baseline), ("kit", run_kit)):
+            rate = await runner(f"{kind}{tag}", events(args.events, args.subscribers))
+            results[kind].append(rate)
+            print(f"round {round_no + 1}: {kind:8} {rate:8,.0f} events/s", flush=True)
+    base, kit = max(results["baseline"]), max(results["kit"])
+    print(
+        f"\n{args.events} TopupRecorded over {args.subscribers} subscribers, batches of {BATCH}, best of {args.rounds}:\n"
+        f"  hand-written aiokafka getmany loop  {base:8,.0f} events/s\n"
+        f"  kit (FastStream batch subscriber)   {kit:8,.0f} events/s\n"
+        f"  kit / hand-written                  {kit / base:8.2f}x   (target >= 0.80x)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,29 @@
+"""Event contracts of the My MobiFone platform: envelope, events, topics, consumer groups."""
+
+from .envelope import AnyEvent, Envelope, EventData, RawEnvelope, utcnow
+from .msisdn import InvalidMsisdn, Msisdn, MsisdnInput, is_mobifone, normalize_msisdn
+from .registry import EVENT_CLASSES, MalformedEvent, UnknownEvent, parse_event, serialize_event
+from .topics import CONSUMER_GROUPS, TOPICS, ConsumerGroup, Topic, all_topics
+
+__all__ = [
+    "CONSUMER_GROUPS",
+    "EVENT_CLASSES",
+    "TOPICS",
+    "AnyEvent",
+    "ConsumerGroup",
+    "Envelope",
+    "EventData",
+    "InvalidMsisdn",
+    "MalformedEvent",
+    "Msisdn",
+    "MsisdnInput",
+    "RawEnvelope",
+    "Topic",
+    "UnknownEvent",
+    "all_topics",
+    "is_mobifone",
+    "normalize_msisdn",
+    "parse_event",
+    "serialize_event",
+    "utcnow",
+]

@@ -1,0 +1,1 @@
+"""Event classes, grouped by the service that produces them."""

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Starts/stops the real infrastructure as local processes: Kafka (KRaft, one node),
+# FerretDB (MongoDB wire protocol; SQLite or PostgreSQL backend), Redis.
+# Usage: infra.sh up|down|status [kafka|ferretdb|redis]...
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+kafka_up() {
+  if [[ -n "${KAFKA_EXTERNAL:-}" ]]; then log "using external Kafka at $KAFKA_BOOTSTRAP"; return; fi
+  local dir="$CACHE/kafka-$KAFKA_VERSION" data="$DATA/kafka" conf="$DATA/kafka/server.properties"
+  mkdir -p "$data"
+  cat >"$conf" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data/logs
+# Topics come only from contracts' declarations (make topics), never from a typo.
+auto.create.topics.enable=false
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+PROPS
+  if [[ ! -f "$data/logs/meta.properties" ]]; then
+    log "formatting Kafka storage"
+    java -cp "$dir/libs/*" kafka.tools.StorageTool format \
+      -t "$(java -cp "$dir/libs/*" kafka.tools.StorageTool random-uuid)" -c "$conf" >>"$LOGS/kafka.log" 2>&1
+  fi
+  start_bg kafka java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/deploy/local/conf/kafka-log4j2.yaml" \
+    -cp "$dir/libs/*" kafka.Kafka "$conf"
+  wait_port kafka "$KAFKA_PORT" 90
+}
+
+postgres_up() {
+  local pgdata="$DATA/postgres" pgbin
+  pgbin=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
+  # PostgreSQL refuses to run as root: run it as the postgres user when we are root.
+  local as=(); [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
+  mkdir -p "$pgdata"; [[ $(id -u) -eq 0 ]] && chown postgres "$pgdata" "$LOGS"
+  if [[ ! -f "$pgdata/PG_VERSION" ]]; then
+    log "initialising PostgreSQL for FerretDB"
+    "${as[@]}" "$pgbin/initdb" -D "$pgdata" -U ferretdb --auth=trust >>"$LOGS/postgres.log" 2>&1
+  fi
+  start_bg postgres "${as[@]}" "$pgbin/postgres" -D "$pgdata" -p "$PG_PORT" -k /tmp \
+    -c listen_addresses=127.0.0.1 -c max_connections=250 -c shared_buffers=256MB
+  wait_port postgres "$PG_PORT" 30
+  "${as[@]}" "$pgbin/../bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='ferretdb'" | grep -q 1 \
+    || "${as[@]}" "$pgbin/../bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb
+}
+
+ferretdb_up() {
+  if [[ -n "$MONGODB_URL_EXTERNAL" ]]; then log "using MongoDB at $MONGODB_URL_EXTERNAL"; return; fi
+  local args=(--listen-addr="127.0.0.1:$MONGO_PORT" --telemetry=disable --log-level=warn
+              --debug-addr="127.0.0.1:${FERRETDB_DEBUG_PORT:-8088}" --state-dir="$DATA/ferretdb-state")
+  mkdir -p "$DATA/ferretdb-state"
+  case $FERRETDB_BACKEND in
+    sqlite) mkdir -p "$DATA/ferretdb-sqlite"
+            args+=(--handler=sqlite --sqlite-url="file:$DATA/ferretdb-sqlite/") ;;
+    postgresql) postgres_up
+            # FerretDB 1.24 holds two pool connections per update statement while it runs and
+            # deadlocks when the pool runs dry: give it far more than our writers can use.
+            args+=(--handler=postgresql --postgresql-url="postgres://ferretdb@127.0.0.1:$PG_PORT/ferretdb?pool_max_conns=200") ;;
+    *) die "FERRETDB_BACKEND must be sqlite or postgresql" ;;
+  esac
+  start_bg ferretdb "$BIN/ferretdb" "${args[@]}"
+  wait_port ferretdb "$MONGO_PORT" 30
+}
+
+redis_up() {
+  if [[ -n "${REDIS_EXTERNAL:-}" ]]; then log "using external Redis at $REDIS_URL"; return; fi
+  mkdir -p "$DATA/redis"
+  start_bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
+    --appendonly yes --appendfsync everysec --save "" --daemonize no
+  wait_port redis "$REDIS_PORT" 20
+}
+
+status_line() {
+  local name=$1 port=$2 state="stopped"
+  running "$name" && state="running (pid $(cat "$RUN/$name.pid"))"
+  port_open 127.0.0.1 "$port" && state="$state, port $port open" || state="$state, port $port closed"
+  printf '  %-12s %s\n' "$name" "$state"
+}
+
+cmd=${1:-}; shift || true
+parts=("$@"); ((${#parts[@]})) || parts=(kafka ferretdb redis)
+case $cmd in
+  up) for p in "${parts[@]}"; do "${p}_up"; done ;;
+  down) for p in "${parts[@]}"; do stop_bg "$p"; [[ $p == ferretdb ]] && stop_bg postgres; done ;;
+  status)
+    status_line kafka "$KAFKA_PORT"; status_line ferretdb "$MONGO_PORT"
+    [[ "$FERRETDB_BACKEND" == postgresql ]] && status_line postgres "$PG_PORT"
+    status_line redis "$REDIS_PORT" ;;
+  *) die "usage: $0 up|down|status" ;;
+esac

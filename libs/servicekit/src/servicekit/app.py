@@ -1,0 +1,227 @@
+"""One shape for every service: `Service(settings, ...)` wires HTTP, Kafka, the store and Redis.
+
+    service = Service(settings, title="Account", indexes=store.INDEXES)
+    service.consume(ACCOUNT_LEDGER_GROUP, handlers.on_ledger_events)
+    service.include_router(api.router)
+    app = service.app            # for uvicorn / tests
+    service.run()                # the entry point
+
+Start order: logs, store (indexes), Redis, event publisher, broker (subscribers start
+consuming last, when everything they write to is up), background tasks. Stop: reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import IndexModel
+
+from mobi_contracts import ConsumerGroup, Topic
+
+from .auth import TokenVerifier
+from .http import RequestContextMiddleware, install_error_handlers
+from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
+from .kafka.inbox import Inbox
+from .kafka.publisher import EventPublisher
+from .logs import configure_logging
+from .metrics import REGISTRY, SERVICE_READY
+from .mongo import Store
+from .redis_client import create_redis
+from .settings import KitSettings
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: KitSettings,
+        *,
+        title: str,
+        description: str = "",
+        version: str = "1.0.0",
+        indexes: Mapping[str, Sequence[IndexModel]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.indexes = indexes or {}
+        self.store = Store(
+            settings.mongodb_url,
+            settings.database_name,
+            write_concurrency=settings.store_write_concurrency,
+            app_name=self.name,
+        )
+        self.redis = create_redis(settings.redis_url)
+        self.publisher = EventPublisher(settings.kafka_bootstrap, self.name)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            client_id=self.name,
+            middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=self.name)],
+            logger=logging.getLogger(f"{self.name}.broker"),
+        )
+        self.consumers: list[EventConsumer] = []
+        self._background: list[BackgroundTask] = []
+        self._startup: list[BackgroundTask] = []
+        self._shutdown: list[BackgroundTask] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.asyncapi = AsyncAPI(self.broker, title=f"{title} events", version=version)
+        self.app = FastAPI(title=title, description=description, version=version, lifespan=self._lifespan)
+        self.app.add_middleware(RequestContextMiddleware, service=self.name)
+        install_error_handlers(self.app)
+        self._add_operational_routes()
+        self.token_verifier: TokenVerifier | None = None
+        if settings.jwt_public_key_file:
+            self.token_verifier = TokenVerifier(
+                settings.jwt_public_key_file.read_bytes(),
+                settings.jwt_issuer,
+                settings.jwt_audience,
+                self.redis,
+            )
+        self.app.state.token_verifier = self.token_verifier
+
+    # -- wiring, called from a service's main.py -------------------------------------------
+
+    def include_router(self, router: APIRouter) -> None:
+        self.app.include_router(router)
+
+    def provide(self, name: str, value: Any) -> None:
+        """Make a service-layer object available to routes as `request.app.state.<name>`."""
+        setattr(self.app.state, name, value)
+
+    def consume(self, group: ConsumerGroup, handler: BatchHandler, retry: RetryPolicy | None = None) -> None:
+        consumer = EventConsumer(
+            group,
+            handler,
+            service=self.name,
+            inbox=Inbox(self.redis, group.name, self.settings.inbox_ttl_seconds),
+            publisher=self.publisher,
+            retry=retry,
+        )
+        consumer.subscribe(
+            self.broker,
+            max_records=self.settings.consumer_max_records,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+        )
+        self.consumers.append(consumer)
+
+    def document_publishing(self, topic: Topic) -> None:
+        """List a topic this service produces in its AsyncAPI document (one entry per event)."""
+        for event in topic.events:
+            self.broker.publisher(
+                topic.name,
+                schema=event,
+                title=f"{topic.name}:{event.EVENT_TYPE}",
+                description=f"{event.EVENT_TYPE} v{event.EVENT_VERSION}, key: {topic.key}",
+            )
+
+    def on_startup(self, task: BackgroundTask) -> None:
+        """Run once after the store, Redis and Kafka are up (e.g. seeding, warm-up)."""
+        self._startup.append(task)
+
+    def on_shutdown(self, task: BackgroundTask) -> None:
+        self._shutdown.append(task)
+
+    def background(self, task: BackgroundTask) -> None:
+        """A long-running coroutine (e.g. an outbox sweeper), cancelled at shutdown."""
+        self._background.append(task)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        configure_logging(self.name, self.settings.log_level)
+        await self.store.connect()
+        await self.store.ensure_indexes(self.indexes)
+        await self.redis.ping()
+        await self.publisher.start()
+        for task in self._startup:
+            await task()
+        await self.broker.start()
+        self._tasks = [asyncio.create_task(task(), name=task.__name__) for task in self._background]
+        SERVICE_READY.labels(self.name).set(1)
+        log.info("service started", extra={"port": self.settings.http_port})
+        try:
+            yield
+        finally:
+            SERVICE_READY.labels(self.name).set(0)
+            for running in self._tasks:
+                running.cancel()
+            for running in self._tasks:
+                with suppress(asyncio.CancelledError):
+                    await running
+            await self.broker.stop()
+            for task in reversed(self._shutdown):
+                await task()
+            await self.publisher.stop()
+            await self.redis.aclose()
+            await self.store.close()
+            log.info("service stopped")
+
+    def run(self) -> None:
+        uvicorn.run(
+            self.app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+        )
+
+    # -- health, readiness, metrics, docs -------------------------------------------------------
+
+    async def check_ready(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        for name, probe in (
+            ("store", self.store.ping),
+            ("redis", self.redis.ping),
+            ("kafka", self.publisher.ping),
+        ):
+            try:
+                await asyncio.wait_for(probe(), timeout=3)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"error: {type(exc).__name__}"
+        return checks
+
+    def _add_operational_routes(self) -> None:
+        app = self.app
+
+        @app.get("/health", include_in_schema=False)
+        async def health() -> dict[str, str]:
+            return {"status": "ok", "service": self.name}
+
+        @app.get("/ready", include_in_schema=False)
+        async def ready() -> JSONResponse:
+            checks = await self.check_ready()
+            ok = all(v == "ok" for v in checks.values())
+            SERVICE_READY.labels(self.name).set(1 if ok else 0)
+            return JSONResponse(
+                {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+            )
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+        @app.get("/asyncapi.json", include_in_schema=False)
+        async def asyncapi_json() -> JSONResponse:
+            return JSONResponse(self.asyncapi.to_specification().to_jsonable())
+
+        @app.get("/asyncapi", include_in_schema=False)
+        async def asyncapi_html() -> HTMLResponse:
+            return HTMLResponse(get_asyncapi_html(self.asyncapi.to_specification(), try_it_out_path=None))

@@ -1,0 +1,137 @@
+"""Access tokens: Ed25519-signed JWTs issued by the account service, verified everywhere.
+
+Only the account service holds the private key; other services get the public key. A
+token names its session (`sid`); logging out marks the session revoked in Redis, and
+verification checks that mark, so a stolen access token dies with its session. If Redis
+cannot answer, verification refuses (fails closed) rather than trusting a token blindly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .errors import unauthorized, unavailable
+
+ALGORITHM = "EdDSA"
+
+
+def revoked_session_key(session_id: str) -> str:
+    return f"session:revoked:{session_id}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated subscriber making the request."""
+
+    msisdn: str
+    session_id: str
+    method: str
+
+
+class TokenSigner:
+    def __init__(self, private_key_pem: bytes, issuer: str, audience: str, ttl_seconds: int = 600) -> None:
+        self._key = serialization.load_pem_private_key(private_key_pem, password=None)
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl_seconds
+
+    def issue(self, msisdn: str, session_id: str, method: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": msisdn,
+            "sid": session_id,
+            "amr": [method],
+            "iat": now,
+            "exp": now + self.ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+
+
+class TokenVerifier:
+    def __init__(self, public_key_pem: bytes, issuer: str, audience: str, redis: Redis) -> None:
+        self._key = serialization.load_pem_public_key(public_key_pem)
+        self.issuer = issuer
+        self.audience = audience
+        self.redis = redis
+
+    async def verify(self, token: str) -> Caller:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "sid"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise unauthorized("access token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise unauthorized("invalid access token") from exc
+        try:
+            revoked = await self.redis.exists(revoked_session_key(claims["sid"]))
+        except RedisError as exc:
+            raise unavailable("cannot check the session right now") from exc
+        if revoked:
+            raise unauthorized("session ended")
+        return Caller(msisdn=claims["sub"], session_id=claims["sid"], method=(claims.get("amr") or ["?"])[0])
+
+
+async def current_caller(request: Request) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized()
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.verify(token.strip())
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def generate_keypair(directory: Path) -> tuple[Path, Path]:
+    """Writes jwt_ed25519.pem (private, 0600) and jwt_ed25519.pub.pem unless they exist."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = directory / "jwt_ed25519.pem", directory / "jwt_ed25519.pub.pem"
+    if not private_path.exists():
+        key = Ed25519PrivateKey.generate()
+        private_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        private_path.chmod(0o600)
+        public_path.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return private_path, public_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Create the platform's token-signing key pair")
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args()
+    private_path, public_path = generate_keypair(args.directory)
+    print(f"{private_path}\n{public_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Errors an API returns on purpose: a status, a stable code and a message for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def unauthorized(message: str = "missing or invalid access token") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def unavailable(message: str = "temporarily unavailable, try again shortly") -> ApiError:
+    return ApiError(503, "unavailable", message, headers={"Retry-After": "2"})

@@ -1,0 +1,124 @@
+"""HTTP plumbing shared by every service: request ids, metrics, access logs, JSON errors."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ApiError
+from .logs import correlation_id
+from .metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("servicekit.http")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI (no per-request task switching): request id, timing, metrics, access log."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = correlation_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+            correlation_id.reset(token)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+        HTTP_LATENCY.labels(self.service, method, template).observe(seconds)
+        if template not in ("/health", "/ready", "/metrics"):
+            log.info(
+                "request",
+                extra={"method": method, "route": template, "status": status, "ms": round(seconds * 1000, 1)},
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SAFE_REQUEST_ID.match(candidate):
+                return str(candidate)
+    return uuid.uuid4().hex
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"error": code, "message": message, "request_id": correlation_id.get(), **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _describe(errors: list[Any]) -> tuple[str, list[dict[str, str]]]:
+    details = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            details.append({"field": "body", "problem": "request body is not valid JSON"})
+            continue
+        msg = str(err.get("msg", "invalid"))
+        details.append({"field": loc, "problem": msg.removeprefix("Value error, ")})
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    return summary or "invalid request", details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        summary, details = _describe(list(exc.errors()))
+        return _error(422, "invalid_request", summary, details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(ConnectionFailure)
+    @app.exception_handler(ServerSelectionTimeoutError)
+    @app.exception_handler(RedisError)
+    async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
+        log.error("dependency unavailable", extra={"error": repr(exc)})
+        return _error(503, "unavailable", "temporarily unavailable, try again shortly", {"Retry-After": "2"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal_error", "something went wrong; quote the request id to support")

@@ -1,0 +1,1 @@
+"""Kafka plumbing: publishing, topic creation, batch consumers with inbox and dead letters."""

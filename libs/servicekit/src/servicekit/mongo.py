@@ -1,0 +1,154 @@
+"""The document store: MongoDB, or FerretDB 1.24 speaking its wire protocol.
+
+Measured here (bench/store_backends.py) FerretDB differs from MongoDB in ways that shape
+every hot path, so the few bulk operations services need go through this module:
+
+- An update command with many statements holds backend connections until it ends and
+  deadlocks the server once they outnumber its pool; and `$in` filters are not pushed down
+  (each query scans the collection). On FerretDB we send single-document updates and
+  finds by `_id`, a bounded number at a time; on MongoDB one bulk_write / one `$in`.
+- Inserts are cheap on both (insert_many: 25-50k docs/s), unique indexes are enforced
+  atomically, and so are deletes: "claim by inserting a unique key" is race-free on both.
+- Concurrent updates of ONE document lose writes on FerretDB (it reads, changes and
+  rewrites the whole document). Services therefore keep one writer per document: Kafka
+  partition ownership for event-driven aggregates, a unique-insert claim for HTTP races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class Update:
+    """One single-document update: filter, update spec, optional upsert."""
+
+    filter: Mapping[str, Any]
+    update: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    upsert: bool = False
+
+
+class Store:
+    def __init__(self, url: str, database: str, *, write_concurrency: int = 8, app_name: str = "") -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url, appname=app_name or None, tz_aware=True, serverSelectionTimeoutMS=5000, maxPoolSize=50
+        )
+        self.db: AsyncDatabase[Doc] = self.client[database]
+        self.is_ferretdb = False
+        self._gate = asyncio.Semaphore(write_concurrency)
+
+    async def connect(self) -> None:
+        info = await self.client.admin.command("buildInfo")
+        self.is_ferretdb = "ferretdbVersion" in info
+        log.info("store connected", extra={"ferretdb": self.is_ferretdb, "version": info.get("version")})
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> None:
+        await self.db.command("ping")
+
+    def __getitem__(self, name: str) -> AsyncCollection[Doc]:
+        return self.db[name]
+
+    async def ensure_indexes(self, indexes: Mapping[str, Sequence[IndexModel]]) -> None:
+        for collection, models in indexes.items():
+            if models:
+                await self.db[collection].create_indexes(list(models))
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        async with self._gate:
+            return await work
+
+    async def bounded_all(self, works: Iterable[Awaitable[T]]) -> list[T]:
+        """Run store calls concurrently, at most `write_concurrency` at a time."""
+        return list(await asyncio.gather(*(self._bounded(w) for w in works)))
+
+    async def find_by_ids(self, collection: str, ids: Iterable[Any]) -> dict[Any, Doc]:
+        """Documents by `_id`, missing ones absent from the result."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        col = self.db[collection]
+        if not self.is_ferretdb:
+            return {doc["_id"]: doc async for doc in col.find({"_id": {"$in": wanted}})}
+        found = await asyncio.gather(*(self._bounded(col.find_one({"_id": i})) for i in wanted))
+        return {doc["_id"]: doc for doc in found if doc is not None}
+
+    async def update_each(self, collection: str, updates: Sequence[Update]) -> int:
+        """Apply single-document updates; returns how many matched (upserts count)."""
+        if not updates:
+            return 0
+        col = self.db[collection]
+        if not self.is_ferretdb:
+            ops = [UpdateOne(u.filter, u.update, upsert=u.upsert) for u in updates]
+            result = await col.bulk_write(ops, ordered=False)
+            return result.matched_count + result.upserted_count
+        results = await asyncio.gather(
+            *(self._bounded(col.update_one(u.filter, u.update, upsert=u.upsert)) for u in updates)
+        )
+        return sum(r.matched_count + (1 if r.upserted_id is not None else 0) for r in results)
+
+    async def insert_new(self, collection: str, docs: Sequence[Doc]) -> int:
+        """Insert, skipping documents whose unique key exists. Returns how many were new."""
+        if not docs:
+            return 0
+        try:
+            result = await self.db[collection].insert_many(list(docs), ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return int(exc.details.get("nInserted", len(docs) - len(errors)))
+
+    async def claim(self, collection: str, key: str, **fields: Any) -> bool:
+        """True for the first caller with this key, False for every other (atomic on both)."""
+        try:
+            await self.db[collection].insert_one({"_id": key, **fields})
+            return True
+        except DuplicateKeyError:
+            return False
+
+
+class Conflict(Exception):
+    """The document changed since it was read (or already exists): reload and try again."""
+
+
+async def save_versioned(
+    store: Store, collection: str, doc_id: Any, rev: int, changes: Mapping[str, Any]
+) -> None:
+    """Write `changes` if the document is still at `rev`, and bump `rev`.
+
+    Optimistic concurrency with plain `$set`: atomic on MongoDB, and the only update
+    shape whose result is identical on FerretDB, which ignores `$slice` in `$push` and
+    conditions in `$pull` without an error. Callers compute the new state in the domain.
+    """
+    result = await store[collection].update_one(
+        {"_id": doc_id, "rev": rev}, {"$set": {**changes, "rev": rev + 1}}
+    )
+    if result.matched_count != 1:
+        raise Conflict(f"{collection}/{doc_id} is no longer at rev {rev}")
+
+
+async def insert_versioned(store: Store, collection: str, doc: Doc) -> None:
+    try:
+        await store[collection].insert_one({**doc, "rev": 1})
+    except DuplicateKeyError as exc:
+        raise Conflict(f"{collection}/{doc['_id']} already exists") from exc

@@ -1,0 +1,136 @@
+"""Pytest fixtures for tests against the real infrastructure (`pytest_plugins`).
+
+Kafka, Redis and the store come from the environment (KAFKA_BOOTSTRAP, REDIS_URL,
+MONGODB_URL), defaulting to the local platform's ports. With no MONGODB_URL but a Docker
+engine, a real MongoDB is started with testcontainers, so the same tests run on MongoDB.
+Each test gets its own topics and database, so tests do not see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.asyncio import Redis
+
+from mobi_contracts import AnyEvent, ConsumerGroup, Topic
+
+from .kafka.admin import ensure_topics
+from .kafka.publisher import EventPublisher
+from .mongo import Store
+from .redis_client import create_redis
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    docker = shutil.which("docker") or "docker"
+    return subprocess.run([docker, "info"], capture_output=True, check=False, timeout=20).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> Iterator[str]:
+    if os.environ.get("MONGODB_URL"):
+        yield os.environ["MONGODB_URL"]
+    elif os.environ.get("TEST_USE_TESTCONTAINERS", "1") == "1" and _docker_available():
+        from testcontainers.mongodb import MongoDbContainer
+
+        with MongoDbContainer("mongo:7") as container:
+            yield container.get_connection_url()
+    else:
+        yield "mongodb://127.0.0.1:27017/"
+
+
+@pytest.fixture
+async def store(mongodb_url: str) -> AsyncIterator[Store]:
+    db = f"test_{uuid.uuid4().hex[:10]}"
+    s = Store(mongodb_url, db, app_name="tests")
+    await s.connect()
+    yield s
+    await s.client.drop_database(db)
+    await s.close()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = create_redis(REDIS)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def publisher() -> AsyncIterator[EventPublisher]:
+    p = EventPublisher(KAFKA, "tests")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+async def make_topic(name: str, events: tuple[type[AnyEvent], ...], partitions: int = 3) -> Topic:
+    topic = Topic(name=name, description="test topic", events=events, producer="tests", partitions=partitions)
+    await ensure_topics(KAFKA, [topic])
+    return topic
+
+
+async def make_group(
+    name: str, topics: tuple[Topic, ...], handles: tuple[type[AnyEvent], ...]
+) -> ConsumerGroup:
+    group = ConsumerGroup(name=name, topics=topics, handles=handles)
+    await ensure_topics(KAFKA, [group.dead_letter])
+    return group
+
+
+async def committed_offsets(group: str, topic: str, partitions: int) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        await consumer.stop()
+
+
+async def read_all(topic: str, *, expect: int, timeout: float = 20.0) -> list[Any]:  # noqa: ASYNC109
+    """Every record of a topic from the start, waiting until `expect` have arrived."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expect and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:  # noqa: ASYNC109
+    """Polls `check` (sync or async) until it returns a truthy value; fails on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

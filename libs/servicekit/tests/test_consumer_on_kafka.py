@@ -1,0 +1,193 @@
+"""The kit's batch consumer on real Kafka and Redis: commit after success, no skipped
+messages, no doubled effects, poison to the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import pytest
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+
+from mobi_contracts import ConsumerGroup, Envelope
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from servicekit.kafka.consumer import EventConsumer, RetryPolicy
+from servicekit.kafka.errors import TransientError
+from servicekit.kafka.inbox import Inbox
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.testing import KAFKA, committed_offsets, eventually, make_group, make_topic, read_all
+
+pytestmark = pytest.mark.integration
+
+FAST_RETRY = RetryPolicy(transient_attempts=2, poison_attempts=2, base_delay=0.01, max_delay=0.05)
+
+
+def topup(n: int, subject: str = "84901234567") -> TopupRecorded:
+    return TopupRecorded.new(
+        subject=subject,
+        data=TopupRecordedData(
+            topup_id=f"t{n}",
+            amount_vnd=1000 + n,
+            method="scratch_card",
+            payer_msisdn=subject,
+            recorded_at=datetime.now(UTC),
+        ),
+        producer="tests",
+        correlation_id=f"corr-{n}",
+    )
+
+
+@asynccontextmanager
+async def consuming(
+    group: ConsumerGroup,
+    handler: Callable[[list[Envelope]], Awaitable[None]],
+    redis: Redis,
+    publisher: EventPublisher,
+    retry: RetryPolicy = FAST_RETRY,
+) -> AsyncIterator[EventConsumer]:
+    broker = KafkaBroker(KAFKA)
+    consumer = EventConsumer(
+        group, handler, service="tests", inbox=Inbox(redis, group.name, 600), publisher=publisher, retry=retry
+    )
+    consumer.subscribe(broker, max_records=100, batch_timeout_ms=20)
+    await broker.start()
+    try:
+        yield consumer
+    finally:
+        await broker.stop()
+
+
+async def test_batch_that_keeps_failing_is_not_committed_and_is_redelivered_after_restart(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    topic = await make_topic(f"test.redeliver.{unique}", (TopupRecorded,), partitions=1)
+    group = await make_group(f"test-redeliver-{unique}", (topic,), (TopupRecorded,))
+    events = [topup(i) for i in range(5)]
+    attempts = 0
+
+    async def broken(batch: list[Envelope]) -> None:
+        nonlocal attempts
+        attempts += len(batch)
+        raise TransientError("store down")
+
+    async with consuming(group, broken, redis, publisher):
+        await publisher.publish(topic.name, events)
+        await eventually(lambda: attempts >= 10)
+    assert (await committed_offsets(group.name, topic.name, 1))[0] is None
+
+    applied: list[str] = []
+
+    async def healthy(batch: list[Envelope]) -> None:
+        applied.extend(str(e.event_id) for e in batch)
+
+    async with consuming(group, healthy, redis, publisher):
+        await eventually(lambda: len(applied) == 5)
+        await eventually(lambda: committed_offsets(group.name, topic.name, 1), timeout=10)
+    assert applied == [str(e.event_id) for e in events]
+    assert (await committed_offsets(group.name, topic.name, 1))[0] == 5
+
+
+async def test_failed_message_is_not_skipped_when_later_messages_on_its_partition_succeed(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    # faststream #1980/#2618: with ack-first or ack-on-error, message 3 would be lost once
+    # messages after it are committed. The kit nacks (seeks back) instead.
+    topic = await make_topic(f"test.noskip.{unique}", (TopupRecorded,), partitions=1)
+    group = await make_group(f"test-noskip-{unique}", (topic,), (TopupRecorded,))
+    events = [topup(i) for i in range(10)]
+    failures_left = 6  # more than one batch's worth of transient retries: forces a nack
+    applied: list[str] = []
+
+    async def flaky_on_third(batch: list[Envelope]) -> None:
+        nonlocal failures_left
+        if any(e.event_id == events[3].event_id for e in batch) and failures_left:
+            failures_left -= 1
+            raise TransientError("write conflict")
+        applied.extend(str(e.event_id) for e in batch)
+
+    async with consuming(group, flaky_on_third, redis, publisher):
+        for event in events:  # one by one, so later messages arrive while 3 is failing
+            await publisher.publish(topic.name, [event])
+        await eventually(lambda: len(applied) >= 10)
+        await asyncio.sleep(0.5)
+    assert applied == [str(e.event_id) for e in events], "every message applied once, in order"
+    assert (await committed_offsets(group.name, topic.name, 1))[0] == 10
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_with_their_error_and_the_rest_apply(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    topic = await make_topic(f"test.poison.{unique}", (TopupRecorded,), partitions=1)
+    group = await make_group(f"test-poison-{unique}", (topic,), (TopupRecorded,))
+    good = [topup(i) for i in range(6)]
+    bad = topup(99)
+    applied: list[str] = []
+
+    async def rejects_99(batch: list[Envelope]) -> None:
+        if any(e.event_id == bad.event_id for e in batch):
+            raise ValueError("amount 1099 is not allowed for this account")
+        applied.extend(str(e.event_id) for e in batch)
+
+    async with consuming(group, rejects_99, redis, publisher):
+        await publisher.publish(topic.name, good[:3])
+        await publisher.send_raw(topic.name, key=b"84901234567", value=b"{not json", headers=[])
+        await publisher.publish(topic.name, [bad, *good[3:]])
+        await eventually(lambda: len(applied) == 6)
+        await eventually(lambda: committed_offsets(group.name, topic.name, 1), timeout=10)
+        await asyncio.sleep(0.3)
+
+    assert sorted(applied) == sorted(str(e.event_id) for e in good)
+    dead = await read_all(group.dead_letter.name, expect=2)
+    reasons = {dict(r.headers)["dlq-reason"].decode(): r for r in dead}
+    assert set(reasons) == {"malformed", "handler_error"}
+    handler_error = dict(reasons["handler_error"].headers)
+    assert b"amount 1099 is not allowed" in handler_error["dlq-error"]
+    assert handler_error["dlq-topic"].decode() == topic.name
+    assert handler_error["dlq-offset"] == b"4"
+    assert reasons["malformed"].value == b"{not json"
+    assert (await committed_offsets(group.name, topic.name, 1))[0] == 8
+
+
+async def test_an_event_published_twice_reaches_the_handler_once(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    topic = await make_topic(f"test.dupes.{unique}", (TopupRecorded,))
+    group = await make_group(f"test-dupes-{unique}", (topic,), (TopupRecorded,))
+    event = topup(1)
+    seen: list[str] = []
+
+    async def record(batch: list[Envelope]) -> None:
+        seen.extend(str(e.event_id) for e in batch)
+
+    async with consuming(group, record, redis, publisher):
+        await publisher.publish(topic.name, [event, event])
+        await eventually(lambda: seen)
+        await publisher.publish(topic.name, [event])
+        await asyncio.sleep(1.0)
+    assert seen == [str(event.event_id)]
+
+
+async def test_events_of_unknown_types_are_skipped_without_dead_lettering(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    topic = await make_topic(f"test.unknown.{unique}", (TopupRecorded,), partitions=1)
+    group = await make_group(f"test-unknown-{unique}", (topic,), (TopupRecorded,))
+    known = topup(1)
+    future = known.model_dump(mode="json") | {"event_type": "TopupReversed", "event_version": 1}
+    seen: list[str] = []
+
+    async def record(batch: list[Envelope]) -> None:
+        seen.extend(e.event_type for e in batch)
+
+    async with consuming(group, record, redis, publisher):
+        import orjson
+
+        await publisher.send_raw(topic.name, key=b"84901234567", value=orjson.dumps(future), headers=[])
+        await publisher.publish(topic.name, [known])
+        await eventually(lambda: seen)
+        await eventually(lambda: committed_offsets(group.name, topic.name, 1), timeout=10)
+    assert seen == ["TopupRecorded"]
+    assert await read_all(group.dead_letter.name, expect=1, timeout=2) == []

@@ -1,0 +1,259 @@
+"""HTTP API of the account service: logins and the subscriber's own account data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from mobi_contracts.msisdn import MobifoneMsisdnInput
+from servicekit.auth import CurrentCaller
+from servicekit.errors import ApiError
+
+from .auth_flow import AuthService, Tokens
+from .domain.paging import BadCursor, Cursor
+from .queries import AccountQueries
+
+auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+me = APIRouter(prefix="/api/v1/me", tags=["account"])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OtpRequest(Body):
+    msisdn: MobifoneMsisdnInput = Field(examples=["0901234567"])
+
+
+class OtpVerify(Body):
+    msisdn: MobifoneMsisdnInput
+    code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the SMS")
+
+
+class PasswordLogin(Body):
+    msisdn: MobifoneMsisdnInput
+    password: str = Field(min_length=1, max_length=128)
+
+
+class RefreshRequest(Body):
+    refresh_token: str = Field(min_length=20, max_length=200)
+
+
+class LogoutRequest(Body):
+    refresh_token: str | None = Field(default=None, max_length=200)
+
+
+class NewPassword(Body):
+    password: str = Field(min_length=10, max_length=128, description="10 to 128 characters")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    msisdn: str
+
+
+class OtpSent(BaseModel):
+    status: Literal["sent"] = "sent"
+    expires_in: int
+    resend_after: int
+
+
+class Profile(BaseModel):
+    msisdn: str
+    name: str
+    plan: Literal["prepaid", "postpaid"]
+    status: str
+    member_since: datetime | None = None
+    login_method: str
+
+
+class Money(BaseModel):
+    balance_vnd: int
+
+
+class PromoOut(BaseModel):
+    id: str
+    name: str
+    balance_vnd: int
+    expires_at: datetime
+
+
+class DataOut(BaseModel):
+    id: str
+    name: str
+    remaining_mb: float
+    total_mb: float
+    expires_at: datetime
+
+
+class BalancesOut(BaseModel):
+    msisdn: str
+    plan: str
+    main: Money
+    unbilled_vnd: int | None
+    promotions: list[PromoOut]
+    data: list[DataOut]
+    as_of: datetime
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _auth(request: Request) -> AuthService:
+    service: AuthService = request.app.state.auth
+    return service
+
+
+def _queries(request: Request) -> AccountQueries:
+    queries: AccountQueries = request.app.state.queries
+    return queries
+
+
+def _tokens(t: Tokens) -> TokenResponse:
+    return TokenResponse(
+        access_token=t.access_token,
+        expires_in=t.expires_in,
+        refresh_token=t.refresh_token,
+        refresh_expires_in=t.refresh_expires_in,
+        msisdn=t.msisdn,
+    )
+
+
+def _client_address(request: Request, auth_service: AuthService) -> str:
+    # The gateway's X-Real-IP is trusted only on requests that carry the gateway key.
+    if auth_service.gateway_verified(request.headers.get("x-gateway-key")):
+        return request.headers.get("x-real-ip", "unknown")
+    return request.client.host if request.client else "unknown"
+
+
+# -- auth ------------------------------------------------------------------------------------------
+
+
+@auth.post("/header-login", response_model=TokenResponse)
+async def header_login(
+    request: Request,
+    x_msisdn: Annotated[str | None, Header()] = None,
+    x_gateway_key: Annotated[str | None, Header()] = None,
+) -> TokenResponse:
+    """Automatic login over mobile data: the carrier's proxy adds the number (X-MSISDN);
+    the gateway passes it on only from the carrier's address ranges."""
+    service = _auth(request)
+    if not x_msisdn or not service.gateway_verified(x_gateway_key):
+        raise ApiError(
+            401, "not_on_carrier_network", "automatic login works over MobiFone mobile data; use OTP on Wi-Fi"
+        )
+    msisdn = OtpRequest(msisdn=x_msisdn).msisdn
+    return _tokens(await service.header_login(msisdn))
+
+
+@auth.post("/otp", status_code=status.HTTP_202_ACCEPTED, response_model=OtpSent)
+async def request_otp(body: OtpRequest, request: Request) -> OtpSent:
+    """Sends a one-time code by SMS (same answer for any MobiFone number)."""
+    service = _auth(request)
+    resend_after = await service.request_otp(body.msisdn, _client_address(request, service))
+    return OtpSent(expires_in=service.policy.ttl_seconds, resend_after=resend_after)
+
+
+@auth.post("/otp/verify", response_model=TokenResponse)
+async def verify_otp(body: OtpVerify, request: Request) -> TokenResponse:
+    return _tokens(await _auth(request).verify_otp(body.msisdn, body.code))
+
+
+@auth.post("/password-login", response_model=TokenResponse)
+async def password_login(body: PasswordLogin, request: Request) -> TokenResponse:
+    return _tokens(await _auth(request).password_login(body.msisdn, body.password))
+
+
+@auth.post("/refresh", response_model=TokenResponse)
+async def refresh(body: RefreshRequest, request: Request) -> TokenResponse:
+    return _tokens(await _auth(request).refresh(body.refresh_token))
+
+
+@auth.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(caller: CurrentCaller, request: Request, body: LogoutRequest | None = None) -> Response:
+    await _auth(request).logout(caller, body.refresh_token if body else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- the subscriber's own data -----------------------------------------------------------------------
+
+Limit = Annotated[int, Query(ge=1, le=100, description="items per page")]
+CursorParam = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+
+
+def _cursor(token: str | None) -> Cursor | None:
+    if token is None:
+        return None
+    try:
+        return Cursor.decode(token)
+    except BadCursor as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
+
+
+@me.get("", response_model=Profile)
+async def profile(caller: CurrentCaller, request: Request) -> Profile:
+    doc = await _queries(request).profile(caller.msisdn)
+    return Profile(
+        msisdn=caller.msisdn,
+        name=doc.get("name", ""),
+        plan=doc.get("plan", "prepaid"),
+        status=doc.get("status", "active"),
+        member_since=doc.get("since"),
+        login_method=caller.method,
+    )
+
+
+@me.get("/balances", response_model=BalancesOut)
+async def balances(caller: CurrentCaller, request: Request) -> dict[str, Any]:
+    return await _queries(request).balances(caller.msisdn)
+
+
+@me.get("/charges", response_model=Page)
+async def charges(
+    caller: CurrentCaller,
+    request: Request,
+    limit: Limit = 20,
+    cursor: CursorParam = None,
+    kind: Annotated[Literal["voice", "sms", "data"] | None, Query()] = None,
+) -> Page:
+    items, next_cursor = await _queries(request).charges(caller.msisdn, _cursor(cursor), limit, kind)
+    return Page(items=[_public(i) for i in items], next_cursor=next_cursor)
+
+
+@me.get("/topups", response_model=Page)
+async def topups(
+    caller: CurrentCaller, request: Request, limit: Limit = 20, cursor: CursorParam = None
+) -> Page:
+    items, next_cursor = await _queries(request).topups(caller.msisdn, _cursor(cursor), limit)
+    return Page(items=[_public(i) for i in items], next_cursor=next_cursor)
+
+
+@me.get("/bills", response_model=Page)
+async def bills(
+    caller: CurrentCaller,
+    request: Request,
+    status_filter: Annotated[Literal["unpaid", "paid"] | None, Query(alias="status")] = None,
+) -> Page:
+    items = await _queries(request).bills(caller.msisdn, status_filter)
+    return Page(items=[_public(i) for i in items], next_cursor=None)
+
+
+@me.put("/password", status_code=status.HTTP_204_NO_CONTENT)
+async def set_password(body: NewPassword, caller: CurrentCaller, request: Request) -> Response:
+    """Sets the portal password used to log in over Wi-Fi."""
+    await _auth(request).set_password(caller, body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {("id" if k == "_id" else k): v for k, v in doc.items() if k != "msisdn"}
+    return out

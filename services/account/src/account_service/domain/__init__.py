@@ -1,0 +1,1 @@
+"""Account rules as plain functions and dataclasses: no I/O, unit-tested without servers."""

@@ -1,0 +1,191 @@
+"""A subscriber's balances and how events change them.
+
+Money is whole đồng (VND). Prepaid usage is paid from promotional accounts first (the
+soonest to expire first), then the main account; a debit never takes an account below
+zero: if the subscriber cannot pay all of it, nothing is taken and the debit is refused.
+Data usage is taken from data buckets (soonest to expire first). Postpaid usage is not
+debited: it accrues to the unbilled amount that the next bill will carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+APPLIED_MEMORY = 200  # cause event ids remembered per subscriber (guards against replays)
+
+Plan = Literal["prepaid", "postpaid"]
+
+
+@dataclass(frozen=True)
+class PromoAccount:
+    id: str
+    name: str
+    balance: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DataBucket:
+    id: str
+    name: str
+    remaining_kb: int
+    total_kb: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Change:
+    """One ledger entry."""
+
+    account: str  # main | promo:<id> | data:<id> | unbilled
+    unit: Literal["vnd", "kb"]
+    delta: int
+    balance_after: int
+    reason: str
+    description: str
+
+    def entry_id(self, cause_event_id: str) -> str:
+        return f"{cause_event_id}:{self.account}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    account: str
+    requested: int
+    available: int
+    reason: Literal["insufficient_funds"] = "insufficient_funds"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changes: tuple[Change, ...] = ()
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True)
+class Balances:
+    msisdn: str
+    plan: Plan = "prepaid"
+    main: int = 0
+    unbilled: int = 0
+    promos: tuple[PromoAccount, ...] = ()
+    data: tuple[DataBucket, ...] = ()
+    applied: tuple[str, ...] = field(default=())
+
+    def has_applied(self, cause_event_id: str) -> bool:
+        return cause_event_id in self.applied
+
+    def remember(self, cause_event_id: str) -> Balances:
+        return replace(self, applied=(*self.applied, cause_event_id)[-APPLIED_MEMORY:])
+
+    def live_promos(self, now: datetime) -> list[PromoAccount]:
+        return sorted(
+            (p for p in self.promos if p.expires_at > now and p.balance > 0), key=lambda p: p.expires_at
+        )
+
+    def live_data(self, now: datetime) -> list[DataBucket]:
+        return sorted(
+            (d for d in self.data if d.expires_at > now and d.remaining_kb > 0), key=lambda d: d.expires_at
+        )
+
+    def spendable(self, now: datetime) -> int:
+        return self.main + sum(p.balance for p in self.live_promos(now))
+
+
+def credit_main(b: Balances, amount: int, reason: str, description: str) -> tuple[Balances, Outcome]:
+    if amount <= 0:
+        raise ValueError(f"credit must be positive, got {amount}")
+    after = b.main + amount
+    change = Change("main", "vnd", amount, after, reason, description)
+    return replace(b, main=after), Outcome(changes=(change,))
+
+
+def debit_money(
+    b: Balances, amount: int, now: datetime, reason: str, description: str
+) -> tuple[Balances, Outcome]:
+    """Take `amount` from promotional accounts, then main; all of it or nothing."""
+    if amount < 0:
+        raise ValueError(f"debit must not be negative, got {amount}")
+    if amount == 0:
+        return b, Outcome()
+    if b.plan == "postpaid":
+        after = b.unbilled + amount
+        return replace(b, unbilled=after), Outcome(
+            changes=(Change("unbilled", "vnd", amount, after, reason, description),)
+        )
+    available = b.spendable(now)
+    if available < amount:
+        return b, Outcome(refusal=Refusal("main", amount, available))
+    remaining, changes, promos = amount, [], {p.id: p for p in b.promos}
+    for promo in b.live_promos(now):
+        take = min(promo.balance, remaining)
+        if take:
+            promos[promo.id] = replace(promo, balance=promo.balance - take)
+            changes.append(
+                Change(f"promo:{promo.id}", "vnd", -take, promo.balance - take, reason, description)
+            )
+            remaining -= take
+        if not remaining:
+            break
+    main = b.main
+    if remaining:
+        main -= remaining
+        changes.append(Change("main", "vnd", -remaining, main, reason, description))
+    return replace(b, main=main, promos=tuple(promos.values())), Outcome(changes=tuple(changes))
+
+
+def use_data(b: Balances, kilobytes: int, now: datetime, description: str) -> tuple[Balances, Outcome]:
+    """Take data from buckets, soonest to expire first; what no bucket covers is not taken
+    here (the charging system rates it as money in the same usage record)."""
+    remaining, changes, buckets = kilobytes, [], {d.id: d for d in b.data}
+    for bucket in b.live_data(now):
+        take = min(bucket.remaining_kb, remaining)
+        if take:
+            left = bucket.remaining_kb - take
+            buckets[bucket.id] = replace(bucket, remaining_kb=left)
+            changes.append(Change(f"data:{bucket.id}", "kb", -take, left, "usage", description))
+            remaining -= take
+        if not remaining:
+            break
+    return replace(b, data=tuple(buckets.values())), Outcome(changes=tuple(changes))
+
+
+def apply_usage(
+    b: Balances, *, kind: str, quantity: int, charge_vnd: int, now: datetime, description: str
+) -> tuple[Balances, Outcome]:
+    """A rated usage record: data from buckets, then the money charge (all or nothing)."""
+    after_data, data_outcome = (
+        use_data(b, quantity, now, description) if kind == "data" and quantity else (b, Outcome())
+    )
+    after_money, money_outcome = debit_money(after_data, charge_vnd, now, "usage", description)
+    if money_outcome.refusal:
+        return b, money_outcome  # refused: not even the data is taken
+    return after_money, Outcome(changes=data_outcome.changes + money_outcome.changes)
+
+
+# -- persistence shape (kept here so the mapping is tested with the rules) -------------------
+
+
+def to_document(b: Balances) -> dict[str, Any]:
+    return {
+        "plan": b.plan,
+        "main": b.main,
+        "unbilled": b.unbilled,
+        "promos": [vars(p) for p in b.promos],
+        "data": [vars(d) for d in b.data],
+        "applied": list(b.applied),
+    }
+
+
+def from_document(doc: dict[str, Any]) -> Balances:
+    return Balances(
+        msisdn=doc["_id"],
+        plan=doc.get("plan", "prepaid"),
+        main=int(doc.get("main", 0)),
+        unbilled=int(doc.get("unbilled", 0)),
+        promos=tuple(PromoAccount(**p) for p in doc.get("promos", [])),
+        data=tuple(DataBucket(**d) for d in doc.get("data", [])),
+        applied=tuple(doc.get("applied", [])),
+    )

@@ -1,0 +1,60 @@
+"""Account service: wiring only. Entry point `account-service`."""
+
+from __future__ import annotations
+
+from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP
+from servicekit.app import Service
+from servicekit.auth import TokenSigner
+
+from . import api
+from .auth_flow import AuthService
+from .handlers import ledger_handler
+from .ledger import LedgerService
+from .queries import AccountQueries
+from .settings import AccountSettings
+from .sms import SmppSender
+from .store import INDEXES
+
+
+def create_service(settings: AccountSettings | None = None) -> Service:
+    settings = settings or AccountSettings()
+    service = Service(
+        settings,
+        title="My MobiFone account service",
+        description="Logins, profile, balances, charges, top-up history and bills.",
+        indexes=INDEXES,
+    )
+    if settings.jwt_private_key_file is None:
+        raise RuntimeError("JWT_PRIVATE_KEY_FILE is required by the account service")
+    signer = TokenSigner(
+        settings.jwt_private_key_file.read_bytes(),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_ttl_seconds,
+    )
+    sms = SmppSender(settings)
+    service.on_startup(sms.start)
+    service.on_shutdown(sms.stop)
+    service.provide(
+        "auth",
+        AuthService(
+            store=service.store,
+            redis=service.redis,
+            signer=signer,
+            sms=sms,
+            pepper=settings.otp_pepper.get_secret_value().encode(),
+            service=settings.service_name,
+            refresh_ttl=settings.refresh_token_ttl_seconds,
+            gateway_key=settings.gateway_key.get_secret_value(),
+        ),
+    )
+    service.provide("queries", AccountQueries(service.store))
+    service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(LedgerService(service.store, service.publisher)))
+    service.document_publishing(ACCOUNT_EVENTS)
+    service.include_router(api.auth)
+    service.include_router(api.me)
+    return service
+
+
+def run() -> None:
+    create_service().run()

@@ -1,0 +1,78 @@
+"""Read side: what the app shows a subscriber. Every query is scoped to the caller's number."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from servicekit.errors import not_found
+from servicekit.mongo import Store
+
+from .domain.balances import from_document
+from .domain.paging import NEWEST_FIRST, Cursor, older_than
+from .store import BALANCES, BILLS, CHARGES, SUBSCRIBERS, TOPUPS
+
+Page = tuple[list[dict[str, Any]], str | None]
+
+
+class AccountQueries:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def profile(self, msisdn: str) -> dict[str, Any]:
+        doc = await self.store[SUBSCRIBERS].find_one({"_id": msisdn})
+        if doc is None:
+            raise not_found("subscriber")
+        return doc
+
+    async def balances(self, msisdn: str) -> dict[str, Any]:
+        doc = await self.store[BALANCES].find_one({"_id": msisdn})
+        if doc is None:
+            subscriber = await self.profile(msisdn)  # a known number with nothing credited yet
+            doc = {"_id": msisdn, "plan": subscriber.get("plan", "prepaid")}
+        state = from_document(doc)
+        now = datetime.now(UTC)
+        return {
+            "msisdn": msisdn,
+            "plan": state.plan,
+            "main": {"balance_vnd": state.main},
+            "unbilled_vnd": state.unbilled if state.plan == "postpaid" else None,
+            "promotions": [
+                {"id": p.id, "name": p.name, "balance_vnd": p.balance, "expires_at": p.expires_at}
+                for p in state.live_promos(now)
+            ],
+            "data": [
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "remaining_mb": round(d.remaining_kb / 1024, 1),
+                    "total_mb": round(d.total_kb / 1024, 1),
+                    "expires_at": d.expires_at,
+                }
+                for d in state.live_data(now)
+            ],
+            "as_of": doc.get("updated_at", now),
+        }
+
+    async def history(
+        self, collection: str, msisdn: str, cursor: Cursor | None, limit: int, **filters: Any
+    ) -> Page:
+        query = {"msisdn": msisdn, **filters, **older_than(cursor)}
+        rows = await self.store[collection].find(query).sort(NEWEST_FIRST).limit(limit + 1).to_list()
+        page = rows[:limit]
+        more = len(rows) > limit
+        next_cursor = Cursor(at=page[-1]["at"], id=str(page[-1]["_id"])).encode() if more and page else None
+        return page, next_cursor
+
+    async def charges(self, msisdn: str, cursor: Cursor | None, limit: int, kind: str | None) -> Page:
+        filters = {"kind": kind} if kind else {}
+        return await self.history(CHARGES, msisdn, cursor, limit, **filters)
+
+    async def topups(self, msisdn: str, cursor: Cursor | None, limit: int) -> Page:
+        return await self.history(TOPUPS, msisdn, cursor, limit)
+
+    async def bills(self, msisdn: str, status: str | None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"msisdn": msisdn}
+        if status:
+            query["status"] = status
+        return await self.store[BILLS].find(query).sort([("period", -1)]).limit(24).to_list()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from servicekit.settings import KitSettings
+
+
+class AccountSettings(KitSettings):
+    service_name: str = "account-service"
+    http_port: int = 8101
+
+    jwt_private_key_file: Path | None = None
+    access_token_ttl_seconds: int = 600
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # Server secret mixed into stored OTP digests (a Redis dump must not reveal live codes).
+    otp_pepper: SecretStr = SecretStr("local-otp-pepper-change-me")
+
+    # SMS centre (SMPP v3.4); the local sandbox listens here.
+    smsc_host: str = "127.0.0.1"
+    smsc_port: int = 2775
+    smsc_system_id: str = "mymobifone"
+    smsc_password: SecretStr = SecretStr("smsc-secret")
+    sms_sender: str = "MobiFone"
+
+    seed_demo_data: bool = False
+    demo_subscribers: int = 3000

@@ -1,0 +1,23 @@
+"""The account service's collections and their indexes (created at start-up)."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+SUBSCRIBERS = "subscribers"  # registry of the operator's numbers: plan, name, status
+BALANCES = "balances"  # one per subscriber; written only by the ledger consumer
+LEDGER = "ledger"  # one entry per balance change, _id = "<cause>:<account>"
+CHARGES = "charges"  # usage and fees, for the charges history
+TOPUPS = "topups"  # top-up history (projection of TopupRecorded), _id = topup id
+BILLS = "bills"  # postpaid bills
+PORTAL_ACCOUNTS = "portal_accounts"  # password logins over Wi-Fi
+META = "meta"  # seed markers
+
+_BY_SUBSCRIBER_NEWEST = [("msisdn", ASCENDING), ("at", DESCENDING)]
+
+INDEXES = {
+    LEDGER: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
+    CHARGES: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
+    TOPUPS: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
+    BILLS: [IndexModel([("msisdn", ASCENDING), ("period", DESCENDING)], name="by_subscriber_period")],
+}

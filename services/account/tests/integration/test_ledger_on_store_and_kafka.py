@@ -1,0 +1,172 @@
+"""The ledger on the real store and Kafka: once-only effects, refusals, crash recovery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from account_service.ledger import LedgerService
+from account_service.store import BALANCES, CHARGES, INDEXES, LEDGER, SUBSCRIBERS, TOPUPS
+from mobi_contracts import Envelope, Topic
+from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
+from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from servicekit.kafka.errors import TransientError
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.mongo import Store
+from servicekit.testing import make_topic, read_all
+
+pytestmark = pytest.mark.integration
+A, B = "84901110001", "84901110002"
+
+
+def topup(subject: str, amount: int, topup_id: str) -> TopupRecorded:
+    return TopupRecorded.new(
+        subject=subject,
+        data=TopupRecordedData(
+            topup_id=topup_id,
+            amount_vnd=amount,
+            method="card_domestic",
+            payer_msisdn=subject,
+            recorded_at=datetime.now(UTC),
+        ),
+        producer="tests",
+        correlation_id=f"c-{topup_id}",
+    )
+
+
+def call(subject: str, charge: int, usage_id: str) -> UsageRecorded:
+    return UsageRecorded.new(
+        subject=subject,
+        data=UsageRecordedData(
+            usage_id=usage_id,
+            kind="voice",
+            quantity=60,
+            unit="seconds",
+            charge_vnd=charge,
+            started_at=datetime.now(UTC) - timedelta(minutes=1),
+        ),
+        producer="tests",
+        correlation_id=f"c-{usage_id}",
+    )
+
+
+class FailingOncePublisher(EventPublisher):
+    """The real publisher, made to fail its next publish: a crash after the state write."""
+
+    fail_next = False
+
+    async def publish(self, topic: str, events: object) -> None:  # type: ignore[override]
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("process died before publishing")
+        await super().publish(topic, events)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def topic(unique: str) -> Topic:
+    return await make_topic(f"test.account-events.{unique}", (BalanceChanged, BalanceChangeRejected))
+
+
+@pytest.fixture
+async def ledger(store: Store, publisher: EventPublisher, topic: Topic) -> LedgerService:
+    await store.ensure_indexes(INDEXES)
+    await store[SUBSCRIBERS].insert_many(
+        [
+            {"_id": A, "plan": "prepaid", "status": "active"},
+            {"_id": B, "plan": "prepaid", "status": "active"},
+        ]
+    )
+    return LedgerService(store, publisher, topic)
+
+
+async def main_balance(store: Store, msisdn: str) -> int:
+    doc = await store[BALANCES].find_one({"_id": msisdn})
+    return int(doc["main"]) if doc else 0
+
+
+async def test_a_topup_credits_once_even_when_replayed_or_recorded_again_under_a_new_event_id(
+    ledger: LedgerService, store: Store, topic: Topic
+) -> None:
+    first = topup(A, 50_000, "T1")
+    await ledger.apply([first])
+    await ledger.apply([first])  # redelivered
+    await ledger.apply([topup(A, 50_000, "T1")])  # same top-up, new event id
+    assert await main_balance(store, A) == 50_000
+    assert await store[LEDGER].count_documents({"msisdn": A}) == 1
+    history = await store[TOPUPS].find({"msisdn": A}).to_list()
+    assert [(h["_id"], h["amount_vnd"], h["balance_after"]) for h in history] == [("T1", 50_000, 50_000)]
+    published = await read_all(topic.name, expect=3, timeout=3)
+    assert len({r.value for r in published}) == 1, (
+        "replays republish the same BalanceChanged, never a new one"
+    )
+
+
+async def test_usage_beyond_the_balance_is_refused_and_changes_nothing(
+    ledger: LedgerService, store: Store, topic: Topic
+) -> None:
+    await ledger.apply([topup(B, 1_000, "T2")])
+    await ledger.apply([call(B, 2_500, "U1")])
+    assert await main_balance(store, B) == 1_000
+    assert await store[CHARGES].count_documents({"msisdn": B}) == 0
+    records = await read_all(topic.name, expect=2)
+    types = [r.headers[1][1].decode() for r in records]
+    assert types == ["BalanceChanged", "BalanceChangeRejected"]
+
+
+async def test_one_batch_applies_each_subscribers_events_in_order(
+    ledger: LedgerService, store: Store
+) -> None:
+    batch: list[Envelope] = [
+        topup(A, 10_000, "T3"),
+        call(A, 4_000, "U2"),
+        call(A, 7_000, "U3"),
+        topup(B, 3_000, "T4"),
+    ]
+    await ledger.apply(batch)
+    # 10 000 - 4 000 = 6 000; the 7 000 call is refused; B gets 3 000.
+    assert await main_balance(store, A) == 6_000
+    assert await main_balance(store, B) == 3_000
+    charges = await store[CHARGES].find({"msisdn": A}).to_list()
+    assert [c["_id"] for c in charges] == ["U2"]
+
+
+async def test_a_crash_between_the_balance_write_and_publishing_loses_and_doubles_nothing(
+    store: Store, topic: Topic, ledger: LedgerService
+) -> None:
+    failing = FailingOncePublisher("127.0.0.1:9092", "tests")
+    await failing.start()
+    try:
+        crashing = LedgerService(store, failing, topic)
+        event = topup(A, 20_000, "T5")
+        failing.fail_next = True
+        with pytest.raises(RuntimeError, match="died"):
+            await crashing.apply([event])
+        assert await main_balance(store, A) == 20_000  # the state write happened
+        await crashing.apply([event])  # the batch comes again after the restart
+    finally:
+        await failing.stop()
+    assert await main_balance(store, A) == 20_000
+    records = await read_all(topic.name, expect=1)
+    assert len(records) == 1 and records[0].key == A.encode()
+    assert await store[TOPUPS].count_documents({"_id": "T5"}) == 1
+
+
+async def test_a_concurrent_writer_makes_the_batch_retry_instead_of_overwriting(
+    ledger: LedgerService, store: Store
+) -> None:
+    await ledger.apply([topup(A, 1_000, "T6")])
+    original_find = store.find_by_ids
+
+    async def stale_read(collection: str, ids: object) -> dict[object, dict[str, object]]:
+        docs = await original_find(collection, ids)  # type: ignore[arg-type]
+        await store[BALANCES].update_one({"_id": A}, {"$inc": {"rev": 1}})  # someone else wrote
+        return docs
+
+    store.find_by_ids = stale_read  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        await ledger.apply([topup(A, 2_000, "T7")])
+    store.find_by_ids = original_find  # type: ignore[method-assign]
+    await ledger.apply([topup(A, 2_000, "T7")])
+    assert await main_balance(store, A) == 3_000
