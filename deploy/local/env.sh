@@ -39,7 +39,10 @@ PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 
 # Real MongoDB / Kafka / Redis elsewhere: set these and the local ones are not started.
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
-export MONGODB_URL_EXTERNAL="${MONGODB_URL:-}"
+if [[ -z "${MM_ENV_LOADED:-}" ]]; then  # decided once, by the user's environment
+  export MM_ENV_LOADED=1
+  export MONGODB_URL_EXTERNAL="${MONGODB_URL:-}"
+fi
 export MONGODB_URL="${MONGODB_URL:-mongodb://127.0.0.1:$MONGO_PORT/}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 

@@ -63,10 +63,12 @@ up() {
   "$PY" -m servicekit.kafka.admin --bootstrap "$KAFKA_BOOTSTRAP" >/dev/null
   "$PY" -m servicekit.auth "$SECRETS" >/dev/null
   apps_up
-  if [[ " $SERVICES " == *" account "* ]]; then
-    log "seeding demo data"
-    "$ROOT/.venv/bin/account-seed" >>"$LOGS/seed.log" 2>&1 || { tail -20 "$LOGS/seed.log"; die "seeding failed"; }
-  fi
+  log "seeding demo data"
+  local seed
+  for seed in account-seed payment-seed; do
+    [[ " $SERVICES " == *" ${seed%-seed} "* ]] || continue
+    "$ROOT/.venv/bin/$seed" >>"$LOGS/seed.log" 2>&1 || { tail -20 "$LOGS/seed.log"; die "$seed failed"; }
+  done
   [[ -x "$HERE/gateway.sh" ]] && "$HERE/gateway.sh" up
   [[ -x "$HERE/prometheus.sh" ]] && "$HERE/prometheus.sh" up
   where
@@ -101,6 +103,8 @@ case ${1:-} in
     [[ -x "$HERE/gateway.sh" ]] && "$HERE/gateway.sh" down
     apps_down; "$HERE/infra.sh" down ;;
   restart-apps) apps_down; apps_up ;;
+  stop-app) stop_bg "${2:?name}" ;;
+  start-app) apps_up ;;  # starts whatever is not running
   status)
     "$HERE/infra.sh" status
     while read -r name port rest; do

@@ -84,7 +84,13 @@ ACCOUNT_LEDGER_GROUP = ConsumerGroup(
     handles=(TopupRecorded, BillPaid, UsageRecorded),
 )
 
-CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (ACCOUNT_LEDGER_GROUP,)
+PAYMENT_CREDITS_GROUP = ConsumerGroup(
+    name="payment-service",
+    topics=(ACCOUNT_EVENTS,),
+    handles=(BalanceChanged,),
+)
+
+CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (ACCOUNT_LEDGER_GROUP, PAYMENT_CREDITS_GROUP)
 
 
 def all_topics() -> tuple[Topic, ...]:

@@ -72,6 +72,7 @@ class Service:
             client_id=self.name,
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=self.name)],
             logger=logging.getLogger(f"{self.name}.broker"),
+            log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at debug
         )
         self.consumers: list[EventConsumer] = []
         self._background: list[BackgroundTask] = []
@@ -92,6 +93,8 @@ class Service:
                 self.redis,
             )
         self.app.state.token_verifier = self.token_verifier
+        self.app.state.internal_key = settings.internal_key.get_secret_value()
+        self.app.state.gateway_key = settings.gateway_key.get_secret_value()
 
     # -- wiring, called from a service's main.py -------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
@@ -122,3 +123,38 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return _error(500, "internal_error", "something went wrong; quote the request id to support")
+
+
+def gateway_verified(request: Request, gateway_key: str) -> bool:
+    """True when the request carries the gateway's key (so its X-Real-IP etc. can be trusted)."""
+    presented = request.headers.get("x-gateway-key")
+    return presented is not None and hmac.compare_digest(presented.encode(), gateway_key.encode())
+
+
+def client_address(request: Request, gateway_key: str) -> str:
+    """The client's address: the gateway's X-Real-IP on requests that came through it."""
+    if gateway_verified(request, gateway_key):
+        return request.headers.get("x-real-ip", "unknown")
+    return request.client.host if request.client else "unknown"
+
+
+def client_key(request: Request, gateway_key: str) -> str:
+    """Who "the client" is for per-client limits.
+
+    Over mobile data every subscriber reaches us from the carrier proxy's few addresses, so
+    an address there is a whole city of phones; the carrier tells us the subscriber instead
+    (header enrichment), and that is the client. Elsewhere the address is.
+    """
+    if gateway_verified(request, gateway_key) and request.headers.get("x-network") == "carrier":
+        enriched = request.headers.get("x-msisdn")
+        if enriched:
+            return f"msisdn:{enriched}"
+    return f"ip:{client_address(request, gateway_key)}"
+
+
+def require_internal_key(request: Request) -> None:
+    """Dependency for /internal/... routes: service-to-service calls carry X-Internal-Key."""
+    expected: str = request.app.state.internal_key
+    presented = request.headers.get("x-internal-key", "")
+    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise ApiError(403, "forbidden", "internal endpoint")

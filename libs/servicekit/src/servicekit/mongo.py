@@ -69,8 +69,10 @@ class Store:
 
     async def ensure_indexes(self, indexes: Mapping[str, Sequence[IndexModel]]) -> None:
         for collection, models in indexes.items():
-            if models:
-                await self.db[collection].create_indexes(list(models))
+            for model in models:
+                # One at a time: FerretDB 1.24 panics on createIndexes naming several
+                # indexes that all exist already (slice bounds out of range).
+                await self.db[collection].create_indexes([model])
 
     async def _bounded(self, work: Awaitable[T]) -> T:
         async with self._gate:

@@ -30,6 +30,8 @@ class KitSettings(BaseSettings):
     jwt_audience: str = "mymobifone-app"
     # The gateway proves a request came through it (header enrichment is trusted only then).
     gateway_key: SecretStr = SecretStr("local-gateway-key")
+    # Service-to-service calls on /internal/... (never routed by the gateway).
+    internal_key: SecretStr = SecretStr("local-internal-key")
 
     consumer_max_records: int = 500
     consumer_batch_timeout_ms: int = 50

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from mobi_contracts.msisdn import MobifoneMsisdnInput
 from servicekit.auth import CurrentCaller
-from servicekit.errors import ApiError
+from servicekit.errors import ApiError, not_found
+from servicekit.http import client_key, require_internal_key
 
 from .auth_flow import AuthService, Tokens
 from .domain.paging import BadCursor, Cursor
@@ -18,6 +19,7 @@ from .queries import AccountQueries
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 me = APIRouter(prefix="/api/v1/me", tags=["account"])
+internal = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Depends(require_internal_key)])
 
 
 class Body(BaseModel):
@@ -128,13 +130,6 @@ def _tokens(t: Tokens) -> TokenResponse:
     )
 
 
-def _client_address(request: Request, auth_service: AuthService) -> str:
-    # The gateway's X-Real-IP is trusted only on requests that carry the gateway key.
-    if auth_service.gateway_verified(request.headers.get("x-gateway-key")):
-        return request.headers.get("x-real-ip", "unknown")
-    return request.client.host if request.client else "unknown"
-
-
 # -- auth ------------------------------------------------------------------------------------------
 
 
@@ -159,7 +154,7 @@ async def header_login(
 async def request_otp(body: OtpRequest, request: Request) -> OtpSent:
     """Sends a one-time code by SMS (same answer for any MobiFone number)."""
     service = _auth(request)
-    resend_after = await service.request_otp(body.msisdn, _client_address(request, service))
+    resend_after = await service.request_otp(body.msisdn, client_key(request, request.app.state.gateway_key))
     return OtpSent(expires_in=service.policy.ttl_seconds, resend_after=resend_after)
 
 
@@ -257,3 +252,49 @@ async def set_password(body: NewPassword, caller: CurrentCaller, request: Reques
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
     out = {("id" if k == "_id" else k): v for k, v in doc.items() if k != "msisdn"}
     return out
+
+
+@internal.get("/bills/{bill_id}")
+async def bill_for_payment(
+    request: Request, bill_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+) -> dict[str, Any]:
+    """For the payment service: a bill's owner, amount and status."""
+    bill = await _queries(request).store["bills"].find_one({"_id": bill_id})
+    if bill is None:
+        raise not_found("bill")
+    return {"bill_id": bill["_id"], "msisdn": bill["msisdn"], "amount_vnd": bill["amount_vnd"], "status": bill["status"]}
+
+
+class Provisioning(Body):
+    name: str = Field(min_length=1, max_length=100)
+    plan: Literal["prepaid", "postpaid"]
+    status: Literal["active", "suspended", "terminated"] = "active"
+
+
+@internal.put("/subscribers/{msisdn}", status_code=status.HTTP_204_NO_CONTENT)
+async def provision_subscriber(
+    body: Provisioning, request: Request, msisdn: Annotated[str, Path(pattern=r"^84\d{9}$")]
+) -> Response:
+    """From the operator's provisioning (BSS): a subscription created or changed."""
+    await _queries(request).store["subscribers"].update_one(
+        {"_id": msisdn}, {"$set": body.model_dump()}, upsert=True
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class BillIssue(Body):
+    msisdn: str = Field(pattern=r"^84\d{9}$")
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    amount_vnd: int = Field(gt=0, le=100_000_000)
+    due_date: date
+    items: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+
+
+@internal.put("/bills/{bill_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def issue_bill(
+    body: BillIssue, request: Request, bill_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+) -> Response:
+    """From the operator's billing system: a postpaid bill was issued (idempotent by bill id)."""
+    doc = body.model_dump() | {"status": "unpaid", "due_date": datetime.combine(body.due_date, datetime.min.time(), UTC)}
+    await _queries(request).store.insert_new("bills", [{"_id": bill_id, **doc}])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

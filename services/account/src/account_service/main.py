@@ -53,6 +53,7 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     service.document_publishing(ACCOUNT_EVENTS)
     service.include_router(api.auth)
     service.include_router(api.me)
+    service.include_router(api.internal)
     return service
 
 

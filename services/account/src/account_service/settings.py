@@ -21,7 +21,7 @@ class AccountSettings(KitSettings):
     smsc_host: str = "127.0.0.1"
     smsc_port: int = 2775
     smsc_system_id: str = "mymobifone"
-    smsc_password: SecretStr = SecretStr("smsc-secret")
+    smsc_password: SecretStr = SecretStr("smsc-pwd")  # SMPP v3.4: at most 8 characters
     sms_sender: str = "MobiFone"
 
     seed_demo_data: bool = False

@@ -25,17 +25,19 @@ def event_headers(event: AnyEvent) -> list[tuple[str, bytes]]:
 class EventPublisher:
     def __init__(self, bootstrap: str, service: str) -> None:
         self.service = service
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=service,
-            acks="all",
-            enable_idempotence=True,  # broker drops the producer's own retries' duplicates
-            linger_ms=2,
-            request_timeout_ms=15000,
-        )
+        self.bootstrap = bootstrap
         self._started = False
 
     async def start(self) -> None:
+        # aiokafka binds to the running loop, so the producer is made here, not in __init__.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.service,
+            acks="all",
+            enable_idempotence=True,  # the broker drops duplicates of the producer's own retries
+            linger_ms=2,
+            request_timeout_ms=15000,
+        )
         await self._producer.start()
         self._started = True
 

@@ -1,0 +1,241 @@
+{{/* Names and labels ---------------------------------------------------------------------- */}}
+
+{{- define "mymobifone.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mymobifone.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* (dict "root" $ "component" "account") */}}
+{{- define "mymobifone.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mymobifone.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "mymobifone.labels" -}}
+helm.sh/chart: {{ include "mymobifone.chart" .root }}
+{{ include "mymobifone.selectorLabels" . }}
+app.kubernetes.io/part-of: mymobifone
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
+
+{{- define "mymobifone.secretName" -}}
+{{- .Values.secrets.existingSecret | default (printf "%s-secrets" (include "mymobifone.fullname" .)) -}}
+{{- end -}}
+
+{{- define "mymobifone.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "mymobifone.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The services the platform has, in the order the local renderer uses. */}}
+{{- define "mymobifone.knownServices" -}}
+account vas payment loyalty notify stores
+{{- end -}}
+
+{{/* A service's values: serviceDefaults overridden by services.<name>, as YAML. (list $ name) */}}
+{{- define "mymobifone.serviceConfig" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $own := get $root.Values.services $name | default dict -}}
+{{- include "mymobifone.merge" (list $root.Values.serviceDefaults $own) -}}
+{{- end -}}
+
+{{/* Deep merge, src over dst, as YAML. Unlike sprig's mergeOverwrite, false/0/"" in src win
+     (services.vas.pdb.enabled=false must turn the PDB off). (list dst src) */}}
+{{- define "mymobifone.merge" -}}
+{{- $dst := deepCopy (index . 0) -}}
+{{- range $k, $v := index . 1 -}}
+{{- if and (kindIs "map" $v) (kindIs "map" (get $dst $k)) -}}
+{{- $_ := set $dst $k (include "mymobifone.merge" (list (get $dst $k) $v) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $dst $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $dst -}}
+{{- end -}}
+
+{{/* "true" when services.<name>.enabled. (list $ name) */}}
+{{- define "mymobifone.serviceEnabled" -}}
+{{- $root := index . 0 -}}
+{{- $own := get $root.Values.services (index . 1) -}}
+{{- if and $own $own.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.serviceImage" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $cfg := index . 2 -}}
+{{- $repo := $cfg.image.repository | default (printf "%s/%s-service" $root.Values.image.registry $name) -}}
+{{- $tag := $cfg.image.tag | default $root.Values.image.tag | default $root.Chart.AppVersion -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+
+{{/* A shared key: the given value, else the one already in the cluster's Secret, else a new
+     random one. (list $ "gateway-key" .Values.secrets.gatewayKey) */}}
+{{- define "mymobifone.generatedKey" -}}
+{{- $root := index . 0 -}}
+{{- $key := index . 1 -}}
+{{- $given := index . 2 -}}
+{{- if $given -}}
+{{- $given -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "mymobifone.secretName" $root) -}}
+{{- if and $existing $existing.data (index $existing.data $key) -}}
+{{- index $existing.data $key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 48 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Gateway nginx.conf -------------------------------------------------------------------
+     Rendered from files/gateway/nginx.conf.tmpl and routes.tsv exactly as
+     deploy/gateway/render.py renders them (tests/deploy checks the two outputs are equal). */}}
+
+{{- define "mymobifone.gateway.upstreams" -}}
+{{- $root := . -}}
+{{- $g := .Values.gateway -}}
+{{- $blocks := list -}}
+{{- range $name := splitList " " (include "mymobifone.knownServices" .) -}}
+{{- if include "mymobifone.serviceEnabled" (list $root $name) -}}
+{{- $cfg := include "mymobifone.serviceConfig" (list $root $name) | fromYaml -}}
+{{- $address := printf "%s-%s.%s.svc:%v" (include "mymobifone.fullname" $root) $name $root.Release.Namespace $cfg.port -}}
+{{- $lines := list (printf "    upstream gw_%s {" $name) (printf "        server %s;" $address) "        keepalive 32;" "        keepalive_requests 1000;" (printf "        keepalive_timeout %s;" $g.upstreamKeepaliveTimeout) "    }" -}}
+{{- $blocks = append $blocks (join "\n" $lines) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $blocks -}}
+{{- end -}}
+
+{{- define "mymobifone.gateway.routes" -}}
+{{- $root := . -}}
+{{- $g := .Values.gateway -}}
+{{- $ops := dict "exact" "=" "prefix" "^~" "regex" "~" -}}
+{{- $bursts := dict "api" $g.burst "auth" $g.authBurst "webhook" $g.webhookBurst -}}
+{{- $blocks := list -}}
+{{- range $raw := splitList "\n" (.Files.Get "files/gateway/routes.tsv") -}}
+{{- $line := regexReplaceAll "#.*$" $raw "" | trim -}}
+{{- if $line -}}
+{{- $f := regexSplit "\\s+" $line -1 -}}
+{{- if ne (len $f) 4 -}}{{- fail (printf "routes.tsv: bad line %q" $raw) -}}{{- end -}}
+{{- $match := index $f 0 -}}
+{{- $path := index $f 1 -}}
+{{- $svc := index $f 2 -}}
+{{- $zone := index $f 3 -}}
+{{- $lines := list (printf "        location %s %s {" (get $ops $match) $path) (printf "            set $gw_service %s;" $svc) -}}
+{{- if include "mymobifone.serviceEnabled" (list $root $svc) -}}
+{{- $lines = append $lines (printf "            limit_req zone=gw_%s burst=%v nodelay;" $zone (get $bursts $zone)) -}}
+{{- $lines = append $lines (printf "            proxy_pass http://gw_%s;" $svc) -}}
+{{- else -}}
+{{- $lines = append $lines "            return 503;" -}}
+{{- end -}}
+{{- $lines = append $lines "        }" -}}
+{{- $blocks = append $blocks (join "\n" $lines) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $blocks -}}
+{{- end -}}
+
+{{- define "mymobifone.gateway.statusServer" -}}
+{{- if .Values.gateway.metrics.enabled -}}
+{{- $lines := list "    # nginx's connection counters for the Prometheus exporter (local address only)." "    server {" (printf "        listen 127.0.0.1:%v;" .Values.gateway.metrics.statusPort) "        access_log off;" "        location = /nginx_status {" "            stub_status;" "        }" "        location / {" "            return 404;" "        }" "    }" -}}
+{{- join "\n" $lines -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.gateway.cidrs" -}}
+{{- $lines := list -}}
+{{- range $cidr := . -}}
+{{- if not (regexMatch "^([0-9]{1,3}\\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$|^[0-9a-fA-F:]+/[0-9]{1,3}$" $cidr) -}}
+{{- fail (printf "gateway: %q is not an address/prefix (e.g. 10.20.0.0/16)" $cidr) -}}
+{{- end -}}
+{{- if hasSuffix "/0" $cidr -}}
+{{- fail (printf "gateway: %q would match every address" $cidr) -}}
+{{- end -}}
+{{- $lines = append $lines (printf "        %s 1;" $cidr) -}}
+{{- end -}}
+{{- join "\n" $lines -}}
+{{- end -}}
+
+{{- define "mymobifone.gateway.rate" -}}
+{{- $v := toString . -}}
+{{- if not (regexMatch "^[1-9][0-9]*(r/[sm])?$" $v) -}}{{- fail (printf "gateway: rate %q: expected e.g. 20 or 20r/s" $v) -}}{{- end -}}
+{{- if contains "/" $v -}}{{- $v -}}{{- else -}}{{- printf "%sr/s" $v -}}{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.gateway.nginxConf" -}}
+{{- $g := .Values.gateway -}}
+{{- $statusServer := include "mymobifone.gateway.statusServer" . -}}
+{{- .Files.Get "files/gateway/nginx.conf.tmpl"
+  | replace "@USER_DIRECTIVE@" ""
+  | replace "@WORKER_PROCESSES@" (toString $g.workerProcesses)
+  | replace "@WORKER_CONNECTIONS@" (toString $g.workerConnections)
+  | replace "@PID_FILE@" "/tmp/nginx.pid"
+  | replace "@TEMP_DIR@" "/tmp"
+  | replace "@ERROR_LOG@" "/dev/stderr"
+  | replace "@ACCESS_LOG@" "/dev/stdout"
+  | replace "@KEY_INCLUDE@" "/etc/nginx/conf.d/gateway-key.conf"
+  | replace "@LISTEN@" (toString $g.port)
+  | replace "@CARRIER_GEO@" (include "mymobifone.gateway.cidrs" $g.carrierProxyCidrs)
+  | replace "@EXEMPT_GEO@" (include "mymobifone.gateway.cidrs" $g.rateLimitExemptCidrs)
+  | replace "@RATE@" (include "mymobifone.gateway.rate" $g.rate)
+  | replace "@BURST@" (toString $g.burst)
+  | replace "@AUTH_RATE@" (include "mymobifone.gateway.rate" $g.authRate)
+  | replace "@WEBHOOK_RATE@" (include "mymobifone.gateway.rate" $g.webhookRate)
+  | replace "@BODY_LIMIT@" (toString $g.bodyLimit)
+  | replace "@CONNECT_TIMEOUT@" (toString $g.connectTimeout)
+  | replace "@READ_TIMEOUT@" (toString $g.readTimeout)
+  | replace "@FORWARDED_PROTO@" (toString $g.forwardedProto)
+  | replace "@UPSTREAMS@" (include "mymobifone.gateway.upstreams" .)
+  | replace "@ROUTES@" (include "mymobifone.gateway.routes" .)
+  | replace "@STATUS_SERVER@" $statusServer
+-}}
+{{- end -}}
+
+{{/* Pod-level pieces shared by every Deployment ------------------------------------------ */}}
+
+{{- define "mymobifone.preStop" -}}
+{{- if gt (int .) 0 }}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", "{{ . }}"]
+{{- end }}
+{{- end -}}
+
+{{- define "mymobifone.spread" -}}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "mymobifone.selectorLabels" . | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "mymobifone.selectorLabels" . | nindent 8 }}
+{{- end -}}

@@ -1,0 +1,108 @@
+"""Store primitives, the outbox relay and Idempotency-Key handling on the real store and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+
+from servicekit.errors import ApiError
+from servicekit.idempotency import IdempotencyKeys, fingerprint
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.mongo import Conflict, Store, Update, insert_versioned, save_versioned
+from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
+from servicekit.testing import make_topic, read_all
+
+pytestmark = pytest.mark.integration
+
+
+def topup(n: int) -> TopupRecorded:
+    return TopupRecorded.new(
+        subject="84901234567",
+        data=TopupRecordedData(
+            topup_id=f"t{n}", amount_vnd=1000, method="scratch_card", payer_msisdn="84901234567",
+            recorded_at=datetime.now(UTC),
+        ),
+        producer="tests",
+        correlation_id="c",
+    )
+
+
+async def test_of_many_concurrent_claims_exactly_one_wins(store: Store) -> None:
+    wins = await asyncio.gather(*(store.claim("claims", "card-1", by=i) for i in range(30)))
+    assert wins.count(True) == 1
+
+
+async def test_a_versioned_write_fails_when_someone_wrote_since_the_read(store: Store) -> None:
+    await insert_versioned(store, "docs", {"_id": "d", "v": 1})
+    await save_versioned(store, "docs", "d", 1, {"v": 2})
+    with pytest.raises(Conflict):
+        await save_versioned(store, "docs", "d", 1, {"v": 3})
+    with pytest.raises(Conflict):
+        await insert_versioned(store, "docs", {"_id": "d", "v": 9})
+    assert (await store["docs"].find_one({"_id": "d"})) == {"_id": "d", "v": 2, "rev": 2}
+
+
+async def test_reads_and_updates_by_id_work_the_same_on_either_store(store: Store) -> None:
+    await store["docs"].insert_many([{"_id": i, "n": 0} for i in range(40)])
+    found = await store.find_by_ids("docs", [3, 5, 99, 3])
+    assert set(found) == {3, 5}
+    matched = await store.update_each("docs", [Update({"_id": i}, {"$inc": {"n": 1}}) for i in range(40)] + [Update({"_id": 99}, {"$set": {"n": 1}})])
+    assert matched == 40
+    assert await store["docs"].count_documents({"n": 1}) == 40
+
+
+async def test_insert_new_skips_existing_ids_and_counts_the_new(store: Store) -> None:
+    assert await store.insert_new("rows", [{"_id": 1}, {"_id": 2}]) == 2
+    assert await store.insert_new("rows", [{"_id": 2}, {"_id": 3}, {"_id": 1}]) == 1
+
+
+async def test_the_sweeper_relays_what_a_crash_left_and_clears_it(
+    store: Store, publisher: EventPublisher, unique: str
+) -> None:
+    topic = await make_topic(f"test.outbox.{unique}", (TopupRecorded,))
+    events = [topup(1), topup(2)]
+    entries = outbox_entries(topic, events)
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    # A state change committed with its events, then the process died before relaying.
+    await insert_versioned(store, "finals", {"_id": "p1", "status": "succeeded", **with_pending({}, entries, past)})
+    relay = OutboxRelay(store, publisher, "tests", "finals")
+    assert await relay.sweep() == 1
+    records = await read_all(topic.name, expect=2)
+    assert sorted(r.value for r in records) == sorted(e.model_dump_json().encode() for e in events)
+    doc = await store["finals"].find_one({"_id": "p1"})
+    assert doc is not None and doc["outbox"] == [] and doc["outbox_pending"] is False and doc["status"] == "succeeded"
+    assert await relay.sweep() == 0
+
+
+async def test_the_sweeper_leaves_fresh_entries_to_the_writer_relaying_them(store: Store, publisher: EventPublisher, unique: str) -> None:
+    topic = await make_topic(f"test.outbox.fresh.{unique}", (TopupRecorded,))
+    entries = outbox_entries(topic, [topup(3)])
+    await insert_versioned(store, "finals", {"_id": "p2", **with_pending({}, entries, datetime.now(UTC))})
+    assert await OutboxRelay(store, publisher, "tests", "finals").sweep(older_than=timedelta(seconds=30)) == 0
+
+
+async def test_an_idempotency_key_returns_the_stored_response_and_refuses_another_body(store: Store) -> None:
+    keys = IdempotencyKeys(store)
+    body = {"amount_vnd": 100_000}
+    assert await keys.begin("topup", "84901234567", "key-000001", fingerprint(body)) is None
+    with pytest.raises(ApiError) as running:
+        await keys.begin("topup", "84901234567", "key-000001", fingerprint(body))
+    assert running.value.status == 409
+    await keys.complete("topup", "84901234567", "key-000001", 201, {"payment_id": "PAY1"})
+    stored = await keys.begin("topup", "84901234567", "key-000001", fingerprint(body))
+    assert stored is not None and (stored.status, stored.body) == (201, {"payment_id": "PAY1"})
+    with pytest.raises(ApiError) as other:
+        await keys.begin("topup", "84901234567", "key-000001", fingerprint({"amount_vnd": 1}))
+    assert other.value.status == 422
+    # Keys are per owner: another subscriber's identical key is a different request.
+    assert await keys.begin("topup", "84901234568", "key-000001", fingerprint(body)) is None
+
+
+async def test_a_released_key_can_be_used_again(store: Store) -> None:
+    keys = IdempotencyKeys(store)
+    assert await keys.begin("topup", "84901234567", "key-000002", "f") is None
+    await keys.release("topup", "84901234567", "key-000002")
+    assert await keys.begin("topup", "84901234567", "key-000002", "f") is None

@@ -1,0 +1,67 @@
+"""Payment service: wiring only. Entry point `payment-service`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from mobi_contracts.topics import PAYMENT_CREDITS_GROUP, PAYMENT_EVENTS
+
+from servicekit.app import Service
+from servicekit.idempotency import IdempotencyKeys
+from servicekit.outbox import OutboxRelay
+
+from . import api
+from .domain.rules import AmountRules
+from .handlers import credits_handler
+from .payments import BillDirectory, PaymentService
+from .provider import Provider
+from .scratch import ScratchCards
+from .settings import PaymentSettings
+from .store import FINALS, INDEXES, SCRATCH_USES
+
+
+def create_service(settings: PaymentSettings | None = None) -> Service:
+    settings = settings or PaymentSettings()
+    service = Service(
+        settings,
+        title="My MobiFone payment service",
+        description="Card top-ups and bill payments through the payment provider; scratch cards.",
+        indexes=INDEXES,
+    )
+    name = settings.service_name
+    finals = OutboxRelay(service.store, service.publisher, name, FINALS)
+    uses = OutboxRelay(service.store, service.publisher, name, SCRATCH_USES)
+    bills = BillDirectory(settings.account_internal_url, settings.internal_key.get_secret_value())
+    payments = PaymentService(
+        store=service.store,
+        relay=finals,
+        provider=Provider(settings),
+        keys=IdempotencyKeys(service.store),
+        bills=bills,
+        rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
+        ttl=timedelta(minutes=settings.payment_ttl_minutes),
+        service=name,
+    )
+    cards = ScratchCards(
+        store=service.store,
+        redis=service.redis,
+        relay=uses,
+        pepper=settings.scratch_pin_pepper.get_secret_value().encode(),
+        max_wrong=settings.scratch_max_wrong,
+        lockout_seconds=settings.scratch_lockout_seconds,
+        service=name,
+    )
+    service.provide("payments", payments)
+    service.provide("scratch_cards", cards)
+    service.background(finals.run_sweeper)
+    service.background(uses.run_sweeper)
+    service.on_shutdown(bills.close)
+    service.consume(PAYMENT_CREDITS_GROUP, credits_handler(service.store))
+    service.document_publishing(PAYMENT_EVENTS)
+    for router in (api.me, api.provider, api.internal):
+        service.include_router(router)
+    return service
+
+
+def run() -> None:
+    create_service().run()

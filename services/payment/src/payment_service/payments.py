@@ -1,0 +1,337 @@
+"""Card payments: start (signed redirect to the provider), settle (signed notification),
+show status. A payment settles exactly once: the first outcome to be inserted into
+`payment_finals` wins, and it carries its events (outbox) in the same insert."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+import vnpay
+from mobi_contracts import AnyEvent, Topic
+from mobi_contracts.events.payment import (
+    BillPaid,
+    BillPaidData,
+    PaymentFailed,
+    PaymentFailedData,
+    PaymentSucceeded,
+    PaymentSucceededData,
+    TopupRecorded,
+    TopupRecordedData,
+)
+from mobi_contracts.topics import PAYMENT_EVENTS
+from prometheus_client import Counter
+
+from servicekit.errors import ApiError, not_found, unavailable
+from servicekit.idempotency import IdempotencyKeys, fingerprint
+from servicekit.mongo import Store, insert_versioned
+from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
+
+from .domain.rules import FINAL, AmountRules, ProviderResult, event_id, judge, payment_id_for
+from .provider import Provider, result_of
+from .store import FINALS, NOTIFICATIONS, PAYMENTS
+
+log = logging.getLogger(__name__)
+PRODUCER = "payment-service"
+PAYMENTS_TOTAL = Counter("payments_total", "Payments by kind and status", ["service", "kind", "status"])
+NOTIFICATIONS_TOTAL = Counter("payment_notifications_total", "Provider notifications", ["service", "result"])
+
+Method = Literal["card_international", "card_domestic"]
+
+
+@dataclass(frozen=True)
+class Started:
+    status_code: int
+    body: dict[str, Any]
+
+
+class BillDirectory:
+    """Bills live in the account service; ask it over its internal API."""
+
+    def __init__(self, base_url: str, internal_key: str) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=5.0, headers={"X-Internal-Key": internal_key})
+
+    async def bill(self, bill_id: str) -> dict[str, Any] | None:
+        try:
+            response = await self.http.get(f"/internal/v1/bills/{bill_id}")
+        except httpx.HTTPError as exc:
+            raise unavailable("cannot look up the bill right now") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise unavailable("cannot look up the bill right now")
+        bill: dict[str, Any] = response.json()
+        return bill
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class PaymentService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        relay: OutboxRelay,
+        provider: Provider,
+        keys: IdempotencyKeys,
+        bills: BillDirectory,
+        rules: AmountRules,
+        ttl: timedelta,
+        service: str,
+        topic: Topic = PAYMENT_EVENTS,
+    ) -> None:
+        self.topic = topic
+        self.store = store
+        self.relay = relay
+        self.provider = provider
+        self.keys = keys
+        self.bills = bills
+        self.rules = rules
+        self.ttl = ttl
+        self.service = service
+
+    # -- starting a payment --------------------------------------------------------------------
+
+    async def start_topup(
+        self, *, payer: str, key: str, amount_vnd: int, method: Method, target: str | None, client_ip: str, correlation_id: str
+    ) -> Started:
+        problem = self.rules.problem(amount_vnd)
+        if problem:
+            raise ApiError(422, "invalid_amount", problem)
+        target = target or payer
+        request = {"kind": "topup", "amount_vnd": amount_vnd, "method": method, "target_msisdn": target}
+        return await self._start(payer, key, request, client_ip, correlation_id)
+
+    async def start_bill_payment(
+        self, *, payer: str, key: str, bill_id: str, method: Method, client_ip: str, correlation_id: str
+    ) -> Started:
+        bill = await self.bills.bill(bill_id)
+        if bill is None or bill.get("msisdn") != payer:
+            raise not_found("bill")  # someone else's bill is as good as absent
+        if bill.get("status") == "paid":
+            raise ApiError(409, "bill_already_paid", "this bill is already paid")
+        request = {"kind": "bill", "amount_vnd": int(bill["amount_vnd"]), "method": method, "bill_id": bill_id,
+                   "target_msisdn": payer}
+        return await self._start(payer, key, request, client_ip, correlation_id)
+
+    async def _start(
+        self, payer: str, key: str, request: dict[str, Any], client_ip: str, correlation_id: str
+    ) -> Started:
+        scope = f"payment-{request['kind']}"
+        stored = await self.keys.begin(scope, payer, key, fingerprint(request))
+        if stored is not None:
+            return Started(stored.status, stored.body)
+        try:
+            payment = await self._create(payer, key, request, client_ip, correlation_id)
+            body = self._public(payment) | {"payment_url": self._payment_url(payment)}
+        except Exception:
+            await self.keys.release(scope, payer, key)
+            raise
+        await self.keys.complete(scope, payer, key, 201, body)
+        return Started(201, body)
+
+    async def _create(
+        self, payer: str, key: str, request: dict[str, Any], client_ip: str, correlation_id: str
+    ) -> dict[str, Any]:
+        payment_id = payment_id_for(payer, key)
+        now = datetime.now(UTC).replace(microsecond=0)
+        kind = request["kind"]
+        info = (
+            f"Nap tien {request['target_msisdn']} {request['amount_vnd']} VND"
+            if kind == "topup"
+            else f"Thanh toan hoa don {request['bill_id']}"
+        )
+        payment = {
+            "_id": payment_id,
+            "msisdn": payer,
+            **request,
+            "status": "pending",
+            "order_info": info[:255],
+            "client_ip": client_ip,
+            "provider": self.provider.name,
+            "correlation_id": correlation_id,
+            "created_at": now,
+            "expires_at": now + self.ttl,
+        }
+        try:
+            await insert_versioned(self.store, PAYMENTS, payment)
+        except Exception as exc:  # the same key created it before: return that one
+            existing = await self.store[PAYMENTS].find_one({"_id": payment_id})
+            if existing is None:
+                raise
+            log.info("payment already created for this key", extra={"payment_id": payment_id, "why": repr(exc)})
+            return existing
+        PAYMENTS_TOTAL.labels(self.service, kind, "pending").inc()
+        return payment
+
+    def _payment_url(self, payment: dict[str, Any]) -> str:
+        return self.provider.payment_url(
+            txn_ref=payment["_id"],
+            amount_vnd=payment["amount_vnd"],
+            order_info=payment["order_info"],
+            kind=payment["kind"],
+            method=payment["method"],
+            client_ip=payment["client_ip"],
+            created_at=payment["created_at"],
+            expires_at=payment["expires_at"],
+        )
+
+    # -- the provider's notification ---------------------------------------------------------------
+
+    async def on_notification(self, params: dict[str, str]) -> vnpay.IpnAnswer:
+        now = datetime.now(UTC)
+        try:
+            notification = self.provider.read_notification(params, now)
+        except vnpay.InvalidMessage as exc:
+            NOTIFICATIONS_TOTAL.labels(self.service, type(exc).__name__.lower()).inc()
+            log.warning("provider notification refused", extra={"why": str(exc), "txn_ref": params.get("vnp_TxnRef")})
+            return vnpay.IpnAnswer.for_error(exc)
+        await self._audit(notification, now)
+        payment = await self.store[PAYMENTS].find_one({"_id": notification.txn_ref})
+        if payment is None:
+            NOTIFICATIONS_TOTAL.labels(self.service, "unknown_order").inc()
+            return vnpay.IpnAnswer.order_not_found()
+        verdict = judge(payment["amount_vnd"], result_of(notification))
+        if verdict.action == "reject_amount":
+            NOTIFICATIONS_TOTAL.labels(self.service, "wrong_amount").inc()
+            log.warning("notification amount differs", extra={"payment_id": payment["_id"]})
+            return vnpay.IpnAnswer.invalid_amount()
+        if verdict.action == "wait":
+            NOTIFICATIONS_TOTAL.labels(self.service, "not_final").inc()
+            return vnpay.IpnAnswer.unknown_error("transaction not final yet")
+        assert verdict.status is not None
+        won = await self.settle(payment, verdict.status, result_of(notification), verdict.reason_code, now)
+        NOTIFICATIONS_TOTAL.labels(self.service, "settled" if won else "duplicate").inc()
+        return vnpay.IpnAnswer.confirm_success() if won else vnpay.IpnAnswer.already_confirmed()
+
+    async def _audit(self, notification: vnpay.Notification, now: datetime) -> None:
+        # Kept for disputes; the provider never sends card numbers, and only signed fields are kept.
+        key = f"{notification.txn_ref}:{notification.transaction_no}:{notification.response_code}"
+        await self.store.claim(NOTIFICATIONS, key, fields=notification.signed_fields, received_at=now)
+
+    # -- settling ---------------------------------------------------------------------------------------
+
+    async def settle(
+        self, payment: dict[str, Any], status: str, result: ProviderResult | None, reason_code: str, now: datetime
+    ) -> bool:
+        """Record the payment's outcome and its events in one insert. False if it was settled already."""
+        if payment.get("status") in FINAL:
+            return False
+        events = self._events(payment, status, result, reason_code, now)
+        entries = outbox_entries(self.topic, events)
+        final = {
+            "_id": payment["_id"],
+            "status": status,
+            "kind": payment["kind"],
+            "msisdn": payment["msisdn"],
+            "amount_vnd": payment["amount_vnd"],
+            "reason_code": reason_code,
+            "reason": vnpay.describe_response(reason_code) if reason_code else "",
+            "provider_transaction_no": result.transaction_no if result else None,
+            "bank_code": result.bank_code if result else None,
+            "card_type": result.card_type if result else None,
+            "topup_event_id": str(event_id(payment["_id"], "topup")) if status == "succeeded" else None,
+            "settled_at": now,
+            "events": entries,  # kept after relaying, for reconciliation
+        }
+        if not await self.store.claim(FINALS, payment["_id"], **with_pending({k: v for k, v in final.items() if k != "_id"}, entries, now), rev=1):
+            return False
+        PAYMENTS_TOTAL.labels(self.service, payment["kind"], status).inc()
+        await self.relay.relay({**final, "outbox": entries, "rev": 1})
+        await self.mirror(payment["_id"])
+        return True
+
+    def _events(
+        self, payment: dict[str, Any], status: str, result: ProviderResult | None, reason_code: str, now: datetime
+    ) -> list[AnyEvent]:
+        pid, payer = payment["_id"], payment["msisdn"]
+        common: dict[str, Any] = {"producer": PRODUCER, "correlation_id": payment.get("correlation_id") or pid}
+        if status != "succeeded":
+            return [
+                PaymentFailed.new(
+                    subject=payer,
+                    event_id=event_id(pid, "failed"),
+                    data=PaymentFailedData(
+                        payment_id=pid,
+                        kind=payment["kind"],
+                        amount_vnd=payment["amount_vnd"],
+                        status="expired" if status == "expired" else "failed",
+                        reason_code=reason_code or status,
+                        reason=vnpay.describe_response(reason_code) if reason_code else status,
+                        failed_at=now,
+                    ),
+                    **common,
+                )
+            ]
+        assert result is not None
+        succeeded = PaymentSucceeded.new(
+            subject=payer,
+            event_id=event_id(pid, "succeeded"),
+            data=PaymentSucceededData(
+                payment_id=pid,
+                kind=payment["kind"],
+                amount_vnd=payment["amount_vnd"],
+                method=payment["method"],
+                provider=self.provider.name,
+                provider_transaction_no=result.transaction_no,
+                bank_code=result.bank_code,
+                card_type=result.card_type,
+                target_msisdn=payment["target_msisdn"],
+                bill_id=payment.get("bill_id"),
+                paid_at=now,
+            ),
+            **common,
+        )
+        if payment["kind"] == "bill":
+            effect: AnyEvent = BillPaid.new(
+                subject=payer,
+                event_id=event_id(pid, "bill"),
+                data=BillPaidData(
+                    bill_id=payment["bill_id"], amount_vnd=payment["amount_vnd"], payment_id=pid,
+                    payer_msisdn=payer, paid_at=now,
+                ),
+                **common,
+            )
+        else:
+            effect = TopupRecorded.new(
+                subject=payment["target_msisdn"],
+                event_id=event_id(pid, "topup"),
+                data=TopupRecordedData(
+                    topup_id=pid, amount_vnd=payment["amount_vnd"], method=payment["method"], payer_msisdn=payer,
+                    payment_id=pid, provider_reference=result.transaction_no, recorded_at=now,
+                ),
+                **common,
+            )
+        return [succeeded, effect]
+
+    async def mirror(self, payment_id: str) -> dict[str, Any] | None:
+        """Copy the settled outcome onto the payment document (idempotent; any replica may do it)."""
+        final = await self.store[FINALS].find_one({"_id": payment_id})
+        if final is None:
+            return None
+        fields = {k: final.get(k) for k in ("status", "reason_code", "reason", "provider_transaction_no", "bank_code", "card_type", "settled_at")}
+        await self.store[PAYMENTS].update_one({"_id": payment_id}, {"$set": fields})
+        return final
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    async def status_for(self, payer: str, payment_id: str) -> dict[str, Any]:
+        payment = await self.store[PAYMENTS].find_one({"_id": payment_id})
+        if payment is None or payment["msisdn"] != payer:
+            raise not_found("payment")
+        if payment["status"] == "pending":
+            final = await self.store[FINALS].find_one({"_id": payment_id})
+            if final:  # settled but not mirrored yet (a crash in between): show the truth
+                payment |= {k: final.get(k) for k in ("status", "reason_code", "reason", "settled_at")}
+        return self._public(payment)
+
+    @staticmethod
+    def _public(payment: dict[str, Any]) -> dict[str, Any]:
+        keys = ("kind", "status", "amount_vnd", "method", "target_msisdn", "bill_id", "reason_code", "reason",
+                "created_at", "expires_at", "settled_at")
+        out = {"payment_id": payment["_id"], **{k: payment.get(k) for k in keys if payment.get(k) is not None}}
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in out.items()}

@@ -1,0 +1,27 @@
+"""The payment service's collections.
+
+`payments` is written at creation; the final outcome of a payment is ONE insert into
+`payment_finals` (a unique key per payment, so exactly one outcome can ever win) carrying
+the events it implies in its outbox. The payment document then mirrors the outcome.
+Scratch-card use is the same: one insert into `scratch_card_uses` per card, with its event.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+PAYMENTS = "payments"
+FINALS = "payment_finals"
+SCRATCH_CARDS = "scratch_cards"
+SCRATCH_USES = "scratch_card_uses"
+CREDITS = "credits"  # top-ups the account service confirmed (BalanceChanged), by TopupRecorded id
+NOTIFICATIONS = "provider_notifications"  # audit trail of what the provider sent (no card data)
+
+INDEXES = {
+    PAYMENTS: [
+        IndexModel([("msisdn", ASCENDING), ("created_at", DESCENDING)], name="by_payer_newest"),
+        IndexModel([("status", ASCENDING)], name="by_status"),
+    ],
+    FINALS: [IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending")],
+    SCRATCH_USES: [IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending")],
+}

@@ -1,0 +1,176 @@
+"""deploy/docker-compose.yml: no Docker engine here, so its structure is checked as YAML, and the
+configs its render-config service produces are rendered and checked with nginx and promtool."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "docker-compose.yml"
+SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} with an empty environment."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: interpolate(str(v)) for k, v in env.items()}
+
+
+def test_every_part_is_there(compose: dict) -> None:
+    assert compose["name"] == "mymobifone"
+    expected = {*SERVICES, "kafka", "mongo", "redis", "init", "smsc", "payment-provider"}
+    expected |= {"render-config", "gateway", "prometheus"}
+    assert set(compose["services"]) == expected
+
+
+def test_kafka_is_a_single_kraft_node_without_auto_create(compose: dict) -> None:
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = environment(kafka)
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "healthcheck" in kafka
+
+
+def test_real_mongodb_and_redis(compose: dict) -> None:
+    assert compose["services"]["mongo"]["image"].startswith("mongo:")
+    assert compose["services"]["redis"]["image"].startswith("redis:")
+    for name in ("mongo", "redis"):
+        assert "healthcheck" in compose["services"][name]
+
+
+def test_services_are_built_from_their_dockerfiles_and_wired(compose: dict) -> None:
+    for name in SERVICES:
+        service = compose["services"][name]
+        assert service["build"] == {"context": "..", "dockerfile": f"services/{name}/Dockerfile"}
+        env = environment(service)
+        assert env["SERVICE_NAME"] == f"{name}-service"
+        assert env["HTTP_PORT"] == "8000"
+        assert env["HTTP_HOST"] == "0.0.0.0"
+        assert env["KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["MONGODB_URL"] == "mongodb://mongo:27017/"
+        assert env["REDIS_URL"] == "redis://redis:6379/0"
+        assert env["GATEWAY_KEY"]
+        assert env["JWT_PUBLIC_KEY_FILE"].startswith("/run/mymobifone/jwt/")
+        assert "8000/health" in " ".join(service["healthcheck"]["test"])
+        deps = service["depends_on"]
+        assert deps["init"]["condition"] == "service_completed_successfully"
+        for infra in ("kafka", "mongo", "redis"):
+            assert deps[infra]["condition"] == "service_healthy"
+        assert "ports" not in service  # reachable only through the gateway
+    assert environment(compose["services"]["payment"])["ACCOUNT_INTERNAL_URL"] == "http://account:8000"
+    init = compose["services"]["init"]
+    assert "servicekit.kafka.admin" in " ".join(init["command"])
+
+
+def test_sandboxes_are_built_and_the_provider_notifies_through_the_gateway(compose: dict) -> None:
+    smsc = compose["services"]["smsc"]
+    provider = compose["services"]["payment-provider"]
+    assert smsc["build"]["dockerfile"] == "sandboxes/smsc/Dockerfile"
+    assert provider["build"]["dockerfile"] == "sandboxes/payment_provider/Dockerfile"
+    assert environment(provider)["PAYPROV_IPN_URL"] == "http://gateway:8080/api/v1/payments/provider/ipn"
+    assert (
+        environment(provider)["PAYPROV_HASH_SECRET"]
+        == environment(compose["services"]["payment"])["PROVIDER_HASH_SECRET"]
+    )
+
+
+def test_published_ports_are_local_only(compose: dict) -> None:
+    published = {name: s["ports"] for name, s in compose["services"].items() if "ports" in s}
+    assert set(published) == {"gateway", "prometheus", "smsc", "payment-provider"}
+    for ports in published.values():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), port
+
+
+def test_gateway_and_prometheus_use_the_rendered_configs(compose: dict) -> None:
+    services = compose["services"]
+    gateway, prometheus = services["gateway"], services["prometheus"]
+    assert gateway["command"] == ["nginx", "-c", "/rendered/gateway/nginx.conf"]
+    assert "gateway-config:/rendered/gateway:ro" in gateway["volumes"]
+    assert "--config.file=/rendered/prometheus/prometheus.yml" in prometheus["command"]
+    assert "prometheus-config:/rendered/prometheus:ro" in prometheus["volumes"]
+    # The gateway key lives only in the gateway's config volume.
+    assert not any("gateway-config" in v for v in prometheus["volumes"])
+    for name in ("gateway", "prometheus"):
+        assert services[name]["depends_on"]["render-config"]["condition"] == "service_completed_successfully"
+    for volume in ("kafka", "mongo", "redis", "jwt", "gateway-config", "prometheus-config", "prometheus"):
+        assert volume in compose["volumes"]
+
+
+def render_like_compose(compose: dict, tmp_path: Path) -> tuple[Path, Path]:
+    """Runs the two renderers with the render-config service's environment."""
+    env = {"PATH": os.environ["PATH"], **environment(compose["services"]["render-config"])}
+    gateway_dir, prometheus_dir = tmp_path / "gateway", tmp_path / "prometheus"
+    for script, out in (("gateway", gateway_dir), ("prometheus", prometheus_dir)):
+        subprocess.run(["python3", f"deploy/{script}/render.py", str(out)], env=env, cwd=ROOT, check=True)
+    return gateway_dir, prometheus_dir
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="no nginx")
+def test_compose_gateway_config_is_valid(compose: dict, tmp_path: Path) -> None:
+    gateway_dir, _ = render_like_compose(compose, tmp_path)
+    conf = (gateway_dir / "nginx.conf").read_text()
+    for name in SERVICES:
+        assert f"server {name}:8000;" in conf
+    assert "listen 8080 default_server;" in conf
+    # Container-only names and paths replaced by local stand-ins, then nginx -t.
+    conf = re.sub(r"server [a-z]+:8000;", "server 127.0.0.1:8000;", conf)
+    conf = conf.replace("/rendered/gateway/", f"{gateway_dir}/")
+    conf = conf.replace("pid /tmp/", f"pid {tmp_path}/")
+    conf = conf.replace("_temp_path /tmp/", f"_temp_path {tmp_path}/")
+    (gateway_dir / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run(
+        [nginx, "-t", "-p", f"{gateway_dir}/", "-c", str(gateway_dir / "nginx.conf"), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool")
+def test_compose_prometheus_config_is_valid(compose: dict, tmp_path: Path) -> None:
+    _, prometheus_dir = render_like_compose(compose, tmp_path)
+    text = (prometheus_dir / "prometheus.yml").read_text()
+    for name in SERVICES:
+        assert f'["{name}:8000"]' in text
+    assert '["smsc:8191"]' in text
+    assert '["payment-provider:8192"]' in text
+    assert "ferretdb" not in text
+    check = ["promtool", "check", "config", str(prometheus_dir / "prometheus.yml")]
+    result = subprocess.run(check, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def has_compose() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not has_compose(), reason="no `docker compose` here: the structure is checked above")
+def test_docker_compose_config_accepts_it() -> None:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

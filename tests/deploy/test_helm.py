@@ -1,0 +1,410 @@
+"""The Helm chart (deploy/helm/mymobifone): lint, render, and check what the manifests say."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "mymobifone"
+CI_VALUES = CHART / "ci" / "test-values.yaml"
+HELM = shutil.which("helm") or str(ROOT / ".cache" / "bin" / "helm")
+SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
+KUBE = "1.30.0"
+RELEASE, NAMESPACE = "rel", "mm"
+PREFIX = f"{RELEASE}-mymobifone"
+
+pytestmark = pytest.mark.skipif(
+    not Path(HELM).is_file(),
+    reason="helm is not installed (deploy/local/install.sh helm builds it into .cache/bin)",
+)
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def render(*sets: str, values: Path | None = CI_VALUES) -> list[dict]:
+    args = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE]
+    if values:
+        args += ["-f", str(values)]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def render_error(*sets: str, values: Path | None = CI_VALUES) -> str:
+    args = ["template", RELEASE, str(CHART), "--kube-version", KUBE]
+    if values:
+        args += ["-f", str(values)]
+    for item in sets:
+        args += ["--set", item]
+    result = helm(*args)
+    assert result.returncode != 0, "the render should have failed"
+    return result.stderr
+
+
+def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def one(docs: list[dict], kind: str, name: str) -> dict:
+    [doc] = find(docs, kind, name)
+    return doc
+
+
+def nginx_conf(docs: list[dict]) -> str:
+    return one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]["nginx.conf"]
+
+
+def container(deployment: dict, name: str) -> dict:
+    [c] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    return c
+
+
+def env_of(c: dict) -> dict[str, object]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+# --- lint and validation -----------------------------------------------------------------------
+
+
+def test_lint_with_complete_values() -> None:
+    result = helm("lint", str(CHART), "-f", str(CI_VALUES), "--kube-version", KUBE, "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("kafka.bootstrap=",), "kafka.bootstrap is required"),
+        (("secrets.mongodbUrl=",), "secrets.mongodbUrl is required"),
+        (("services.billing.enabled=true",), "services.billing: unknown service"),
+        (("services.account.secretEnv.NEW=missing-key",), "secretEnv.NEW needs secrets.extra.missing-key"),
+        (("services.account.enabled=false",), "services.payment.calls: account is not enabled"),
+        (("gateway.carrierProxyCidrs={0.0.0.0/0}",), "would match every address"),
+        (("gateway.carrierProxyCidrs={10.0.0.0/33}",), "is not an address/prefix"),
+        (("gateway.rate=fast",), "expected e.g. 20 or 20r/s"),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], message: str) -> None:
+    assert message in render_error(*sets)
+
+
+def test_default_values_alone_are_refused() -> None:
+    assert "kafka.bootstrap is required" in render_error(values=None)
+
+
+# --- services ----------------------------------------------------------------------------------
+
+
+def test_each_service_has_deployment_service_and_pdb() -> None:
+    docs = render()
+    for name in SERVICES:
+        deployment = one(docs, "Deployment", f"{PREFIX}-{name}")
+        service = one(docs, "Service", f"{PREFIX}-{name}")
+        pdb = one(docs, "PodDisruptionBudget", f"{PREFIX}-{name}")
+        labels = deployment["spec"]["selector"]["matchLabels"]
+        assert labels["app.kubernetes.io/component"] == name
+        assert service["spec"]["selector"] == labels
+        assert service["spec"]["ports"][0]["port"] == 8000
+        assert pdb["spec"]["selector"]["matchLabels"] == labels
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert deployment["spec"]["replicas"] == 2
+    assert not find(docs, "HorizontalPodAutoscaler")
+
+
+def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> None:
+    docs = render()
+    secret = f"{PREFIX}-secrets"
+    for name in SERVICES:
+        deployment = one(docs, "Deployment", f"{PREFIX}-{name}")
+        pod = deployment["spec"]["template"]["spec"]
+        c = container(deployment, name)
+        assert c["image"] == f"registry.example.com/mymobifone/{name}-service:0.1.0"
+        assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert c["startupProbe"]["httpGet"]["path"] == "/health"
+        assert c["resources"]["requests"]["cpu"] == "100m"
+        assert c["resources"]["limits"]["memory"] == "512Mi"
+        assert c["envFrom"] == [{"configMapRef": {"name": f"{PREFIX}-config"}}]
+        env = env_of(c)
+        assert env["SERVICE_NAME"] == f"{name}-service"
+        assert env["HTTP_HOST"] == "0.0.0.0"
+        for variable, key in [
+            ("MONGODB_URL", "mongodb-url"),
+            ("REDIS_URL", "redis-url"),
+            ("GATEWAY_KEY", "gateway-key"),
+            ("INTERNAL_KEY", "internal-key"),
+        ]:
+            assert env[variable] == {"secretKeyRef": {"name": secret, "key": key}}
+        assert env["JWT_PUBLIC_KEY_FILE"] == "/etc/mymobifone/jwt/jwt-public-key.pem"
+        assert ("JWT_PRIVATE_KEY_FILE" in env) == (name == "account")
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["automountServiceAccountToken"] is False
+        volumes = {v["name"] for v in pod["volumes"]}
+        assert ("jwt-private" in volumes) == (name == "account")
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert "checksum/config" in annotations
+        assert "checksum/secret" in annotations
+    config = one(docs, "ConfigMap", f"{PREFIX}-config")["data"]
+    assert config["KAFKA_BOOTSTRAP"].startswith("kafka-0.kafka.data.svc:9092")
+    payment = env_of(container(one(docs, "Deployment", f"{PREFIX}-payment"), "payment"))
+    assert payment["ACCOUNT_INTERNAL_URL"] == f"http://{PREFIX}-account.{NAMESPACE}.svc:8000"
+    hash_secret = {"secretKeyRef": {"name": secret, "key": "provider-hash-secret"}}
+    assert payment["PROVIDER_HASH_SECRET"] == hash_secret
+
+
+def test_secret_holds_every_key_and_configmaps_hold_none() -> None:
+    docs = render()
+    secret = one(docs, "Secret", f"{PREFIX}-secrets")
+    assert set(secret["data"]) >= {
+        "mongodb-url",
+        "redis-url",
+        "gateway-key",
+        "internal-key",
+        "jwt-public-key",
+        "jwt-private-key",
+        "otp-pepper",
+        "smsc-password",
+        "provider-hash-secret",
+        "scratch-pin-pepper",
+    }
+    ci = yaml.safe_load(CI_VALUES.read_text())["secrets"]
+    for config_map in find(docs, "ConfigMap"):
+        text = yaml.safe_dump(config_map)
+        for value in (ci["gatewayKey"], ci["internalKey"], "change-me", *ci["extra"].values()):
+            assert value not in text, (config_map["metadata"]["name"], value)
+
+
+def test_existing_secret_is_used_instead_of_creating_one() -> None:
+    docs = render("kafka.bootstrap=k:9092", "secrets.existingSecret=platform-secrets", values=None)
+    assert not find(docs, "Secret")
+    env = env_of(container(one(docs, "Deployment", f"{PREFIX}-account"), "account"))
+    assert env["MONGODB_URL"] == {"secretKeyRef": {"name": "platform-secrets", "key": "mongodb-url"}}
+
+
+def test_generated_gateway_key_when_none_given() -> None:
+    docs = render("secrets.gatewayKey=")
+    key = one(docs, "Secret", f"{PREFIX}-secrets")["data"]["gateway-key"]
+    assert len(key) >= 48  # base64 of 48 random characters
+
+
+def test_hpa_replaces_fixed_replicas() -> None:
+    docs = render("services.account.autoscaling.enabled=true", "services.account.autoscaling.maxReplicas=3")
+    hpa = one(docs, "HorizontalPodAutoscaler", f"{PREFIX}-account")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == f"{PREFIX}-account"
+    assert hpa["spec"]["maxReplicas"] == 3
+    assert "replicas" not in one(docs, "Deployment", f"{PREFIX}-account")["spec"]
+    assert "replicas" in one(docs, "Deployment", f"{PREFIX}-vas")["spec"]
+
+
+def test_per_service_overrides_can_turn_things_off() -> None:
+    docs = render("services.vas.pdb.enabled=false", "services.vas.replicas=0")
+    assert not find(docs, "PodDisruptionBudget", f"{PREFIX}-vas")
+    assert one(docs, "Deployment", f"{PREFIX}-vas")["spec"]["replicas"] == 0
+    assert find(docs, "PodDisruptionBudget", f"{PREFIX}-account")
+
+
+def test_disabled_service_is_absent_and_its_routes_answer_503() -> None:
+    docs = render("services.vas.enabled=false", "services.stores.enabled=false")
+    for name in ("vas", "stores"):
+        assert not find(docs, "Deployment", f"{PREFIX}-{name}")
+        assert not find(docs, "Service", f"{PREFIX}-{name}")
+        assert not find(docs, "NetworkPolicy", f"{PREFIX}-{name}")
+    conf = nginx_conf(docs)
+    assert "upstream gw_vas" not in conf
+    for name, path in (("vas", "/api/v1/vas/"), ("stores", "/api/v1/stores/")):
+        assert f"location ^~ {path} {{\n            set $gw_service {name};\n            return 503;" in conf
+    assert "proxy_pass http://gw_account;" in conf
+
+
+# --- gateway -----------------------------------------------------------------------------------
+
+
+def local_render(tmp_path: Path, **env: str) -> str:
+    base = {
+        "PATH": os.environ["PATH"],
+        "SERVICES": " ".join(SERVICES),
+        "GATEWAY_PORT": "8080",
+        "GATEWAY_LISTEN_ADDR": "",
+        "GATEWAY_KEY": "unused-here-0123",
+        "GATEWAY_RUN_DIR": "/tmp",
+        "GATEWAY_TEMP_DIR": "/tmp",
+        "GATEWAY_ERROR_LOG": "/dev/stderr",
+        "GATEWAY_ACCESS_LOG": "/dev/stdout",
+        "GATEWAY_KEY_INCLUDE": "/etc/nginx/conf.d/gateway-key.conf",
+        "GATEWAY_STATUS_PORT": "8081",
+        "GATEWAY_UPSTREAM_TEMPLATE": f"{PREFIX}-{{name}}.{NAMESPACE}.svc:8000",
+        "CARRIER_PROXY_CIDRS": "10.20.0.0/16 100.64.12.0/24",
+        "RATE_LIMIT_EXEMPT_CIDRS": "",
+    }
+    base.update(env)
+    out = tmp_path / "local"
+    render_py = ROOT / "deploy" / "gateway" / "render.py"
+    subprocess.run(["python3", str(render_py), str(out)], env=base, check=True, timeout=60)
+    return (out / "nginx.conf").read_text()
+
+
+def test_gateway_config_is_the_local_renderers_output(tmp_path: Path) -> None:
+    """One template and route table: the chart and deploy/gateway/render.py agree byte for byte."""
+    assert nginx_conf(render()) == local_render(tmp_path)
+    docs = render(
+        "services.loyalty.enabled=false",
+        "gateway.rate=50",
+        "gateway.authBurst=3",
+        "gateway.bodyLimit=128k",
+        "gateway.rateLimitExemptCidrs={192.0.2.10/32}",
+        "gateway.metrics.enabled=false",
+    )
+    assert nginx_conf(docs) == local_render(
+        tmp_path,
+        SERVICES="account vas payment notify stores",
+        GATEWAY_RATE="50",
+        GATEWAY_AUTH_BURST="3",
+        GATEWAY_BODY_LIMIT="128k",
+        RATE_LIMIT_EXEMPT_CIDRS="192.0.2.10/32",
+        GATEWAY_STATUS_PORT="",
+    )
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="no nginx")
+def test_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
+    conf = nginx_conf(render())
+    assert not re.search(r"@[A-Z_]+@", conf), "a placeholder was left unreplaced"
+    # Local stand-ins for what only exists in the pod: cluster DNS names and writable paths.
+    conf = re.sub(r"server [a-z0-9.-]+\.svc:8000;", "server 127.0.0.1:8000;", conf)
+    conf = conf.replace("/etc/nginx/conf.d/gateway-key.conf", str(tmp_path / "key.conf"))
+    conf = conf.replace("pid /tmp/", f"pid {tmp_path}/")
+    conf = conf.replace("_temp_path /tmp/", f"_temp_path {tmp_path}/")
+    (tmp_path / "key.conf").write_text('map $host $gw_gateway_key { default "k"; }\n')
+    (tmp_path / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run(
+        [nginx, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_gateway_deployment() -> None:
+    docs = render()
+    deployment = one(docs, "Deployment", f"{PREFIX}-gateway")
+    nginx = container(deployment, "nginx")
+    assert nginx["args"] == ["nginx", "-c", "/etc/nginx/gateway/nginx.conf"]
+    assert nginx["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert nginx["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    key_ref = {"secretKeyRef": {"name": f"{PREFIX}-secrets", "key": "gateway-key"}}
+    assert env_of(nginx)["GATEWAY_KEY"] == key_ref
+    mounts = {m["mountPath"] for m in nginx["volumeMounts"]}
+    assert {"/etc/nginx/gateway/nginx.conf", "/etc/nginx/templates/gateway-key.conf.template"} <= mounts
+    assert "/etc/nginx/conf.d" in mounts  # where the image's envsubst writes the key
+    exporter = container(deployment, "exporter")
+    assert "--nginx.scrape-uri=http://127.0.0.1:8081/nginx_status" in exporter["args"]
+    config = one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]
+    assert '"${GATEWAY_KEY}"' in config["gateway-key.conf.template"]
+    conf = config["nginx.conf"]
+    assert "        10.20.0.0/16 1;\n        100.64.12.0/24 1;\n" in conf
+    assert "server rel-mymobifone-account.mm.svc:8000;" in conf
+    assert "listen 8080 default_server;" in conf
+    service = one(docs, "Service", f"{PREFIX}-gateway")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["externalTrafficPolicy"] == "Local"
+    assert one(docs, "PodDisruptionBudget", f"{PREFIX}-gateway")
+    assert one(docs, "Service", f"{PREFIX}-gateway-metrics")["spec"]["type"] == "ClusterIP"
+    assert find(docs, "Pod", f"{PREFIX}-test-gateway")
+
+
+# --- network policies ------------------------------------------------------------------------------
+
+
+def test_only_the_gateway_and_callers_reach_services() -> None:
+    docs = render()
+    gateway_selector = {
+        "app.kubernetes.io/name": "mymobifone",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "gateway",
+    }
+    for name in SERVICES:
+        policy = one(docs, "NetworkPolicy", f"{PREFIX}-{name}")["spec"]
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == name
+        peers = [peer for rule in policy["ingress"] for peer in rule["from"]]
+        pod_peers = [p["podSelector"]["matchLabels"] for p in peers if "namespaceSelector" not in p]
+        callers = {p["app.kubernetes.io/component"] for p in pod_peers}
+        assert callers == ({"gateway", "payment"} if name == "account" else {"gateway"}), name
+        assert gateway_selector in pod_peers
+        # Prometheus, from its namespace only.
+        [monitoring] = [p for p in peers if "namespaceSelector" in p]
+        assert monitoring["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+        egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+        assert {53, 9092, 27017, 6379} <= egress_ports
+    payment = one(docs, "NetworkPolicy", f"{PREFIX}-payment")["spec"]
+    to_pods = [p for r in payment["egress"] for p in r.get("to", []) if "namespaceSelector" not in p]
+    to_account = [r for r in payment["egress"] if r.get("to") and r["to"][0] in to_pods]
+    assert to_account[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "account"
+    gateway = one(docs, "NetworkPolicy", f"{PREFIX}-gateway")["spec"]
+    targets = [p.get("podSelector", {}).get("matchLabels") for rule in gateway["egress"] for p in rule["to"]]
+    assert {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/tier": "service"} in targets
+
+
+def test_network_policies_can_be_turned_off() -> None:
+    assert not find(render("networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+# --- monitoring --------------------------------------------------------------------------------------
+
+
+def test_prometheus_rule_is_the_rules_files() -> None:
+    docs = render()
+    rule = one(docs, "PrometheusRule", PREFIX)
+    expected = []
+    for path in sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml")):
+        expected.extend(yaml.safe_load(path.read_text())["groups"])
+    assert rule["spec"]["groups"] == expected
+
+
+def test_service_monitors_keep_the_services_own_labels() -> None:
+    docs = render()
+    for name in SERVICES:
+        monitor = one(docs, "ServiceMonitor", f"{PREFIX}-{name}")
+        [endpoint] = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "http"
+        assert endpoint["path"] == "/metrics"
+        assert endpoint["honorLabels"] is True
+        relabel = {r["targetLabel"]: r["replacement"] for r in endpoint["relabelings"]}
+        assert relabel == {"job": name, "service": f"{name}-service", "tier": "service"}
+        pod = one(docs, "Deployment", f"{PREFIX}-{name}")["spec"]["template"]
+        assert "prometheus.io/scrape" not in pod["metadata"]["annotations"]
+    assert one(docs, "ServiceMonitor", f"{PREFIX}-gateway")
+
+
+def test_without_the_operator_pods_are_annotated_for_scraping() -> None:
+    docs = render("monitoring.serviceMonitor.enabled=false", "monitoring.prometheusRule.enabled=false")
+    assert not find(docs, "ServiceMonitor")
+    assert not find(docs, "PrometheusRule")
+    annotations = one(docs, "Deployment", f"{PREFIX}-account")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8000"
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_topics_job_runs_before_install_and_upgrade() -> None:
+    job = one(render(), "Job", f"{PREFIX}-topics")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    [c] = job["spec"]["template"]["spec"]["containers"]
+    assert c["command"][:3] == ["python", "-m", "servicekit.kafka.admin"]
+    assert env_of(c)["KAFKA_BOOTSTRAP"].startswith("kafka-0")

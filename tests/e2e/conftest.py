@@ -1,0 +1,85 @@
+"""End-to-end tests drive the running platform (`make up`) through the gateway, as the app
+would. Kafka is used directly only to play other systems (the charging mediation, a
+misbehaving producer); subscriptions are provisioned through the account service's
+internal API, as the operator's BSS would."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+ACCOUNT = os.environ.get("ACCOUNT_URL", "http://127.0.0.1:8101")
+PAYMENT = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8103")
+SMSC = os.environ.get("SMSC_URL", "http://127.0.0.1:8191")
+PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
+INTERNAL_KEY = os.environ.get("INTERNAL_KEY", "local-internal-key")
+CARRIER_PROXY = "127.0.0.2"  # inside CARRIER_PROXY_CIDRS of the local gateway
+
+pytestmark = pytest.mark.e2e
+
+
+def client_from(address: str, base: str = GATEWAY) -> httpx.AsyncClient:
+    """A client whose connections come from `address` (any 127.x.y.z is this machine)."""
+    return httpx.AsyncClient(
+        base_url=base, transport=httpx.AsyncHTTPTransport(local_address=address), timeout=15.0, trust_env=False
+    )
+
+
+@pytest.fixture
+async def carrier() -> AsyncIterator[httpx.AsyncClient]:
+    """A phone on MobiFone mobile data: its requests reach us through the carrier's proxy."""
+    async with client_from(CARRIER_PROXY) as client:
+        yield client
+
+
+@pytest.fixture
+async def wifi() -> AsyncIterator[httpx.AsyncClient]:
+    """A phone on Wi-Fi: an ordinary Internet address (a fresh one per test, so per-client
+    limits of one test do not leak into another)."""
+    address = f"127.{random.randint(10, 250)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    async with client_from(address) as client:
+        yield client
+
+
+@pytest.fixture
+def new_number() -> Callable[[], str]:
+    return lambda: "8477" + f"{random.randrange(10**7):07d}"
+
+
+@pytest.fixture
+async def subscriber(new_number: Callable[[], str]) -> str:
+    """A freshly provisioned prepaid MobiFone subscription, unique to the test."""
+    msisdn = new_number()
+    await provision(msisdn)
+    return msisdn
+
+
+async def provision(msisdn: str, plan: str = "prepaid", status: str = "active") -> None:
+    async with httpx.AsyncClient(base_url=ACCOUNT, trust_env=False) as client:
+        r = await client.put(
+            f"/internal/v1/subscribers/{msisdn}",
+            json={"name": "Khách Kiểm Thử", "plan": plan, "status": status},
+            headers={"X-Internal-Key": INTERNAL_KEY},
+        )
+        r.raise_for_status()
+
+
+async def header_login(carrier: httpx.AsyncClient, msisdn: str) -> dict[str, str]:
+    r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": msisdn})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def latest_code(msisdn: str) -> str:
+    async with httpx.AsyncClient(base_url=SMSC, trust_env=False) as client:
+        r = await client.get("/messages/latest", params={"to": msisdn})
+        assert r.status_code == 200, f"no SMS to {msisdn}: {r.text}"
+        match = re.search(r"\b(\d{6})\b", r.json()["text"])
+        assert match, r.json()["text"]
+        return match.group(1)
