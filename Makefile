@@ -4,7 +4,7 @@ LOCAL := deploy/local
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status logs where install infra topics test test-unit test-integration test-e2e lint fmt docs bench bench-store bench-consumer bench-api clean
+.PHONY: up down status logs where install infra topics test test-unit lint fmt docs bench bench-store bench-consumer bench-api bench-payment clean
 
 up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
 	@$(LOCAL)/platform.sh up
@@ -48,7 +48,7 @@ fmt:
 docs:          ## regenerate docs/asyncapi.json and docs/events/*.schema.json from contracts
 	@$(VENV)/python -m servicekit.catalogue
 
-bench: bench-store bench-consumer bench-api
+bench: bench-store bench-consumer bench-api bench-payment
 
 bench-store:   ## FerretDB on PostgreSQL vs SQLite, per operation
 	@bench/store_backends.sh
@@ -58,6 +58,9 @@ bench-consumer: ## kit consumer vs hand-written aiokafka loop, same work
 
 bench-api:     ## GET /api/v1/me/balances through nginx vs the service directly
 	@$(VENV)/python bench/api_latency.py
+
+bench-payment: ## card top-ups, provider notification -> credited balance, 50 concurrent
+	@$(VENV)/python bench/payment_flow.py
 
 clean: down
 	rm -rf .cache/data .cache/logs .cache/run

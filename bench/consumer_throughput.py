@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
-from mobi_contracts import ConsumerGroup, Topic, parse_event
-from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 
 from account_service.ledger import LedgerService
 from account_service.store import INDEXES
+from mobi_contracts import ConsumerGroup, Topic, parse_event
+from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
@@ -62,7 +62,12 @@ def events(count: int, subscribers: int) -> list[TopupRecorded]:
 
 async def prepare(name: str, batch: list[TopupRecorded]) -> tuple[Topic, Topic, Store]:
     source = Topic(name=f"bench.{name}.in", description="", events=(TopupRecorded,), producer="bench")
-    sink = Topic(name=f"bench.{name}.out", description="", events=(BalanceChanged, BalanceChangeRejected), producer="bench")
+    sink = Topic(
+        name=f"bench.{name}.out",
+        description="",
+        events=(BalanceChanged, BalanceChangeRejected),
+        producer="bench",
+    )
     await ensure_topics(KAFKA, [source, sink])
     store = Store(MONGO, f"bench_{name}", app_name="bench")
     await store.connect()
@@ -82,7 +87,9 @@ async def run_kit(name: str, batch: list[TopupRecorded]) -> float:
     redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
     await publisher.start()
     ledger = LedgerService(store, publisher, sink)
-    consumer = EventConsumer(group, ledger.apply, service="bench", inbox=Inbox(redis, group.name, 3600), publisher=publisher)
+    consumer = EventConsumer(
+        group, ledger.apply, service="bench", inbox=Inbox(redis, group.name, 3600), publisher=publisher
+    )
     broker = KafkaBroker(KAFKA, logger=None)
     consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50)
     done = asyncio.Event()
@@ -116,7 +123,11 @@ async def run_baseline(name: str, batch: list[TopupRecorded]) -> float:
     ledger = LedgerService(store, publisher, sink)
     inbox = Inbox(redis, f"bench-{name}", 3600)
     consumer = AIOKafkaConsumer(
-        source.name, bootstrap_servers=KAFKA, group_id=f"bench-{name}", enable_auto_commit=False, auto_offset_reset="earliest"
+        source.name,
+        bootstrap_servers=KAFKA,
+        group_id=f"bench-{name}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     applied, started = 0, 0.0

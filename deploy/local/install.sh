@@ -73,7 +73,7 @@ install_system() {
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   command -v go >/dev/null || apt_install golang-go
-  local pkgs=(redis-server nginx-light prometheus)
+  local pkgs=(redis-server nginx prometheus wrk)
   [[ "$FERRETDB_BACKEND" == postgresql ]] && pkgs+=(postgresql)
   apt_install "${pkgs[@]}"
 }
@@ -86,7 +86,7 @@ for step in "${steps[@]}"; do
     ferretdb) install_ferretdb ;;
     system) install_system ;;
     helm) install_helm ;;
-    all) install_system; install_python; install_kafka; install_ferretdb ;;
+    all) install_system; install_python; install_kafka; install_ferretdb; install_helm ;;
     *) die "unknown install step: $step" ;;
   esac
 done

@@ -408,3 +408,19 @@ def test_topics_job_runs_before_install_and_upgrade() -> None:
     [c] = job["spec"]["template"]["spec"]["containers"]
     assert c["command"][:3] == ["python", "-m", "servicekit.kafka.admin"]
     assert env_of(c)["KAFKA_BOOTSTRAP"].startswith("kafka-0")
+
+
+def test_packaged_chart_carries_the_shared_files(tmp_path: Path) -> None:
+    """files/gateway and files/prometheus-rules are symlinks: the package must hold the files."""
+    result = helm("package", str(CHART), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    [package] = tmp_path.glob("mymobifone-*.tgz")
+    listing = subprocess.run(["tar", "tzf", str(package)], capture_output=True, text=True, check=True).stdout
+    names = set(listing.split())
+    assert "mymobifone/files/gateway/nginx.conf.tmpl" in names
+    assert "mymobifone/files/gateway/routes.tsv" in names
+    assert "mymobifone/files/prometheus-rules/alerts.yml" in names
+    assert not any(name.endswith((".py", ".sh")) for name in names)
+    rendered = helm("template", RELEASE, str(package), "-f", str(CI_VALUES), "--kube-version", KUBE)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "proxy_pass http://gw_account;" in rendered.stdout

@@ -27,7 +27,10 @@ pytestmark = pytest.mark.e2e
 def client_from(address: str, base: str = GATEWAY) -> httpx.AsyncClient:
     """A client whose connections come from `address` (any 127.x.y.z is this machine)."""
     return httpx.AsyncClient(
-        base_url=base, transport=httpx.AsyncHTTPTransport(local_address=address), timeout=15.0, trust_env=False
+        base_url=base,
+        transport=httpx.AsyncHTTPTransport(local_address=address),
+        timeout=15.0,
+        trust_env=False,
     )
 
 
@@ -71,9 +74,11 @@ async def provision(msisdn: str, plan: str = "prepaid", status: str = "active") 
 
 
 async def header_login(carrier: httpx.AsyncClient, msisdn: str) -> dict[str, str]:
+    """Logs in over mobile data; the headers returned are what that phone's later requests
+    carry: its token, and the number the carrier's proxy adds to every request."""
     r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": msisdn})
     assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return {"Authorization": f"Bearer {r.json()['access_token']}", "X-MSISDN": msisdn}
 
 
 async def latest_code(msisdn: str) -> str:

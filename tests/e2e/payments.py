@@ -23,14 +23,21 @@ def sandbox() -> httpx.AsyncClient:
 
 
 async def start_topup(
-    client: httpx.AsyncClient, auth: dict[str, str], amount: int, *, method: str = "international",
-    target: str | None = None, key: str | None = None,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    amount: int,
+    *,
+    method: str = "international",
+    target: str | None = None,
+    key: str | None = None,
 ) -> httpx.Response:
     body: dict[str, Any] = {"amount_vnd": amount, "method": method}
     if target:
         body["target_msisdn"] = target
     return await client.post(
-        "/api/v1/me/topups/card", json=body, headers=auth | {"Idempotency-Key": key or f"k-{uuid.uuid4().hex}"}
+        "/api/v1/me/topups/card",
+        json=body,
+        headers=auth | {"Idempotency-Key": key or f"k-{uuid.uuid4().hex}"},
     )
 
 

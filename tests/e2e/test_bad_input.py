@@ -68,9 +68,13 @@ async def test_a_body_over_the_gateway_limit_is_refused_before_any_service(wifi:
     assert r.json()["error"] == "payload_too_large"
 
 
-async def test_a_weak_password_is_refused_and_nothing_is_stored(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_a_weak_password_is_refused_and_nothing_is_stored(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     auth = await header_login(carrier, subscriber)
     r = await carrier.put("/api/v1/me/password", json={"password": "short"}, headers=auth)
     assert r.status_code == 422
-    login = await carrier.post("/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "short"})
+    login = await carrier.post(
+        "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "short"}
+    )
     assert login.status_code == 401

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
 from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, NETWORK_USAGE, PAYMENT_EVENTS
-
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.testing import KAFKA, eventually
 
@@ -33,7 +33,10 @@ def topup(msisdn: str, amount: int, topup_id: str) -> TopupRecorded:
     return TopupRecorded.new(
         subject=msisdn,
         data=TopupRecordedData(
-            topup_id=topup_id, amount_vnd=amount, method="scratch_card", payer_msisdn=msisdn,
+            topup_id=topup_id,
+            amount_vnd=amount,
+            method="scratch_card",
+            payer_msisdn=msisdn,
             recorded_at=datetime.now(UTC),
         ),
         producer="e2e-tests",
@@ -55,10 +58,14 @@ async def test_a_replayed_topup_event_changes_the_balance_once(
     await kafka.publish(PAYMENT_EVENTS.name, [event])
     await eventually(lambda: _is(carrier, auth, 30_000))
     await kafka.publish(PAYMENT_EVENTS.name, [event, event])
-    await kafka.publish(PAYMENT_EVENTS.name, [topup(subscriber, 30_000, f"E2E-{subscriber}")])  # new id, same top-up
+    await kafka.publish(
+        PAYMENT_EVENTS.name, [topup(subscriber, 30_000, f"E2E-{subscriber}")]
+    )  # new id, same top-up
     marker = topup(subscriber, 1_000, f"E2E-marker-{subscriber}")
     await kafka.publish(PAYMENT_EVENTS.name, [marker])
-    await eventually(lambda: _is(carrier, auth, 31_000))  # the marker after the replays applied: they were seen
+    await eventually(
+        lambda: _is(carrier, auth, 31_000)
+    )  # the marker after the replays applied: they were seen
     history = (await carrier.get("/api/v1/me/topups", headers=auth)).json()["items"]
     assert sorted(h["amount_vnd"] for h in history) == [1_000, 30_000]
 
@@ -73,8 +80,14 @@ async def test_usage_beyond_the_balance_is_refused_and_shows_nowhere(
     calls = [
         UsageRecorded.new(
             subject=subscriber,
-            data=UsageRecordedData(usage_id=f"CDR-{subscriber}-{n}", kind="voice", quantity=60, unit="seconds",
-                                   charge_vnd=charge, started_at=now),
+            data=UsageRecordedData(
+                usage_id=f"CDR-{subscriber}-{n}",
+                kind="voice",
+                quantity=60,
+                unit="seconds",
+                charge_vnd=charge,
+                started_at=now,
+            ),
             producer="ocs-mediation",
             correlation_id=f"cdr-{n}",
         )

@@ -15,7 +15,9 @@ from .conftest import header_login, latest_code, provision
 pytestmark = pytest.mark.e2e
 
 
-async def test_header_login_works_from_the_carrier_network(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_header_login_works_from_the_carrier_network(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": subscriber})
     assert r.status_code == 200, r.text
     me = await carrier.get("/api/v1/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
@@ -43,7 +45,9 @@ async def test_header_login_of_a_number_that_is_not_a_subscription_is_refused(
     assert r.json()["error"] == "not_a_subscriber"
 
 
-async def test_otp_login_end_to_end_with_the_code_from_the_sms_centre(wifi: httpx.AsyncClient, subscriber: str) -> None:
+async def test_otp_login_end_to_end_with_the_code_from_the_sms_centre(
+    wifi: httpx.AsyncClient, subscriber: str
+) -> None:
     local = "0" + subscriber[2:]  # typed the way people type it
     r = await wifi.post("/api/v1/auth/otp", json={"msisdn": local})
     assert r.status_code == 202, r.text
@@ -57,7 +61,9 @@ async def test_otp_login_end_to_end_with_the_code_from_the_sms_centre(wifi: http
     assert again.status_code == 401, "a code works once"
 
 
-async def test_concurrent_verifies_of_one_code_let_exactly_one_in(wifi: httpx.AsyncClient, subscriber: str) -> None:
+async def test_concurrent_verifies_of_one_code_let_exactly_one_in(
+    wifi: httpx.AsyncClient, subscriber: str
+) -> None:
     await wifi.post("/api/v1/auth/otp", json={"msisdn": subscriber})
     code = await latest_code(subscriber)
     results = await asyncio.gather(
@@ -66,7 +72,9 @@ async def test_concurrent_verifies_of_one_code_let_exactly_one_in(wifi: httpx.As
     assert sorted(r.status_code for r in results) == [200] + [401] * 7
 
 
-async def test_wrong_codes_lock_the_number_out_even_for_the_right_code(wifi: httpx.AsyncClient, subscriber: str) -> None:
+async def test_wrong_codes_lock_the_number_out_even_for_the_right_code(
+    wifi: httpx.AsyncClient, subscriber: str
+) -> None:
     await wifi.post("/api/v1/auth/otp", json={"msisdn": subscriber})
     code = await latest_code(subscriber)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
@@ -87,15 +95,25 @@ async def test_codes_cannot_be_requested_again_at_once(wifi: httpx.AsyncClient, 
     assert r.status_code == 429 and r.json()["error"] == "resend_too_soon"
 
 
-async def test_password_login_and_lockout(wifi: httpx.AsyncClient, carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_password_login_and_lockout(
+    wifi: httpx.AsyncClient, carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     auth = await header_login(carrier, subscriber)
-    assert (await carrier.put("/api/v1/me/password", json={"password": "correct horse 42"}, headers=auth)).status_code == 204
-    ok = await wifi.post("/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "correct horse 42"})
+    assert (
+        await carrier.put("/api/v1/me/password", json={"password": "correct horse 42"}, headers=auth)
+    ).status_code == 204
+    ok = await wifi.post(
+        "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "correct horse 42"}
+    )
     assert ok.status_code == 200, ok.text
     for _ in range(5):
-        bad = await wifi.post("/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "wrong password"})
+        bad = await wifi.post(
+            "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "wrong password"}
+        )
     assert bad.status_code == 401
-    locked = await wifi.post("/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "correct horse 42"})
+    locked = await wifi.post(
+        "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "correct horse 42"}
+    )
     assert locked.status_code == 429
 
 
@@ -124,7 +142,13 @@ async def test_a_token_for_one_subscriber_never_returns_anothers_data(
     await provision(a)
     await provision(b, plan="postpaid")
     auth_a = await header_login(carrier, a)
-    for path in ("/api/v1/me", "/api/v1/me/balances", "/api/v1/me/charges", "/api/v1/me/topups", "/api/v1/me/bills"):
+    for path in (
+        "/api/v1/me",
+        "/api/v1/me/balances",
+        "/api/v1/me/charges",
+        "/api/v1/me/topups",
+        "/api/v1/me/bills",
+    ):
         r = await carrier.get(path, headers=auth_a)
         assert r.status_code == 200, (path, r.text)
         assert b not in r.text

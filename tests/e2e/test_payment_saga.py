@@ -21,12 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def platform(*args: str) -> None:
-    subprocess.run([str(ROOT / "deploy/local/platform.sh"), *args], check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [str(ROOT / "deploy/local/platform.sh"), *args], check=True, capture_output=True, timeout=180
+    )
 
 
 def reconcile(*args: str) -> tuple[int, str]:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "payment-reconcile"), *args], capture_output=True, text=True, timeout=120
+        [str(Path(sys.executable).parent / "payment-reconcile"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return result.returncode, result.stdout + result.stderr
 

@@ -52,7 +52,9 @@ async def test_an_approved_card_topup_credits_once_and_shows_in_the_history(
     assert await eventually(lambda: settled(carrier, auth, body["payment_id"])) == "succeeded"
     await eventually(lambda: _balance_is(carrier, auth, 100_000))
     history = (await carrier.get("/api/v1/me/topups", headers=auth)).json()["items"]
-    assert [(h["id"], h["amount_vnd"], h["method"]) for h in history] == [(body["payment_id"], 100_000, "card_international")]
+    assert [(h["id"], h["amount_vnd"], h["method"]) for h in history] == [
+        (body["payment_id"], 100_000, "card_international")
+    ]
     answers = [n["merchant_answer"]["RspCode"] for n in await notifications(body["payment_id"])]
     assert answers == ["00"]
 
@@ -69,11 +71,15 @@ async def test_a_declined_card_credits_nothing(carrier: httpx.AsyncClient, subsc
     assert (await carrier.get("/api/v1/me/topups", headers=auth)).json()["items"] == []
 
 
-async def test_three_d_secure_and_domestic_cards_go_through_the_otp_step(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_three_d_secure_and_domestic_cards_go_through_the_otp_step(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     auth = await header_login(carrier, subscriber)
     visa = (await start_topup(carrier, auth, 20_000)).json()
     async with httpx.AsyncClient(base_url="http://127.0.0.1:8192", trust_env=False) as provider:
-        challenged = await provider.post("/sandbox/pay", json={"payment_url": visa["payment_url"], "card": VISA_3DS})
+        challenged = await provider.post(
+            "/sandbox/pay", json={"payment_url": visa["payment_url"], "card": VISA_3DS}
+        )
         assert challenged.status_code == 409 and challenged.json()["detail"]["error"] == "otp_required"
     await pay(visa["payment_url"], VISA_3DS, otp="123456")
     atm = (await start_topup(carrier, auth, 30_000, method="domestic")).json()
@@ -81,7 +87,9 @@ async def test_three_d_secure_and_domestic_cards_go_through_the_otp_step(carrier
     await eventually(lambda: _balance_is(carrier, auth, 50_000))
 
 
-async def test_duplicate_notifications_delivered_concurrently_credit_once(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_duplicate_notifications_delivered_concurrently_credit_once(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     auth = await header_login(carrier, subscriber)
     body = (await start_topup(carrier, auth, 40_000)).json()
     await switch(body["payment_id"], copies=8, concurrent=True)
@@ -116,7 +124,9 @@ async def test_forged_wrong_amount_and_stale_notifications_are_refused_and_chang
     assert await balance(carrier, auth) == 0
 
 
-async def test_a_failure_notification_after_the_success_changes_nothing(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_a_failure_notification_after_the_success_changes_nothing(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     auth = await header_login(carrier, subscriber)
     body = (await start_topup(carrier, auth, 70_000)).json()
     await switch(body["payment_id"], out_of_order="failure_after_success")
@@ -150,7 +160,9 @@ async def test_an_idempotency_key_retry_returns_the_same_payment_and_a_changed_b
     concurrent = await asyncio.gather(*(start_topup(carrier, auth, 35_000, key=f"{key}-c") for _ in range(5)))
     ids = {r.json().get("payment_id") for r in concurrent if r.status_code == 201}
     assert len(ids) == 1 and {r.status_code for r in concurrent} <= {201, 409}
-    missing = await carrier.post("/api/v1/me/topups/card", json={"amount_vnd": 25_000, "method": "domestic"}, headers=auth)
+    missing = await carrier.post(
+        "/api/v1/me/topups/card", json={"amount_vnd": 25_000, "method": "domestic"}, headers=auth
+    )
     assert missing.status_code == 400 and missing.json()["error"] == "idempotency_key_required"
 
 
@@ -162,14 +174,19 @@ async def test_an_idempotency_key_retry_returns_the_same_payment_and_a_changed_b
         ({"amount_vnd": 10_500, "method": "domestic"}, "multiple of 1,000"),
         ({"amount_vnd": "100000", "method": "domestic"}, "amount_vnd"),
         ({"amount_vnd": 100_000, "method": "paypal"}, "method"),
-        ({"amount_vnd": 100_000, "method": "domestic", "target_msisdn": "0981234567"}, "not a MobiFone number"),
+        (
+            {"amount_vnd": 100_000, "method": "domestic", "target_msisdn": "0981234567"},
+            "not a MobiFone number",
+        ),
     ],
 )
 async def test_amount_and_method_rules_answer_422_with_a_message(
     carrier: httpx.AsyncClient, subscriber: str, body: dict[str, object], error: str
 ) -> None:
     auth = await header_login(carrier, subscriber)
-    r = await carrier.post("/api/v1/me/topups/card", json=body, headers=auth | {"Idempotency-Key": uuid.uuid4().hex})
+    r = await carrier.post(
+        "/api/v1/me/topups/card", json=body, headers=auth | {"Idempotency-Key": uuid.uuid4().hex}
+    )
     assert r.status_code == 422, r.text
     assert error in r.json()["message"]
 
@@ -196,30 +213,40 @@ async def test_only_the_payer_sees_a_payment(
     await provision(other)
     auth = await header_login(carrier, subscriber)
     body = (await start_topup(carrier, auth, 10_000)).json()
-    r = await carrier.get(f"/api/v1/me/payments/{body['payment_id']}", headers=await header_login(carrier, other))
+    r = await carrier.get(
+        f"/api/v1/me/payments/{body['payment_id']}", headers=await header_login(carrier, other)
+    )
     assert r.status_code == 404
 
 
-async def test_a_bill_is_paid_by_card_and_shows_paid(carrier: httpx.AsyncClient, new_number: Callable[[], str]) -> None:
+async def test_a_bill_is_paid_by_card_and_shows_paid(
+    carrier: httpx.AsyncClient, new_number: Callable[[], str]
+) -> None:
     msisdn = new_number()
     await provision(msisdn, plan="postpaid")
     bill_id = f"B-E2E-{msisdn}"
     await _issue_bill(msisdn, bill_id, 245_000)
     auth = await header_login(carrier, msisdn)
     r = await carrier.post(
-        f"/api/v1/me/bills/{bill_id}/pay", json={"method": "domestic"}, headers=auth | {"Idempotency-Key": uuid.uuid4().hex}
+        f"/api/v1/me/bills/{bill_id}/pay",
+        json={"method": "domestic"},
+        headers=auth | {"Idempotency-Key": uuid.uuid4().hex},
     )
     assert r.status_code == 201, r.text
     assert r.json()["amount_vnd"] == 245_000
     await pay(r.json()["payment_url"], APPROVED_NCB)
     await eventually(lambda: _bill_status(carrier, auth, bill_id, "paid"))
     again = await carrier.post(
-        f"/api/v1/me/bills/{bill_id}/pay", json={"method": "domestic"}, headers=auth | {"Idempotency-Key": uuid.uuid4().hex}
+        f"/api/v1/me/bills/{bill_id}/pay",
+        json={"method": "domestic"},
+        headers=auth | {"Idempotency-Key": uuid.uuid4().hex},
     )
     assert again.status_code == 409
     stranger = await header_login(carrier, "84901234567")
     r = await carrier.post(
-        f"/api/v1/me/bills/{bill_id}/pay", json={"method": "domestic"}, headers=stranger | {"Idempotency-Key": uuid.uuid4().hex}
+        f"/api/v1/me/bills/{bill_id}/pay",
+        json={"method": "domestic"},
+        headers=stranger | {"Idempotency-Key": uuid.uuid4().hex},
     )
     assert r.status_code == 404
 
@@ -246,16 +273,24 @@ async def test_a_scratch_card_used_twice_at_once_credits_once(
     assert await total() == 50_000
 
 
-async def test_wrong_scratch_card_pins_lock_the_subscriber_out(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_wrong_scratch_card_pins_lock_the_subscriber_out(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     serial, pin = await _new_card(10_000)
     auth = await header_login(carrier, subscriber)
     wrong = f"{(int(pin) + 1) % 10**13:013d}"
     codes = [
-        (await carrier.post("/api/v1/me/topups/scratch-card", json={"serial": serial, "pin": wrong}, headers=auth)).status_code
+        (
+            await carrier.post(
+                "/api/v1/me/topups/scratch-card", json={"serial": serial, "pin": wrong}, headers=auth
+            )
+        ).status_code
         for _ in range(5)
     ]
     assert codes == [422] * 5
-    r = await carrier.post("/api/v1/me/topups/scratch-card", json={"serial": serial, "pin": pin}, headers=auth)
+    r = await carrier.post(
+        "/api/v1/me/topups/scratch-card", json={"serial": serial, "pin": pin}, headers=auth
+    )
     assert r.status_code == 429
 
 
@@ -293,9 +328,17 @@ async def _new_card(value: int) -> tuple[str, str]:
     async with httpx.AsyncClient(base_url=PAYMENT, trust_env=False) as service:
         r = await service.post(
             "/internal/v1/scratch-cards/batches",
-            json={"batch_id": f"e2e-{serial}", "cards": [
-                {"serial": serial, "pin": pin, "face_value_vnd": value, "expires_at": "2030-12-31T00:00:00+00:00"}
-            ]},
+            json={
+                "batch_id": f"e2e-{serial}",
+                "cards": [
+                    {
+                        "serial": serial,
+                        "pin": pin,
+                        "face_value_vnd": value,
+                        "expires_at": "2030-12-31T00:00:00+00:00",
+                    }
+                ],
+            },
             headers={"X-Internal-Key": INTERNAL_KEY},
         )
         assert r.status_code == 201, r.text

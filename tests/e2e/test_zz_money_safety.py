@@ -65,10 +65,16 @@ def test_the_scanner_finds_a_planted_card_number_and_ignores_timestamps_and_phon
     assert card_numbers('"digest": "ab4111111111111111cd"') == set()  # inside a hex identifier
 
 
-async def test_no_card_number_is_in_the_store_the_topics_or_the_logs(carrier: httpx.AsyncClient, subscriber: str) -> None:
+async def test_no_card_number_is_in_the_store_the_topics_or_the_logs(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
     auth = await header_login(carrier, subscriber)
     for card in (APPROVED_VISA, VISA_3DS, DECLINED_VISA, NO_FUNDS_VISA, APPROVED_NCB):
-        body = (await start_topup(carrier, auth, 10_000, method="domestic" if card.startswith("9704") else "international")).json()
+        body = (
+            await start_topup(
+                carrier, auth, 10_000, method="domestic" if card.startswith("9704") else "international"
+            )
+        ).json()
         await pay(body["payment_url"], card)
     leaks = {
         "store": card_numbers(await _dump_store()),
@@ -92,7 +98,9 @@ async def _dump_store() -> str:
 
 
 async def _dump_topics() -> str:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     parts: list[str] = []
     try:

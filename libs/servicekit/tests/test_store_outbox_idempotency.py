@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from servicekit.errors import ApiError
 from servicekit.idempotency import IdempotencyKeys, fingerprint
 from servicekit.kafka.publisher import EventPublisher
@@ -22,7 +22,10 @@ def topup(n: int) -> TopupRecorded:
     return TopupRecorded.new(
         subject="84901234567",
         data=TopupRecordedData(
-            topup_id=f"t{n}", amount_vnd=1000, method="scratch_card", payer_msisdn="84901234567",
+            topup_id=f"t{n}",
+            amount_vnd=1000,
+            method="scratch_card",
+            payer_msisdn="84901234567",
             recorded_at=datetime.now(UTC),
         ),
         producer="tests",
@@ -49,7 +52,11 @@ async def test_reads_and_updates_by_id_work_the_same_on_either_store(store: Stor
     await store["docs"].insert_many([{"_id": i, "n": 0} for i in range(40)])
     found = await store.find_by_ids("docs", [3, 5, 99, 3])
     assert set(found) == {3, 5}
-    matched = await store.update_each("docs", [Update({"_id": i}, {"$inc": {"n": 1}}) for i in range(40)] + [Update({"_id": 99}, {"$set": {"n": 1}})])
+    matched = await store.update_each(
+        "docs",
+        [Update({"_id": i}, {"$inc": {"n": 1}}) for i in range(40)]
+        + [Update({"_id": 99}, {"$set": {"n": 1}})],
+    )
     assert matched == 40
     assert await store["docs"].count_documents({"n": 1}) == 40
 
@@ -67,17 +74,26 @@ async def test_the_sweeper_relays_what_a_crash_left_and_clears_it(
     entries = outbox_entries(topic, events)
     past = datetime.now(UTC) - timedelta(minutes=1)
     # A state change committed with its events, then the process died before relaying.
-    await insert_versioned(store, "finals", {"_id": "p1", "status": "succeeded", **with_pending({}, entries, past)})
+    await insert_versioned(
+        store, "finals", {"_id": "p1", "status": "succeeded", **with_pending({}, entries, past)}
+    )
     relay = OutboxRelay(store, publisher, "tests", "finals")
     assert await relay.sweep() == 1
     records = await read_all(topic.name, expect=2)
     assert sorted(r.value for r in records) == sorted(e.model_dump_json().encode() for e in events)
     doc = await store["finals"].find_one({"_id": "p1"})
-    assert doc is not None and doc["outbox"] == [] and doc["outbox_pending"] is False and doc["status"] == "succeeded"
+    assert (
+        doc is not None
+        and doc["outbox"] == []
+        and doc["outbox_pending"] is False
+        and doc["status"] == "succeeded"
+    )
     assert await relay.sweep() == 0
 
 
-async def test_the_sweeper_leaves_fresh_entries_to_the_writer_relaying_them(store: Store, publisher: EventPublisher, unique: str) -> None:
+async def test_the_sweeper_leaves_fresh_entries_to_the_writer_relaying_them(
+    store: Store, publisher: EventPublisher, unique: str
+) -> None:
     topic = await make_topic(f"test.outbox.fresh.{unique}", (TopupRecorded,))
     entries = outbox_entries(topic, [topup(3)])
     await insert_versioned(store, "finals", {"_id": "p2", **with_pending({}, entries, datetime.now(UTC))})

@@ -30,7 +30,7 @@ async def read_until_started(
         assert line, "sandbox exited before starting"
         entry = orjson.loads(line)
         seen.append(entry)
-        if entry["event"] == "sandbox started":
+        if entry["msg"] == "sandbox started":
             return seen, entry
 
 
@@ -63,7 +63,7 @@ async def test_sandbox_process_serves_logs_json_without_text_and_stops_on_sigter
 
     assert process.returncode == 0, stderr.decode()
     entries = startup_lines + [orjson.loads(line) for line in stdout.splitlines()]
-    events = [entry["event"] for entry in entries]
+    events = [entry["msg"] for entry in entries]
     for expected in (
         "bind",
         "submit_sm",
@@ -73,7 +73,7 @@ async def test_sandbox_process_serves_logs_json_without_text_and_stops_on_sigter
         "sandbox stopped",
     ):
         assert expected in events
-    stored = next(entry for entry in entries if entry["event"] == "message stored")
+    stored = next(entry for entry in entries if entry["msg"] == "message stored")
     assert (stored["destination"], stored["text_length"]) == ("84901234567", len(OTP))
     everything_logged = b"\n".join(orjson.dumps(entry) for entry in entries).decode() + stderr.decode()
     assert "918273" not in everything_logged  # the OTP code is a secret

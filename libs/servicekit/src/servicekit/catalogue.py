@@ -30,7 +30,8 @@ def asyncapi_document() -> dict[str, object]:
                 title=f"{topic.name}:{event.EVENT_TYPE}",
                 description=(
                     f"{event.EVENT_TYPE} v{event.EVENT_VERSION} on {topic.name} "
-                    f"({topic.partitions} partitions, retention {topic.retention_ms // 86_400_000} days), produced by {topic.producer}. "
+                    f"({topic.partitions} partitions, retention {topic.retention_ms // 86_400_000} days), "
+                    f"produced by {topic.producer}. "
                     f"Key: {topic.key}. {topic.description}"
                 ),
             )

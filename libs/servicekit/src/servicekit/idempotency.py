@@ -37,7 +37,9 @@ def fingerprint(body: Any) -> str:
 
 def require_key(key: str | None) -> str:
     if key is None:
-        raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (8-64 of A-Z a-z 0-9 _ - : .)")
+        raise ApiError(
+            400, "idempotency_key_required", "send an Idempotency-Key header (8-64 of A-Z a-z 0-9 _ - : .)"
+        )
     if not _KEY.match(key):
         raise ApiError(422, "invalid_idempotency_key", "Idempotency-Key must be 8-64 of A-Z a-z 0-9 _ - : .")
     return key
@@ -55,7 +57,11 @@ class IdempotencyKeys:
         """None: this request owns the key, go ahead. A StoredResponse: answer with it."""
         doc_id = self._id(scope, owner, key)
         claimed = await self.store.claim(
-            COLLECTION, doc_id, fingerprint=body_fingerprint, state="in_progress", created_at=datetime.now(UTC)
+            COLLECTION,
+            doc_id,
+            fingerprint=body_fingerprint,
+            state="in_progress",
+            created_at=datetime.now(UTC),
         )
         if claimed:
             return None
@@ -67,7 +73,9 @@ class IdempotencyKeys:
                 422, "idempotency_key_reused", "this Idempotency-Key was used with a different request body"
             )
         if existing["state"] != "done":
-            raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still running; retry")
+            raise ApiError(
+                409, "request_in_progress", "a request with this Idempotency-Key is still running; retry"
+            )
         return StoredResponse(existing["status"], existing["body"])
 
     async def complete(self, scope: str, owner: str, key: str, status: int, body: dict[str, Any]) -> None:

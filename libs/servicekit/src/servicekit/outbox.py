@@ -71,6 +71,10 @@ class OutboxRelay:
         if not entries:
             return
         await self.publisher.publish_serialized(entries)
+        await self.clear(doc)
+
+    async def clear(self, doc: Doc) -> None:
+        """Mark a document's entries relayed (after `publisher.publish_serialized` of them)."""
         try:
             await save_versioned(
                 self.store, self.collection, doc["_id"], doc["rev"], {OUTBOX: [], SINCE: None, PENDING: False}

@@ -35,7 +35,8 @@ def _docker_available() -> bool:
     if not shutil.which("docker"):
         return False
     docker = shutil.which("docker") or "docker"
-    return subprocess.run([docker, "info"], capture_output=True, check=False, timeout=20).returncode == 0
+    probe = subprocess.run([docker, "info"], capture_output=True, check=False, timeout=20)  # noqa: S603
+    return probe.returncode == 0
 
 
 @pytest.fixture(scope="session")

@@ -225,8 +225,10 @@ class SmppClient:
         ]
 
     async def _submit_part(self, pdu: SubmitSm) -> str:
-        connection = await self._bound_connection(self._request_timeout)
-        async with self._window, self._tracked():
+        # The connection is looked up once a window slot is ours: one fetched before waiting
+        # could have been replaced by a reconnect meanwhile.
+        async with self._tracked(), self._window:
+            connection = await self._bound_connection(self._request_timeout)
             response = await connection.request(pdu, self._request_timeout)
         if response.command_status != CommandStatus.ESME_ROK:
             raise SmppCommandError(pdu.command_id, response.command_status)
@@ -236,7 +238,7 @@ class SmppClient:
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
-        """Count requests on the wire so close() can wait for them before unbinding."""
+        """Count submits under way (queued or on the wire) so close() can wait for them."""
         self._in_flight += 1
         self._drained.clear()
         try:

@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": "smsc-sandbox",
             "logger": record.name,
-            "event": record.getMessage(),
+            "msg": record.getMessage(),  # same keys as servicekit.logs, for one log pipeline
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_") and key != "color_message":

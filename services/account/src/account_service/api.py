@@ -262,7 +262,12 @@ async def bill_for_payment(
     bill = await _queries(request).store["bills"].find_one({"_id": bill_id})
     if bill is None:
         raise not_found("bill")
-    return {"bill_id": bill["_id"], "msisdn": bill["msisdn"], "amount_vnd": bill["amount_vnd"], "status": bill["status"]}
+    return {
+        "bill_id": bill["_id"],
+        "msisdn": bill["msisdn"],
+        "amount_vnd": bill["amount_vnd"],
+        "status": bill["status"],
+    }
 
 
 class Provisioning(Body):
@@ -276,8 +281,10 @@ async def provision_subscriber(
     body: Provisioning, request: Request, msisdn: Annotated[str, Path(pattern=r"^84\d{9}$")]
 ) -> Response:
     """From the operator's provisioning (BSS): a subscription created or changed."""
-    await _queries(request).store["subscribers"].update_one(
-        {"_id": msisdn}, {"$set": body.model_dump()}, upsert=True
+    await (
+        _queries(request)
+        .store["subscribers"]
+        .update_one({"_id": msisdn}, {"$set": body.model_dump()}, upsert=True)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -295,6 +302,9 @@ async def issue_bill(
     body: BillIssue, request: Request, bill_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> Response:
     """From the operator's billing system: a postpaid bill was issued (idempotent by bill id)."""
-    doc = body.model_dump() | {"status": "unpaid", "due_date": datetime.combine(body.due_date, datetime.min.time(), UTC)}
+    doc = body.model_dump() | {
+        "status": "unpaid",
+        "due_date": datetime.combine(body.due_date, datetime.min.time(), UTC),
+    }
     await _queries(request).store.insert_new("bills", [{"_id": bill_id, **doc}])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -199,7 +199,11 @@ def _causes(sub: _Subscriber) -> Iterable[AnyEvent]:
 
 def _events_for(msisdn: str, decided: list[tuple[AnyEvent, Outcome]]) -> Iterable[AnyEvent]:
     for cause, outcome in decided:
-        common: dict[str, Any] = {"subject": msisdn, "producer": PRODUCER, "correlation_id": cause.correlation_id}
+        common: dict[str, Any] = {
+            "subject": msisdn,
+            "producer": PRODUCER,
+            "correlation_id": cause.correlation_id,
+        }
         for change in outcome.changes:
             entry_id = change.entry_id(idempotency_key(cause))
             yield BalanceChanged.new(

@@ -7,12 +7,12 @@ import html
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import vnpay
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from mobi_contracts.msisdn import MobifoneMsisdnInput
 from pydantic import BaseModel, ConfigDict, Field
 
+import vnpay
+from mobi_contracts.msisdn import MobifoneMsisdnInput
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import client_address, client_key, require_internal_key
@@ -26,7 +26,9 @@ me = APIRouter(prefix="/api/v1/me", tags=["payments"])
 provider = APIRouter(prefix="/api/v1/payments/provider", tags=["provider"])
 internal = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Depends(require_internal_key)])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")
+]
 CARD_METHODS: dict[str, Method] = {"international": "card_international", "domestic": "card_domestic"}
 
 
@@ -36,8 +38,12 @@ class Body(BaseModel):
 
 class CardTopup(Body):
     amount_vnd: int = Field(strict=True, description="whole đồng", examples=[100000])
-    method: Literal["international", "domestic"] = Field(description="international credit/debit card or domestic ATM card")
-    target_msisdn: MobifoneMsisdnInput | None = Field(default=None, description="top up another MobiFone number")
+    method: Literal["international", "domestic"] = Field(
+        description="international credit/debit card or domestic ATM card"
+    )
+    target_msisdn: MobifoneMsisdnInput | None = Field(
+        default=None, description="top up another MobiFone number"
+    )
 
 
 class BillPayment(Body):
@@ -88,7 +94,9 @@ def _answer(started: Started) -> JSONResponse:
 
 
 @me.post("/topups/card", status_code=201, response_model=PaymentStarted)
-async def card_topup(body: CardTopup, caller: CurrentCaller, request: Request, key: IdempotencyKey = None) -> JSONResponse:
+async def card_topup(
+    body: CardTopup, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
+) -> JSONResponse:
     """Starts a card top-up: answer with the provider's payment page to send the user to."""
     started = await _payments(request).start_topup(
         payer=caller.msisdn,
@@ -122,7 +130,9 @@ async def pay_bill(
 
 
 @me.post("/topups/scratch-card", status_code=201)
-async def scratch_card_topup(body: ScratchCardTopup, caller: CurrentCaller, request: Request) -> dict[str, Any]:
+async def scratch_card_topup(
+    body: ScratchCardTopup, caller: CurrentCaller, request: Request
+) -> dict[str, Any]:
     return await _cards(request).redeem(
         payer=caller.msisdn,
         serial=body.serial,
@@ -149,7 +159,9 @@ async def provider_notification(request: Request) -> Response:
         raw = await request.body() if request.method == "POST" else request.url.query.encode()
         params = vnpay.decode_query(raw)
     except (vnpay.InvalidMessage, UnicodeDecodeError) as exc:
-        answer = vnpay.IpnAnswer.for_error(exc if isinstance(exc, vnpay.InvalidMessage) else vnpay.Malformed("bad encoding"))
+        answer = vnpay.IpnAnswer.for_error(
+            exc if isinstance(exc, vnpay.InvalidMessage) else vnpay.Malformed("bad encoding")
+        )
         return Response(answer.to_json(), media_type="application/json")
     answer = await _payments(request).on_notification(params)
     return Response(answer.to_json(), media_type="application/json")
@@ -161,17 +173,26 @@ async def provider_return(request: Request) -> HTMLResponse:
     try:
         returned = _payments(request).provider.read_return(vnpay.decode_query(request.url.query))
     except vnpay.InvalidMessage:
-        return HTMLResponse(_page("Không xác thực được kết quả thanh toán", "Invalid payment result."), status_code=400)
+        return HTMLResponse(
+            _page("Không xác thực được kết quả thanh toán", "Invalid payment result."), status_code=400
+        )
     payment = await _payments(request).store["payments"].find_one({"_id": returned.txn_ref})
     state = payment["status"] if payment else "unknown"
-    titles = {"succeeded": "Thanh toán thành công", "failed": "Thanh toán không thành công", "pending": "Đang xử lý"}
-    return HTMLResponse(_page(titles.get(state, "Đang xử lý"), f"Payment {html.escape(returned.txn_ref)}: {state}"))
+    titles = {
+        "succeeded": "Thanh toán thành công",
+        "failed": "Thanh toán không thành công",
+        "pending": "Đang xử lý",
+    }
+    return HTMLResponse(
+        _page(titles.get(state, "Đang xử lý"), f"Payment {html.escape(returned.txn_ref)}: {state}")
+    )
 
 
 def _page(title: str, detail: str) -> str:
     return (
         f"<!doctype html><html lang=vi><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<body><h1>{html.escape(title)}</h1><p>{detail}</p><p>Quay lại ứng dụng My MobiFone.</p></body></html>"
+        f"<body><h1>{html.escape(title)}</h1><p>{detail}</p>"
+        "<p>Quay lại ứng dụng My MobiFone.</p></body></html>"
     )
 
 
@@ -180,10 +201,16 @@ async def import_cards(batch: CardBatch, request: Request) -> dict[str, int]:
     cards = []
     for card in batch.cards:
         try:
-            cards.append({
-                "serial": str(card["serial"]), "pin": str(card["pin"]), "face_value_vnd": int(card["face_value_vnd"]),
-                "expires_at": datetime.fromisoformat(str(card["expires_at"])),
-            })
+            cards.append(
+                {
+                    "serial": str(card["serial"]),
+                    "pin": str(card["pin"]),
+                    "face_value_vnd": int(card["face_value_vnd"]),
+                    "expires_at": datetime.fromisoformat(str(card["expires_at"])),
+                }
+            )
         except (KeyError, ValueError) as exc:
-            raise ApiError(422, "invalid_request", f"card needs serial, pin, face_value_vnd, expires_at: {exc}") from exc
+            raise ApiError(
+                422, "invalid_request", f"card needs serial, pin, face_value_vnd, expires_at: {exc}"
+            ) from exc
     return {"imported": await _cards(request).import_batch(batch.batch_id, cards)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from mobi_contracts.topics import PAYMENT_CREDITS_GROUP, PAYMENT_EVENTS
-
 from servicekit.app import Service
 from servicekit.idempotency import IdempotencyKeys
 from servicekit.outbox import OutboxRelay

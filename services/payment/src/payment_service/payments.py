@@ -4,12 +4,16 @@ show status. A payment settles exactly once: the first outcome to be inserted in
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
+from prometheus_client import Counter
+
 import vnpay
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.events.payment import (
@@ -23,8 +27,6 @@ from mobi_contracts.events.payment import (
     TopupRecordedData,
 )
 from mobi_contracts.topics import PAYMENT_EVENTS
-from prometheus_client import Counter
-
 from servicekit.errors import ApiError, not_found, unavailable
 from servicekit.idempotency import IdempotencyKeys, fingerprint
 from servicekit.mongo import Store, insert_versioned
@@ -32,7 +34,7 @@ from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
 from .domain.rules import FINAL, AmountRules, ProviderResult, event_id, judge, payment_id_for
 from .provider import Provider, result_of
-from .store import FINALS, NOTIFICATIONS, PAYMENTS
+from .store import FINALS, PAYMENTS
 
 log = logging.getLogger(__name__)
 PRODUCER = "payment-service"
@@ -52,7 +54,9 @@ class BillDirectory:
     """Bills live in the account service; ask it over its internal API."""
 
     def __init__(self, base_url: str, internal_key: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=5.0, headers={"X-Internal-Key": internal_key})
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=5.0, headers={"X-Internal-Key": internal_key}
+        )
 
     async def bill(self, bill_id: str) -> dict[str, Any] | None:
         try:
@@ -85,6 +89,7 @@ class PaymentService:
         topic: Topic = PAYMENT_EVENTS,
     ) -> None:
         self.topic = topic
+        self._tasks: set[asyncio.Task[None]] = set()
         self.store = store
         self.relay = relay
         self.provider = provider
@@ -97,7 +102,15 @@ class PaymentService:
     # -- starting a payment --------------------------------------------------------------------
 
     async def start_topup(
-        self, *, payer: str, key: str, amount_vnd: int, method: Method, target: str | None, client_ip: str, correlation_id: str
+        self,
+        *,
+        payer: str,
+        key: str,
+        amount_vnd: int,
+        method: Method,
+        target: str | None,
+        client_ip: str,
+        correlation_id: str,
     ) -> Started:
         problem = self.rules.problem(amount_vnd)
         if problem:
@@ -114,8 +127,13 @@ class PaymentService:
             raise not_found("bill")  # someone else's bill is as good as absent
         if bill.get("status") == "paid":
             raise ApiError(409, "bill_already_paid", "this bill is already paid")
-        request = {"kind": "bill", "amount_vnd": int(bill["amount_vnd"]), "method": method, "bill_id": bill_id,
-                   "target_msisdn": payer}
+        request = {
+            "kind": "bill",
+            "amount_vnd": int(bill["amount_vnd"]),
+            "method": method,
+            "bill_id": bill_id,
+            "target_msisdn": payer,
+        }
         return await self._start(payer, key, request, client_ip, correlation_id)
 
     async def _start(
@@ -163,7 +181,9 @@ class PaymentService:
             existing = await self.store[PAYMENTS].find_one({"_id": payment_id})
             if existing is None:
                 raise
-            log.info("payment already created for this key", extra={"payment_id": payment_id, "why": repr(exc)})
+            log.info(
+                "payment already created for this key", extra={"payment_id": payment_id, "why": repr(exc)}
+            )
             return existing
         PAYMENTS_TOTAL.labels(self.service, kind, "pending").inc()
         return payment
@@ -188,9 +208,10 @@ class PaymentService:
             notification = self.provider.read_notification(params, now)
         except vnpay.InvalidMessage as exc:
             NOTIFICATIONS_TOTAL.labels(self.service, type(exc).__name__.lower()).inc()
-            log.warning("provider notification refused", extra={"why": str(exc), "txn_ref": params.get("vnp_TxnRef")})
+            log.warning(
+                "provider notification refused", extra={"why": str(exc), "txn_ref": params.get("vnp_TxnRef")}
+            )
             return vnpay.IpnAnswer.for_error(exc)
-        await self._audit(notification, now)
         payment = await self.store[PAYMENTS].find_one({"_id": notification.txn_ref})
         if payment is None:
             NOTIFICATIONS_TOTAL.labels(self.service, "unknown_order").inc()
@@ -204,19 +225,27 @@ class PaymentService:
             NOTIFICATIONS_TOTAL.labels(self.service, "not_final").inc()
             return vnpay.IpnAnswer.unknown_error("transaction not final yet")
         assert verdict.status is not None
-        won = await self.settle(payment, verdict.status, result_of(notification), verdict.reason_code, now)
+        won = await self.settle(
+            payment,
+            verdict.status,
+            result_of(notification),
+            verdict.reason_code,
+            now,
+            evidence=notification.signed_fields,
+        )
         NOTIFICATIONS_TOTAL.labels(self.service, "settled" if won else "duplicate").inc()
         return vnpay.IpnAnswer.confirm_success() if won else vnpay.IpnAnswer.already_confirmed()
-
-    async def _audit(self, notification: vnpay.Notification, now: datetime) -> None:
-        # Kept for disputes; the provider never sends card numbers, and only signed fields are kept.
-        key = f"{notification.txn_ref}:{notification.transaction_no}:{notification.response_code}"
-        await self.store.claim(NOTIFICATIONS, key, fields=notification.signed_fields, received_at=now)
 
     # -- settling ---------------------------------------------------------------------------------------
 
     async def settle(
-        self, payment: dict[str, Any], status: str, result: ProviderResult | None, reason_code: str, now: datetime
+        self,
+        payment: dict[str, Any],
+        status: str,
+        result: ProviderResult | None,
+        reason_code: str,
+        now: datetime,
+        evidence: dict[str, str] | None = None,
     ) -> bool:
         """Record the payment's outcome and its events in one insert. False if it was settled already."""
         if payment.get("status") in FINAL:
@@ -237,19 +266,46 @@ class PaymentService:
             "topup_event_id": str(event_id(payment["_id"], "topup")) if status == "succeeded" else None,
             "settled_at": now,
             "events": entries,  # kept after relaying, for reconciliation
+            # What the provider signed (never card data: the provider does not send it), for disputes.
+            "evidence": evidence or {},
         }
-        if not await self.store.claim(FINALS, payment["_id"], **with_pending({k: v for k, v in final.items() if k != "_id"}, entries, now), rev=1):
+        if not await self.store.claim(
+            FINALS,
+            payment["_id"],
+            **with_pending({k: v for k, v in final.items() if k != "_id"}, entries, now),
+            rev=1,
+        ):
             return False
         PAYMENTS_TOTAL.labels(self.service, payment["kind"], status).inc()
-        await self.relay.relay({**final, "outbox": entries, "rev": 1})
-        await self.mirror(payment["_id"])
+        await self.relay.publisher.publish_serialized(entries)
+        # Marking the entries relayed and mirroring the outcome onto the payment document
+        # need not delay the provider's answer: readers consult the final record, and if
+        # this process dies first the sweeper relays again (consumers dedupe by event id).
+        self._spawn(self._after_settling(payment["_id"], final))
         return True
 
+    async def _after_settling(self, payment_id: str, final: dict[str, Any]) -> None:
+        await self.relay.clear({"_id": payment_id, "rev": 1})
+        await self._mirror(payment_id, final)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _events(
-        self, payment: dict[str, Any], status: str, result: ProviderResult | None, reason_code: str, now: datetime
+        self,
+        payment: dict[str, Any],
+        status: str,
+        result: ProviderResult | None,
+        reason_code: str,
+        now: datetime,
     ) -> list[AnyEvent]:
         pid, payer = payment["_id"], payment["msisdn"]
-        common: dict[str, Any] = {"producer": PRODUCER, "correlation_id": payment.get("correlation_id") or pid}
+        common: dict[str, Any] = {
+            "producer": PRODUCER,
+            "correlation_id": payment.get("correlation_id") or pid,
+        }
         if status != "succeeded":
             return [
                 PaymentFailed.new(
@@ -291,8 +347,11 @@ class PaymentService:
                 subject=payer,
                 event_id=event_id(pid, "bill"),
                 data=BillPaidData(
-                    bill_id=payment["bill_id"], amount_vnd=payment["amount_vnd"], payment_id=pid,
-                    payer_msisdn=payer, paid_at=now,
+                    bill_id=payment["bill_id"],
+                    amount_vnd=payment["amount_vnd"],
+                    payment_id=pid,
+                    payer_msisdn=payer,
+                    paid_at=now,
                 ),
                 **common,
             )
@@ -301,8 +360,13 @@ class PaymentService:
                 subject=payment["target_msisdn"],
                 event_id=event_id(pid, "topup"),
                 data=TopupRecordedData(
-                    topup_id=pid, amount_vnd=payment["amount_vnd"], method=payment["method"], payer_msisdn=payer,
-                    payment_id=pid, provider_reference=result.transaction_no, recorded_at=now,
+                    topup_id=pid,
+                    amount_vnd=payment["amount_vnd"],
+                    method=payment["method"],
+                    payer_msisdn=payer,
+                    payment_id=pid,
+                    provider_reference=result.transaction_no,
+                    recorded_at=now,
                 ),
                 **common,
             )
@@ -311,11 +375,26 @@ class PaymentService:
     async def mirror(self, payment_id: str) -> dict[str, Any] | None:
         """Copy the settled outcome onto the payment document (idempotent; any replica may do it)."""
         final = await self.store[FINALS].find_one({"_id": payment_id})
-        if final is None:
-            return None
-        fields = {k: final.get(k) for k in ("status", "reason_code", "reason", "provider_transaction_no", "bank_code", "card_type", "settled_at")}
-        await self.store[PAYMENTS].update_one({"_id": payment_id}, {"$set": fields})
+        if final is not None:
+            await self._mirror(payment_id, final)
         return final
+
+    async def _mirror(self, payment_id: str, final: dict[str, Any]) -> None:
+        keys = (
+            "status",
+            "reason_code",
+            "reason",
+            "provider_transaction_no",
+            "bank_code",
+            "card_type",
+            "settled_at",
+        )
+        try:
+            await self.store[PAYMENTS].update_one(
+                {"_id": payment_id}, {"$set": {k: final.get(k) for k in keys}}
+            )
+        except Exception:  # the reconciler mirrors what is left behind
+            log.exception("mirroring a settled payment failed", extra={"payment_id": payment_id})
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -331,7 +410,21 @@ class PaymentService:
 
     @staticmethod
     def _public(payment: dict[str, Any]) -> dict[str, Any]:
-        keys = ("kind", "status", "amount_vnd", "method", "target_msisdn", "bill_id", "reason_code", "reason",
-                "created_at", "expires_at", "settled_at")
-        out = {"payment_id": payment["_id"], **{k: payment.get(k) for k in keys if payment.get(k) is not None}}
+        keys = (
+            "kind",
+            "status",
+            "amount_vnd",
+            "method",
+            "target_msisdn",
+            "bill_id",
+            "reason_code",
+            "reason",
+            "created_at",
+            "expires_at",
+            "settled_at",
+        )
+        out = {
+            "payment_id": payment["_id"],
+            **{k: payment.get(k) for k in keys if payment.get(k) is not None},
+        }
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in out.items()}

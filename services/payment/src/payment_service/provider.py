@@ -62,7 +62,9 @@ class Provider:
     def read_return(self, params: Mapping[str, str]) -> vnpay.Notification:
         return vnpay.parse_return(params, self.config.secret, tmn_code=self.config.tmn_code)
 
-    async def query(self, *, txn_ref: str, created_at: datetime, order_info: str, now: datetime) -> ProviderResult | None:
+    async def query(
+        self, *, txn_ref: str, created_at: datetime, order_info: str, now: datetime
+    ) -> ProviderResult | None:
         """The provider's view of a transaction; None when it does not know it."""
         if self._query is None:
             self._query = vnpay.QueryClient(self.config)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import vnpay
-
 from servicekit.idempotency import IdempotencyKeys
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.logs import configure_logging
@@ -91,21 +90,28 @@ class Reconciler:
                 continue  # the customer may still be paying
             try:
                 result = await self.service.provider.query(
-                    txn_ref=payment["_id"], created_at=payment["created_at"], order_info=payment["order_info"], now=now
+                    txn_ref=payment["_id"],
+                    created_at=payment["created_at"],
+                    order_info=payment["order_info"],
+                    now=now,
                 )
             except vnpay.VnpayError as exc:
                 report.unexplained.append((payment["_id"], f"provider query failed: {exc}"))
                 continue
             await self._settle_from_query(payment, result, now, report)
 
-    async def _settle_from_query(self, payment: dict[str, Any], result: Any, now: datetime, report: Report) -> None:
+    async def _settle_from_query(
+        self, payment: dict[str, Any], result: Any, now: datetime, report: Report
+    ) -> None:
         if result is None:
             await self.service.settle(payment, "expired", None, "11", now)
             report.expired.append(payment["_id"])
             return
         verdict = judge(payment["amount_vnd"], result)
         if verdict.action == "reject_amount":
-            report.unexplained.append((payment["_id"], f"provider amount {result.amount_vnd} != {payment['amount_vnd']}"))
+            report.unexplained.append(
+                (payment["_id"], f"provider amount {result.amount_vnd} != {payment['amount_vnd']}")
+            )
         elif verdict.action == "wait":
             await self.service.settle(payment, "expired", None, "11", now)
             report.expired.append(payment["_id"])
@@ -139,12 +145,21 @@ async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_
     try:
         relays = [OutboxRelay(store, publisher, settings.service_name, c) for c in (FINALS, SCRATCH_USES)]
         service = PaymentService(
-            store=store, relay=relays[0], provider=Provider(settings), keys=IdempotencyKeys(store), bills=bills,
+            store=store,
+            relay=relays[0],
+            provider=Provider(settings),
+            keys=IdempotencyKeys(store),
+            bills=bills,
             rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
-            ttl=timedelta(minutes=settings.payment_ttl_minutes), service="payment-reconcile",
+            ttl=timedelta(minutes=settings.payment_ttl_minutes),
+            service="payment-reconcile",
         )
         reconciler = Reconciler(
-            service, publisher, relays, pending_after=pending_after, credit_wait=credit_wait,
+            service,
+            publisher,
+            relays,
+            pending_after=pending_after,
+            credit_wait=credit_wait,
             give_up_after=timedelta(hours=1),
         )
         return await reconciler.run()
@@ -155,18 +170,26 @@ async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_
 
 
 def run() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     settings = PaymentSettings()
     window = settings.payment_ttl_minutes * 60 + 120
     parser.add_argument(
-        "--pending-after-seconds", type=int, default=window,
+        "--pending-after-seconds",
+        type=int,
+        default=window,
         help=f"ask the provider about payments pending longer than this (default {window}: expiry + 2 min)",
     )
     parser.add_argument("--credit-wait-seconds", type=int, default=60, help="before a missing credit counts")
     args = parser.parse_args()
     configure_logging("payment-reconcile", "WARNING")
     report = asyncio.run(
-        reconcile(settings, timedelta(seconds=args.pending_after_seconds), timedelta(seconds=args.credit_wait_seconds))
+        reconcile(
+            settings,
+            timedelta(seconds=args.pending_after_seconds),
+            timedelta(seconds=args.credit_wait_seconds),
+        )
     )
     print("\n".join(report.lines()))
     sys.exit(1 if report.unexplained else 0)

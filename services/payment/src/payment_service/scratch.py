@@ -11,12 +11,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
-from mobi_contracts.topics import PAYMENT_EVENTS
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.topics import PAYMENT_EVENTS
 from servicekit.errors import ApiError, unavailable
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
@@ -40,7 +40,14 @@ return 0
 
 class ScratchCards:
     def __init__(
-        self, *, store: Store, redis: Redis, relay: OutboxRelay, pepper: bytes, max_wrong: int, lockout_seconds: int,
+        self,
+        *,
+        store: Store,
+        redis: Redis,
+        relay: OutboxRelay,
+        pepper: bytes,
+        max_wrong: int,
+        lockout_seconds: int,
         service: str,
     ) -> None:
         self.store = store
@@ -52,19 +59,25 @@ class ScratchCards:
         self.service = service
         self._wrong_pin = redis.register_script(_WRONG_PIN)
 
-    async def redeem(self, *, payer: str, serial: str, pin: str, target: str | None, client: str, correlation_id: str) -> dict[str, Any]:
+    async def redeem(
+        self, *, payer: str, serial: str, pin: str, target: str | None, client: str, correlation_id: str
+    ) -> dict[str, Any]:
         await self._refuse_if_locked(payer, client)
         card = await self.store[SCRATCH_CARDS].find_one({"_id": serial})
         if card is None or not pin_matches(self.pepper, serial, pin, card["pin_digest"]):
             await self._count_wrong(payer, client)
             REDEMPTIONS.labels(self.service, "wrong_pin").inc()
             raise ApiError(422, "invalid_card", "the serial or the PIN is wrong")
-        if card.get("status") != "active" or card.get("expires_at", datetime.max.replace(tzinfo=UTC)) < datetime.now(UTC):
+        if card.get("status") != "active" or card.get(
+            "expires_at", datetime.max.replace(tzinfo=UTC)
+        ) < datetime.now(UTC):
             REDEMPTIONS.labels(self.service, "not_usable").inc()
             raise ApiError(409, "card_not_usable", "this card has been used or has expired")
         return await self._use(card, payer, target or payer, correlation_id)
 
-    async def _use(self, card: dict[str, Any], payer: str, target: str, correlation_id: str) -> dict[str, Any]:
+    async def _use(
+        self, card: dict[str, Any], payer: str, target: str, correlation_id: str
+    ) -> dict[str, Any]:
         now = datetime.now(UTC)
         topup_id = f"SC{card['_id']}"
         event = TopupRecorded.new(
@@ -73,21 +86,38 @@ class ScratchCards:
             producer="payment-service",
             correlation_id=correlation_id,
             data=TopupRecordedData(
-                topup_id=topup_id, amount_vnd=card["face_value_vnd"], method="scratch_card", payer_msisdn=payer,
+                topup_id=topup_id,
+                amount_vnd=card["face_value_vnd"],
+                method="scratch_card",
+                payer_msisdn=payer,
                 recorded_at=now,
             ),
         )
         entries = outbox_entries(PAYMENT_EVENTS, [event])
-        use = {"msisdn": payer, "target_msisdn": target, "amount_vnd": card["face_value_vnd"], "topup_id": topup_id,
-               "topup_event_id": str(event.event_id), "used_at": now, "events": entries}
+        use = {
+            "msisdn": payer,
+            "target_msisdn": target,
+            "amount_vnd": card["face_value_vnd"],
+            "topup_id": topup_id,
+            "topup_event_id": str(event.event_id),
+            "used_at": now,
+            "events": entries,
+        }
         if not await self.store.claim(SCRATCH_USES, card["_id"], **with_pending(use, entries, now), rev=1):
             REDEMPTIONS.labels(self.service, "already_used").inc()
             raise ApiError(409, "card_not_usable", "this card has been used or has expired")
         await self.relay.relay({"_id": card["_id"], "outbox": entries, "rev": 1})
         # Only the winner reaches here, so the card has one writer.
-        await self.store[SCRATCH_CARDS].update_one({"_id": card["_id"]}, {"$set": {"status": "used", "used_at": now}})
+        await self.store[SCRATCH_CARDS].update_one(
+            {"_id": card["_id"]}, {"$set": {"status": "used", "used_at": now}}
+        )
         REDEMPTIONS.labels(self.service, "ok").inc()
-        return {"topup_id": topup_id, "amount_vnd": card["face_value_vnd"], "target_msisdn": target, "status": "accepted"}
+        return {
+            "topup_id": topup_id,
+            "amount_vnd": card["face_value_vnd"],
+            "target_msisdn": target,
+            "status": "accepted",
+        }
 
     async def _refuse_if_locked(self, payer: str, client: str) -> None:
         try:
@@ -96,12 +126,21 @@ class ScratchCards:
             raise unavailable("scratch-card top-up is temporarily unavailable") from exc
         if locked:
             REDEMPTIONS.labels(self.service, "locked").inc()
-            raise ApiError(429, "locked_out", "too many wrong PINs; try again later",
-                           headers={"Retry-After": str(self.lockout)}, retry_after=self.lockout)
+            raise ApiError(
+                429,
+                "locked_out",
+                "too many wrong PINs; try again later",
+                headers={"Retry-After": str(self.lockout)},
+                retry_after=self.lockout,
+            )
 
     async def _count_wrong(self, payer: str, client: str) -> None:
-        keys = [f"scratch:wrong:sub:{payer}", f"scratch:wrong:client:{client}",
-                f"scratch:lock:sub:{payer}", f"scratch:lock:client:{client}"]
+        keys = [
+            f"scratch:wrong:sub:{payer}",
+            f"scratch:wrong:client:{client}",
+            f"scratch:lock:sub:{payer}",
+            f"scratch:lock:client:{client}",
+        ]
         try:
             await self._wrong_pin(keys=keys, args=[self.max_wrong, self.lockout])
         except RedisError as exc:
@@ -110,8 +149,14 @@ class ScratchCards:
     async def import_batch(self, batch_id: str, cards: list[dict[str, Any]]) -> int:
         """Cards from the printer: serial, PIN, face value, expiry. PINs are kept only as HMACs."""
         docs = [
-            {"_id": c["serial"], "pin_digest": pin_digest(self.pepper, c["serial"], c["pin"]),
-             "face_value_vnd": c["face_value_vnd"], "expires_at": c["expires_at"], "status": "active", "batch": batch_id}
+            {
+                "_id": c["serial"],
+                "pin_digest": pin_digest(self.pepper, c["serial"], c["pin"]),
+                "face_value_vnd": c["face_value_vnd"],
+                "expires_at": c["expires_at"],
+                "status": "active",
+                "batch": batch_id,
+            }
             for c in cards
         ]
         return await self.store.insert_new(SCRATCH_CARDS, docs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from servicekit.logs import configure_logging
 from servicekit.mongo import Store
@@ -21,7 +21,11 @@ def demo_cards(count: int = DEMO_CARDS) -> list[dict[str, object]]:
     """The same cards every time: serial 1000000000+i, a 13-digit PIN from a fixed seed."""
     rng = random.Random(84_2026)
     return [
-        {"serial": f"{1_000_000_000 + i}", "pin": f"{rng.randrange(10**12, 10**13)}", "face_value_vnd": FACE_VALUES[i % 6]}
+        {
+            "serial": f"{1_000_000_000 + i}",
+            "pin": f"{rng.randrange(10**12, 10**13)}",
+            "face_value_vnd": FACE_VALUES[i % 6],
+        }
         for i in range(count)
     ]
 
@@ -34,8 +38,14 @@ async def seed(settings: PaymentSettings) -> int:
         pepper = settings.scratch_pin_pepper.get_secret_value().encode()
         expires = datetime(datetime.now(UTC).year + 2, 12, 31, tzinfo=UTC)
         docs = [
-            {"_id": c["serial"], "pin_digest": pin_digest(pepper, str(c["serial"]), str(c["pin"])),
-             "face_value_vnd": c["face_value_vnd"], "expires_at": expires, "status": "active", "batch": "demo"}
+            {
+                "_id": c["serial"],
+                "pin_digest": pin_digest(pepper, str(c["serial"]), str(c["pin"])),
+                "face_value_vnd": c["face_value_vnd"],
+                "expires_at": expires,
+                "status": "active",
+                "batch": "demo",
+            }
             for c in demo_cards()
         ]
         return await store.insert_new(SCRATCH_CARDS, docs)
@@ -47,8 +57,10 @@ def run() -> None:
     settings = PaymentSettings()
     configure_logging("payment-seed", settings.log_level)
     inserted = asyncio.run(seed(settings))
-    print(f"scratch cards seeded: {inserted} new ({DEMO_CARDS} demo cards); e.g. serial 1000000000 PIN {demo_cards(1)[0]['pin']}")
-    _ = timedelta
+    print(
+        f"scratch cards seeded: {inserted} new ({DEMO_CARDS} demo cards); "
+        f"e.g. serial 1000000000 PIN {demo_cards(1)[0]['pin']}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ FINALS = "payment_finals"
 SCRATCH_CARDS = "scratch_cards"
 SCRATCH_USES = "scratch_card_uses"
 CREDITS = "credits"  # top-ups the account service confirmed (BalanceChanged), by TopupRecorded id
-NOTIFICATIONS = "provider_notifications"  # audit trail of what the provider sent (no card data)
 
 INDEXES = {
     PAYMENTS: [

@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from mobi_contracts.events.payment import BillPaid, PaymentFailed, PaymentSucceeded, TopupRecorded
 
+from mobi_contracts.events.payment import BillPaid, PaymentFailed, PaymentSucceeded, TopupRecorded
 from payment_service.domain.rules import AmountRules, ProviderResult
 from payment_service.payments import BillDirectory, PaymentService
 from payment_service.provider import Provider
@@ -17,7 +17,7 @@ from servicekit.idempotency import IdempotencyKeys
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay
-from servicekit.testing import make_topic, read_all
+from servicekit.testing import eventually, make_topic, read_all
 
 pytestmark = pytest.mark.integration
 PAID = ProviderResult(amount_vnd=100_000, response_code="00", transaction_status="00", transaction_no="123")
@@ -25,20 +25,38 @@ PAID = ProviderResult(amount_vnd=100_000, response_code="00", transaction_status
 
 @pytest.fixture
 async def service(store: Store, publisher: EventPublisher, unique: str) -> PaymentService:
-    topic = await make_topic(f"test.payment-events.{unique}", (PaymentSucceeded, PaymentFailed, TopupRecorded, BillPaid))
+    topic = await make_topic(
+        f"test.payment-events.{unique}", (PaymentSucceeded, PaymentFailed, TopupRecorded, BillPaid)
+    )
     bills = BillDirectory("http://127.0.0.1:1", "unused")
     return PaymentService(
-        store=store, relay=OutboxRelay(store, publisher, "tests", FINALS), provider=Provider(PaymentSettings()),
-        keys=IdempotencyKeys(store), bills=bills, rules=AmountRules(10_000, 5_000_000, 1_000),
-        ttl=timedelta(minutes=15), service="tests", topic=topic,
+        store=store,
+        relay=OutboxRelay(store, publisher, "tests", FINALS),
+        provider=Provider(PaymentSettings()),
+        keys=IdempotencyKeys(store),
+        bills=bills,
+        rules=AmountRules(10_000, 5_000_000, 1_000),
+        ttl=timedelta(minutes=15),
+        service="tests",
+        topic=topic,
     )
 
 
 async def pending(store: Store, payment_id: str = "PAYTEST1") -> dict[str, object]:
     now = datetime.now(UTC)
-    doc = {"_id": payment_id, "msisdn": "84901234567", "target_msisdn": "84931234567", "kind": "topup",
-           "amount_vnd": 100_000, "method": "card_international", "status": "pending", "order_info": "x",
-           "created_at": now, "expires_at": now + timedelta(minutes=15), "rev": 1}
+    doc = {
+        "_id": payment_id,
+        "msisdn": "84901234567",
+        "target_msisdn": "84931234567",
+        "kind": "topup",
+        "amount_vnd": 100_000,
+        "method": "card_international",
+        "status": "pending",
+        "order_info": "x",
+        "created_at": now,
+        "expires_at": now + timedelta(minutes=15),
+        "rev": 1,
+    }
     await store[PAYMENTS].insert_one(doc)
     return doc
 
@@ -49,18 +67,26 @@ async def test_of_many_concurrent_settlements_one_wins_and_its_events_go_out_onc
     payment = await pending(store)
     now = datetime.now(UTC)
     outcomes = ["succeeded"] * 10 + ["failed"] * 10
-    wins = await asyncio.gather(*(service.settle(payment, o, PAID, "" if o == "succeeded" else "51", now) for o in outcomes))
+    wins = await asyncio.gather(
+        *(service.settle(payment, o, PAID, "" if o == "succeeded" else "51", now) for o in outcomes)
+    )
     assert wins.count(True) == 1
     final = await store[FINALS].find_one({"_id": "PAYTEST1"})
     assert final is not None and final["outbox"] == []
-    mirrored = await store[PAYMENTS].find_one({"_id": "PAYTEST1"})
-    assert mirrored is not None and mirrored["status"] == final["status"]
+
+    async def mirrored() -> bool:
+        doc = await store[PAYMENTS].find_one({"_id": "PAYTEST1"})
+        return doc is not None and doc["status"] == final["status"]
+
+    await eventually(mirrored, timeout=5)
     records = await read_all(service.topic.name, expect=3, timeout=5)
     types = sorted(dict(r.headers)["event-type"].decode() for r in records)
     assert types in (["PaymentSucceeded", "TopupRecorded"], ["PaymentFailed"])
 
 
-async def test_a_topup_credits_the_target_and_the_receipt_goes_to_the_payer(service: PaymentService, store: Store) -> None:
+async def test_a_topup_credits_the_target_and_the_receipt_goes_to_the_payer(
+    service: PaymentService, store: Store
+) -> None:
     payment = await pending(store, "PAYTEST2")
     assert await service.settle(payment, "succeeded", PAID, "", datetime.now(UTC))
     records = await read_all(service.topic.name, expect=2)
@@ -72,8 +98,17 @@ async def test_the_status_shows_a_settled_outcome_even_before_the_payment_docume
     service: PaymentService, store: Store
 ) -> None:
     await pending(store, "PAYTEST3")
-    await store.claim(FINALS, "PAYTEST3", status="failed", reason_code="51", reason="Insufficient funds",
-                      settled_at=datetime.now(UTC), outbox=[], outbox_pending=False, rev=1)
+    await store.claim(
+        FINALS,
+        "PAYTEST3",
+        status="failed",
+        reason_code="51",
+        reason="Insufficient funds",
+        settled_at=datetime.now(UTC),
+        outbox=[],
+        outbox_pending=False,
+        rev=1,
+    )
     shown = await service.status_for("84901234567", "PAYTEST3")
     assert (shown["status"], shown["reason_code"]) == ("failed", "51")
     with pytest.raises(Exception, match="not found"):

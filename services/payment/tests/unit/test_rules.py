@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from payment_service.domain.rules import AmountRules, ProviderResult, event_id, judge, payment_id_for, pin_digest, pin_matches
+from payment_service.domain.rules import (
+    AmountRules,
+    ProviderResult,
+    event_id,
+    judge,
+    payment_id_for,
+    pin_digest,
+    pin_matches,
+)
 
 RULES = AmountRules(minimum=10_000, maximum=5_000_000, step=1_000)
 

@@ -1,0 +1,201 @@
+"""Card top-ups from the provider's notification to the credited balance, through the real
+platform (gateway, payment service, provider sandbox, Kafka, account service).
+
+One payer tops up many numbers (the "top up another number" flow), so each payment credits
+its own subscriber, as a real burst does. Payments are created first (not timed), then paid
+at the sandbox N at a time; the sandbox notifies the payment service as the provider would.
+
+Time split, per payment, from the sandbox's notification attempt and Kafka record times:
+  notification  the IPN round trip: verify, settle (one insert with its outbox), relay, answer
+  relay         settled_at (state written) -> TopupRecorded appended to Kafka
+  kafka hop     TopupRecorded appended -> the account consumer has it (BalanceChanged created)
+  account       BalanceChanged created -> written and appended to Kafka (balance credited)
+  total         notification sent -> BalanceChanged appended
+
+    python bench/payment_flow.py [--concurrency 50] [--payments 50] [--runs 50,2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PAYER = "84901234567"
+CARD = "4111111111111111"  # sandbox: Visa, approved, no 3-D Secure
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Watcher:
+    """Collects payment and account events from Kafka while the run goes on."""
+
+    def __init__(self) -> None:
+        self.topups: dict[str, tuple[str, float]] = {}  # payment id -> (TopupRecorded event id, append ms)
+        self.credits: dict[str, tuple[float, float]] = {}  # cause event id -> (created ms, append ms)
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            "payment.events.v1",
+            "account.events.v1",
+            bootstrap_servers=KAFKA,
+            auto_offset_reset="latest",
+            group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
+        )
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await asyncio.sleep(0.05)
+            await consumer.seek_to_end()
+            for tp in consumer.assignment():
+                await consumer.position(tp)
+            self.ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for r in records:
+                        self._take(r)
+        finally:
+            await consumer.stop()
+
+    def _take(self, record: Any) -> None:
+        event = json.loads(record.value)
+        if event["event_type"] == "TopupRecorded" and event["data"].get("payment_id"):
+            self.topups[event["data"]["payment_id"]] = (event["event_id"], record.timestamp)
+        elif event["event_type"] == "BalanceChanged" and event["data"]["cause_event_type"] == "TopupRecorded":
+            created = datetime.fromisoformat(event["occurred_at"]).timestamp() * 1000
+            self.credits[event["data"]["cause_event_id"]] = (created, record.timestamp)
+
+
+async def login(gateway: str) -> dict[str, str]:
+    carrier = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=gateway, transport=carrier, trust_env=False) as client:
+        r = await client.post("/api/v1/auth/header-login", headers={"X-MSISDN": PAYER})
+        r.raise_for_status()
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def create(client: httpx.AsyncClient, auth: dict[str, str], target: str) -> dict[str, Any]:
+    r = await client.post(
+        "/api/v1/me/topups/card",
+        json={"amount_vnd": 10_000, "method": "international", "target_msisdn": target},
+        headers=auth | {"Idempotency-Key": f"bench-{uuid.uuid4().hex}"},
+    )
+    r.raise_for_status()
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
+    # The bench's own address (127.0.0.3) is exempt from the gateway's per-client rate limit.
+    bench = httpx.AsyncHTTPTransport(
+        local_address="127.0.0.3", limits=httpx.Limits(max_connections=concurrency)
+    )
+    watcher = Watcher()
+    watch = asyncio.create_task(watcher.run())
+    await asyncio.wait_for(watcher.ready.wait(), 30)
+    auth = await login(GATEWAY)
+    targets = ["8477" + f"{random.randrange(10**7):07d}" for _ in range(payments)]
+    async with (
+        httpx.AsyncClient(base_url=GATEWAY, transport=bench, timeout=60, trust_env=False) as client,
+        httpx.AsyncClient(base_url=PROVIDER, timeout=60, trust_env=False) as provider,
+    ):
+        gate = asyncio.Semaphore(concurrency)
+
+        async def limited(coro: Any) -> Any:
+            async with gate:
+                return await coro
+
+        started = await asyncio.gather(*(limited(create(client, auth, t)) for t in targets))
+        t0 = time.perf_counter()
+        paid = await asyncio.gather(
+            *(
+                limited(provider.post("/sandbox/pay", json={"payment_url": p["payment_url"], "card": CARD}))
+                for p in started
+            )
+        )
+        assert all(r.status_code == 200 for r in paid), [r.text for r in paid if r.status_code != 200][:3]
+        ids = [p["payment_id"] for p in started]
+        await wait_for_credits(watcher, ids, timeout=120)
+        elapsed = time.perf_counter() - t0
+        notes = (await provider.get("/sandbox/notifications")).json()
+    watch.cancel()
+    return split(watcher, ids, notes, elapsed)
+
+
+async def wait_for_credits(watcher: Watcher, ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [i for i in ids if i in watcher.topups and watcher.topups[i][0] in watcher.credits]
+        if len(done) == len(ids):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"only {len(done)} of {len(ids)} credited in {timeout}s")
+
+
+def split(
+    watcher: Watcher, ids: list[str], notes: list[dict[str, Any]], elapsed: float
+) -> dict[str, list[float]]:
+    first_attempt = {}
+    for note in notes:
+        if note["txn_ref"] in ids and note["kind"] == "genuine" and note["attempts"]:
+            a = note["attempts"][0]
+            first_attempt[note["txn_ref"]] = (
+                datetime.fromisoformat(a["at"]).timestamp() * 1000,
+                a["elapsed_ms"],
+            )
+    out: dict[str, list[float]] = {k: [] for k in ("notification", "relay", "kafka hop", "account", "total")}
+    for pid in ids:
+        sent_ms, ipn_ms = first_attempt[pid]
+        event_id, topup_appended = watcher.topups[pid]
+        credit_created, credit_appended = watcher.credits[event_id]
+        out["notification"].append(ipn_ms)
+        out["relay"].append(max(0.0, topup_appended - sent_ms - ipn_ms))  # upper bound: relay inside the IPN
+        out["kafka hop"].append(credit_created - topup_appended)
+        out["account"].append(credit_appended - credit_created)
+        out["total"].append(credit_appended - sent_ms)
+    out["throughput"] = [len(ids) / elapsed]
+    return out
+
+
+def report(payments: int, concurrency: int, r: dict[str, list[float]]) -> None:
+    print(f"\n{payments} card top-ups, {concurrency} at a time: {r['throughput'][0]:.1f} credited/s")
+    print(f"  {'stage (ms)':14} {'p50':>8} {'p99':>8} {'max':>8}")
+    for stage in ("notification", "relay", "kafka hop", "account", "total"):
+        v = r[stage]
+        print(f"  {stage:14} {statistics.median(v):8.1f} {pct(v, 0.99):8.1f} {max(v):8.1f}")
+    print(
+        f"  target: total p99 < 500 ms at 50 concurrent -> {'met' if pct(r['total'], 0.99) < 500 else 'NOT met'}"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--runs", default="50,2000", help="payments per run, comma separated")
+    args = parser.parse_args()
+    for payments in (int(n) for n in args.runs.split(",")):
+        report(payments, args.concurrency, await run(payments, args.concurrency))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
