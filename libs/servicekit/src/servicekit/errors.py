@@ -27,3 +27,8 @@ def unauthorized(message: str = "missing or invalid access token") -> ApiError:
 
 def unavailable(message: str = "temporarily unavailable, try again shortly") -> ApiError:
     return ApiError(503, "unavailable", message, headers={"Retry-After": "2"})
+
+
+def too_many(code: str, message: str, retry_after: int) -> ApiError:
+    """429 with the seconds to wait, in the header and in the body."""
+    return ApiError(429, code, message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)

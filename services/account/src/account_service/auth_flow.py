@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from servicekit.auth import Caller, TokenSigner, revoked_session_key
-from servicekit.errors import ApiError, unavailable
+from servicekit.errors import ApiError, too_many, unavailable
 from servicekit.mongo import Store
 
 from .domain.otp import OtpPolicy, code_digest, new_code, sms_text
@@ -184,30 +184,12 @@ class AuthService:
         ]
         status, seconds = await self._redis(self._send_otp(keys=keys, args=args))
         if status == 1:
-            raise ApiError(
-                429,
-                "locked_out",
-                "too many wrong codes; try again later",
-                headers={"Retry-After": str(seconds)},
-                retry_after=seconds,
-            )
+            raise too_many("locked_out", "too many wrong codes; try again later", seconds)
         if status == 2:
-            raise ApiError(
-                429,
-                "resend_too_soon",
-                f"wait {seconds}s before asking for another code",
-                headers={"Retry-After": str(seconds)},
-                retry_after=seconds,
-            )
+            raise too_many("resend_too_soon", f"wait {seconds}s before asking for another code", seconds)
         if status in (3, 4):
             OTP_SENT.labels(self.service, "rate_limited").inc()
-            raise ApiError(
-                429,
-                "too_many_codes",
-                "too many codes requested; try again later",
-                headers={"Retry-After": str(seconds)},
-                retry_after=seconds,
-            )
+            raise too_many("too_many_codes", "too many codes requested; try again later", seconds)
         if await self._is_active_subscriber(msisdn):
             await self._deliver(msisdn, code)
         else:
@@ -239,13 +221,7 @@ class AuthService:
             raise ApiError(401, "wrong_code", f"wrong code; {detail} attempts left", attempts_left=detail)
         if status == -2:
             OTP_LOCKOUTS.labels(self.service).inc()
-        raise ApiError(
-            429,
-            "locked_out",
-            "too many wrong codes; try again later",
-            headers={"Retry-After": str(detail)},
-            retry_after=detail,
-        )
+        raise too_many("locked_out", "too many wrong codes; try again later", detail)
 
     # -- portal password --------------------------------------------------------------------------
 
@@ -253,13 +229,7 @@ class AuthService:
         lock, fails = f"pwd:lock:{msisdn}", f"pwd:fail:{msisdn}"
         ttl = await self._redis(self.redis.ttl(lock))
         if ttl > 0:
-            raise ApiError(
-                429,
-                "locked_out",
-                "too many wrong passwords; try again later",
-                headers={"Retry-After": str(ttl)},
-                retry_after=ttl,
-            )
+            raise too_many("locked_out", "too many wrong passwords; try again later", ttl)
         account = await self.store[PORTAL_ACCOUNTS].find_one({"_id": msisdn})
         stored = account["password_hash"] if account else _DUMMY_HASH  # same work either way
         if not await asyncio.to_thread(self._password_matches, stored, password) or account is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP
 from servicekit.app import Service
 from servicekit.auth import TokenSigner
 
 from . import api
 from .auth_flow import AuthService
+from .domain.otp import OtpPolicy
 from .handlers import ledger_handler
 from .ledger import LedgerService
 from .queries import AccountQueries
@@ -32,7 +35,7 @@ def create_service(settings: AccountSettings | None = None) -> Service:
         settings.jwt_audience,
         settings.access_token_ttl_seconds,
     )
-    sms = SmppSender(settings)
+    sms = SmppSender(settings, valid_for=timedelta(seconds=OtpPolicy().ttl_seconds))
     service.on_startup(sms.start)
     service.on_shutdown(sms.stop)
     service.provide(

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from mobi_contracts.topics import PAYMENT_EVENTS
-from servicekit.errors import ApiError, unavailable
+from servicekit.errors import ApiError, too_many, unavailable
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
@@ -126,13 +126,7 @@ class ScratchCards:
             raise unavailable("scratch-card top-up is temporarily unavailable") from exc
         if locked:
             REDEMPTIONS.labels(self.service, "locked").inc()
-            raise ApiError(
-                429,
-                "locked_out",
-                "too many wrong PINs; try again later",
-                headers={"Retry-After": str(self.lockout)},
-                retry_after=self.lockout,
-            )
+            raise too_many("locked_out", "too many wrong PINs; try again later", self.lockout)
 
     async def _count_wrong(self, payer: str, client: str) -> None:
         keys = [
