@@ -17,7 +17,9 @@ Optional (default):
   CARRIER_PROXY_CIDRS ("")              carrier header-enrichment proxies (comma/space separated)
   RATE_LIMIT_EXEMPT_CIDRS ("")          sources never rate limited
   GATEWAY_RATE/GATEWAY_BURST (20/40), GATEWAY_AUTH_RATE/GATEWAY_AUTH_BURST (5/10),
-  GATEWAY_WEBHOOK_RATE/GATEWAY_WEBHOOK_BURST (50/100)   requests per second per client
+  GATEWAY_WEBHOOK_RATE/GATEWAY_WEBHOOK_BURST (500/1000) requests per second per client: the
+      payment provider retries what we refuse, so a tight limit only delays money (a 2000-payment
+      burst at 50/s left credits waiting up to 47 s); it exists to stop floods, not peaks
   GATEWAY_BODY_LIMIT (64k), GATEWAY_CONNECT_TIMEOUT (3s), GATEWAY_READ_TIMEOUT (30s),
   GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT (4s), GATEWAY_WORKERS (auto), GATEWAY_WORKER_CONNECTIONS (4096)
   LOGS (.)                               directory of gateway-access.log and gateway-error.log
@@ -207,7 +209,7 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
     bursts = {
         "api": setting("GATEWAY_BURST", "40", number, "a number"),
         "auth": setting("GATEWAY_AUTH_BURST", "10", number, "a number"),
-        "webhook": setting("GATEWAY_WEBHOOK_BURST", "100", number, "a number"),
+        "webhook": setting("GATEWAY_WEBHOOK_BURST", "1000", number, "a number"),
     }
     routes = parse_routes(routes_text)
     route_text = "\n".join(route_block(r, r.service in deployed, bursts) for r in routes)
@@ -240,7 +242,7 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
         "RATE": rate("GATEWAY_RATE", "20"),
         "BURST": bursts["api"],
         "AUTH_RATE": rate("GATEWAY_AUTH_RATE", "5"),
-        "WEBHOOK_RATE": rate("GATEWAY_WEBHOOK_RATE", "50"),
+        "WEBHOOK_RATE": rate("GATEWAY_WEBHOOK_RATE", "500"),
         "BODY_LIMIT": setting("GATEWAY_BODY_LIMIT", "64k", r"[1-9][0-9]*[kKmM]?", "a size, e.g. 64k"),
         "CONNECT_TIMEOUT": setting("GATEWAY_CONNECT_TIMEOUT", "3s", duration, "a duration"),
         "READ_TIMEOUT": setting("GATEWAY_READ_TIMEOUT", "30s", duration, "a duration"),

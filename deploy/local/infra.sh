@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts/stops the real infrastructure as local processes: Kafka (KRaft, one node),
 # FerretDB (MongoDB wire protocol; SQLite or PostgreSQL backend), Redis.
-# Usage: infra.sh up|down|status [kafka|ferretdb|redis]...
+# Usage: infra.sh up|down|status [kafka|ferretdb|redis]... | tune
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -60,6 +60,16 @@ postgres_up() {
     || "${as[@]}" "$pgbin/../bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb
 }
 
+# GIN indexes that let PostgreSQL serve FerretDB's filters (see the SQL file for why).
+ferretdb_tune() {
+  [[ -z "$MONGODB_URL_EXTERNAL" && "$FERRETDB_BACKEND" == postgresql ]] || return 0
+  local pgbin as=()
+  pgbin=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
+  [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
+  "${as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d ferretdb -q -v ON_ERROR_STOP=1 \
+    -f "$ROOT/deploy/local/conf/ferretdb-pg-indexes.sql"
+}
+
 ferretdb_up() {
   if [[ -n "$MONGODB_URL_EXTERNAL" ]]; then log "using MongoDB at $MONGODB_URL_EXTERNAL"; return; fi
   local args=(--listen-addr="127.0.0.1:$MONGO_PORT" --telemetry=disable --log-level=warn
@@ -97,6 +107,7 @@ cmd=${1:-}; shift || true
 parts=("$@"); ((${#parts[@]})) || parts=(kafka ferretdb redis)
 case $cmd in
   up) for p in "${parts[@]}"; do "${p}_up"; done ;;
+  tune) ferretdb_tune ;;
   down) for p in "${parts[@]}"; do stop_bg "$p"; [[ $p == ferretdb ]] && stop_bg postgres; done ;;
   status)
     status_line kafka "$KAFKA_PORT"; status_line ferretdb "$MONGO_PORT"

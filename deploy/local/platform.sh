@@ -69,6 +69,8 @@ up() {
     [[ " $SERVICES " == *" ${seed%-seed} "* ]] || continue
     "$ROOT/.venv/bin/$seed" >>"$LOGS/seed.log" 2>&1 || { tail -20 "$LOGS/seed.log"; die "$seed failed"; }
   done
+  log "indexing the store's tables for FerretDB's filters"
+  "$HERE/infra.sh" tune
   [[ -x "$HERE/gateway.sh" ]] && "$HERE/gateway.sh" up
   [[ -x "$HERE/prometheus.sh" ]] && "$HERE/prometheus.sh" up
   where

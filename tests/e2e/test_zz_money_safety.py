@@ -28,7 +28,12 @@ from .payments import APPROVED_NCB, APPROVED_VISA, DECLINED_VISA, NO_FUNDS_VISA,
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".cache" / "logs"
-_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])")
+# A number standing alone: 13-19 digits in a row, or printed in groups as cards are
+# (4-4-4-4[-3], or Amex 4-6-5). Not digits inside identifiers (UUIDs, hex digests) or the
+# fraction of a decimal number (metrics).
+_CANDIDATE = re.compile(
+    r"(?<![0-9A-Za-z.-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5})(?![0-9A-Za-z-]|\.\d)"
+)
 _SCHEMES = [
     (re.compile(r"^4"), {13, 16, 19}),
     (re.compile(r"^(5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720)"), {16}),
@@ -63,6 +68,9 @@ def test_the_scanner_finds_a_planted_card_number_and_ignores_timestamps_and_phon
     assert card_numbers("x=9704198526191432198;") == {"9704198526191432198"}
     assert card_numbers("startTimeMs: 1795632926840 msisdn 84901234567 txn 7956397171") == set()
     assert card_numbers('"digest": "ab4111111111111111cd"') == set()  # inside a hex identifier
+    assert card_numbers('"causation_id": "62560830-2688-5206-b9e3-4b556e9633cc"') == set()  # a UUID
+    assert card_numbers("Amex 3782 822463 10005.") == {"378282246310005"}
+    assert card_numbers("latency_sum 0.4345281400001113") == set()
 
 
 async def test_no_card_number_is_in_the_store_the_topics_or_the_logs(

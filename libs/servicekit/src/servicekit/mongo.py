@@ -17,6 +17,7 @@ every hot path, so the few bulk operations services need go through this module:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from pymongo import AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,13 @@ class Store:
         return self.db[name]
 
     async def ensure_indexes(self, indexes: Mapping[str, Sequence[IndexModel]]) -> None:
+        """Create every listed collection (even with no index of its own, so its table exists
+        before the platform tunes the store) and its indexes."""
+        existing = set(await self.db.list_collection_names())
         for collection, models in indexes.items():
+            if collection not in existing:
+                with contextlib.suppress(CollectionInvalid):
+                    await self.db.create_collection(collection)
             for model in models:
                 # One at a time: FerretDB 1.24 panics on createIndexes naming several
                 # indexes that all exist already (slice bounds out of range).

@@ -16,6 +16,10 @@ META = "meta"  # seed markers
 _BY_SUBSCRIBER_NEWEST = [("msisdn", ASCENDING), ("at", DESCENDING)]
 
 INDEXES = {
+    SUBSCRIBERS: [],
+    BALANCES: [],
+    PORTAL_ACCOUNTS: [],
+    META: [],
     LEDGER: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
     CHARGES: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
     TOPUPS: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],

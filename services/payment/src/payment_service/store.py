@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from servicekit.idempotency import COLLECTION as IDEMPOTENCY_KEYS
+
 PAYMENTS = "payments"
 FINALS = "payment_finals"
 SCRATCH_CARDS = "scratch_cards"
@@ -17,6 +19,9 @@ SCRATCH_USES = "scratch_card_uses"
 CREDITS = "credits"  # top-ups the account service confirmed (BalanceChanged), by TopupRecorded id
 
 INDEXES = {
+    IDEMPOTENCY_KEYS: [],
+    SCRATCH_CARDS: [],
+    CREDITS: [],
     PAYMENTS: [
         IndexModel([("msisdn", ASCENDING), ("created_at", DESCENDING)], name="by_payer_newest"),
         IndexModel([("status", ASCENDING)], name="by_status"),
