@@ -32,7 +32,9 @@ LOGS = ROOT / ".cache" / "logs"
 # (4-4-4-4[-3], or Amex 4-6-5). Not digits inside identifiers (UUIDs, hex digests) or the
 # fraction of a decimal number (metrics).
 _CANDIDATE = re.compile(
-    r"(?<![0-9A-Za-z.-])(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5})(?![0-9A-Za-z-]|\.\d)"
+    r"(?<![0-9A-Za-z.-])"
+    r"(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5})"
+    r"(?![0-9A-Za-z-]|\.\d)"
 )
 _SCHEMES = [
     (re.compile(r"^4"), {13, 16, 19}),

@@ -2,6 +2,7 @@
 -- expression indexes cannot serve: every find by _id, and every update, scans the whole table
 -- (7.8 ms for 6k balances; linear in the collection). A GIN (jsonb_path_ops) index on the same
 -- expression serves @> (0.02 ms). This adds one beside each FerretDB index, on its first field.
+-- It works together with plan_cache_mode=force_custom_plan (infra.sh starts PostgreSQL so).
 -- Idempotent; run after collections exist (platform.sh does, after services start and seeding).
 SET client_min_messages = warning;
 DO $$
@@ -21,10 +22,14 @@ BEGIN
       CONTINUE;
     END IF;
     gin_name := left(idx.indexname, 55) || '_gin';
-    EXECUTE format(
-      'CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb -> %L) jsonb_path_ops)',
-      gin_name, idx.schemaname, idx.tablename, field
-    );
+    IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = idx.schemaname AND indexname = gin_name) THEN
+      EXECUTE format(
+        'CREATE INDEX %I ON %I.%I USING gin ((_jsonb -> %L) jsonb_path_ops)',
+        gin_name, idx.schemaname, idx.tablename, field
+      );
+      -- Fresh statistics, or the planner may still pick a scan for a young table.
+      EXECUTE format('ANALYZE %I.%I', idx.schemaname, idx.tablename);
+    END IF;
   END LOOP;
 END
 $$;
