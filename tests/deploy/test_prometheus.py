@@ -33,6 +33,7 @@ EXPORTED = {
     "http_request_duration_seconds_bucket",
     "events_consumed_total",
     "event_batch_seconds_bucket",
+    "event_delivery_seconds_bucket",
     "event_batches_total",
     "consumer_lag",
     "events_published_total",

@@ -191,3 +191,24 @@ async def test_events_of_unknown_types_are_skipped_without_dead_lettering(
         await eventually(lambda: committed_offsets(group.name, topic.name, 1), timeout=10)
     assert seen == ["TopupRecorded"]
     assert await read_all(group.dead_letter.name, expect=1, timeout=2) == []
+
+
+async def test_each_consumed_record_is_timed_from_its_producer_timestamp_to_the_handler(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    from servicekit.metrics import EVENT_DELIVERY_SECONDS
+
+    topic = await make_topic(f"test.delivery.{unique}", (TopupRecorded,))
+    group = await make_group(f"test-delivery-{unique}", (topic,), (TopupRecorded,))
+    seen: list[str] = []
+
+    async def record(batch: list[Envelope]) -> None:
+        seen.extend(str(e.event_id) for e in batch)
+
+    timed = EVENT_DELIVERY_SECONDS.labels("tests", group.name, topic.name)
+    async with consuming(group, record, redis, publisher):
+        await publisher.publish(topic.name, [topup(n, subject=f"8490123456{n}") for n in range(5)])
+        await eventually(lambda: len(seen) == 5)
+    samples = {s.name: s.value for s in timed.collect()[0].samples if s.name.endswith(("_count", "_sum"))}
+    assert samples["event_delivery_seconds_count"] == 5
+    assert 0 < samples["event_delivery_seconds_sum"] < 60

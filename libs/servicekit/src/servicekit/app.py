@@ -118,6 +118,7 @@ class Service:
             self.broker,
             max_records=self.settings.consumer_max_records,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
         )
         self.consumers.append(consumer)
 

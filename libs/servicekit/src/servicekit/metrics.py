@@ -26,6 +26,12 @@ EVENT_BATCHES = Counter(
 EVENT_BATCH_SECONDS = Histogram(
     "event_batch_seconds", "Time to handle one consumed batch", ["service", "group"], buckets=LATENCY_BUCKETS
 )
+EVENT_DELIVERY_SECONDS = Histogram(
+    "event_delivery_seconds",
+    "From a record's producer timestamp until its batch reaches the handler pipeline",
+    ["service", "group", "topic"],
+    buckets=LATENCY_BUCKETS,
+)
 CONSUMER_LAG = Gauge(
     "consumer_lag",
     "Messages behind the partition's high watermark",
@@ -50,6 +56,7 @@ __all__ = [
     "EVENTS_PUBLISHED",
     "EVENT_BATCHES",
     "EVENT_BATCH_SECONDS",
+    "EVENT_DELIVERY_SECONDS",
     "HTTP_LATENCY",
     "HTTP_REQUESTS",
     "OUTBOX_OLDEST",

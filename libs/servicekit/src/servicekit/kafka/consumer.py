@@ -32,7 +32,14 @@ from faststream.kafka.annotations import KafkaMessage
 from mobi_contracts import AnyEvent, ConsumerGroup, MalformedEvent, UnknownEvent, parse_event
 
 from ..logs import correlation_id
-from ..metrics import CONSUMER_LAG, DEAD_LETTERS, EVENT_BATCH_SECONDS, EVENT_BATCHES, EVENTS_CONSUMED
+from ..metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENT_BATCH_SECONDS,
+    EVENT_BATCHES,
+    EVENT_DELIVERY_SECONDS,
+    EVENTS_CONSUMED,
+)
 from .errors import is_transient
 from .inbox import Inbox
 from .publisher import EventPublisher
@@ -80,7 +87,9 @@ class EventConsumer:
 
     # -- FastStream binding -------------------------------------------------------------
 
-    def subscribe(self, broker: KafkaBroker, *, max_records: int, batch_timeout_ms: int) -> None:
+    def subscribe(
+        self, broker: KafkaBroker, *, max_records: int, batch_timeout_ms: int, fetch_max_wait_ms: int = 500
+    ) -> None:
         handled = ", ".join(f"{c.EVENT_TYPE} v{c.EVENT_VERSION}" for c in self.group.handles)
         subscriber = broker.subscriber(
             *(topic.name for topic in self.group.topics),
@@ -88,6 +97,7 @@ class EventConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             decoder=_keep_raw,
@@ -108,6 +118,7 @@ class EventConsumer:
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         started = time.perf_counter()
+        self._record_delivery(records)
         events, sources = await self._parse(records)
         seen = await self.inbox.seen([str(e.event_id) for e in events])
         fresh = [e for e in events if str(e.event_id) not in seen]
@@ -245,6 +256,13 @@ class EventConsumer:
             if which(event):
                 topic = sources[str(event.event_id)].topic
                 EVENTS_CONSUMED.labels(self.service, self.group.name, topic, outcome).inc()
+
+    def _record_delivery(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        now_ms = time.time() * 1000
+        for r in records:
+            if r.timestamp and r.timestamp > 0:
+                delay = max(0.0, now_ms - r.timestamp) / 1000
+                EVENT_DELIVERY_SECONDS.labels(self.service, self.group.name, r.topic).observe(delay)
 
     def _record_lag(self, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         if not isinstance(consumer, AIOKafkaConsumer):
