@@ -5,12 +5,17 @@ One payer tops up many numbers (the "top up another number" flow), so each payme
 its own subscriber, as a real burst does. Payments are created first (not timed), then paid
 at the sandbox N at a time; the sandbox notifies the payment service as the provider would.
 
-Time split, per payment, from the sandbox's notification attempt and Kafka record times:
-  notification  the IPN round trip: verify, settle (one insert with its outbox), relay, answer
-  relay         settled_at (state written) -> TopupRecorded appended to Kafka
+Time split, per payment, from the sandbox's notification attempt, the payment service's
+receipt time (TopupRecorded.data.recorded_at) and Kafka record times:
+  notification  the IPN round trip as the provider sees it
+  to handler    provider sends -> the payment service's handler starts: the provider's HTTP
+                client, nginx and uvicorn's queue (the provider's own side included)
+  settle+relay  handler starts -> TopupRecorded appended: verify, settle (one insert with its
+                outbox), publish
   kafka hop     TopupRecorded appended -> the account consumer has it (BalanceChanged created)
   account       BalanceChanged created -> written and appended to Kafka (balance credited)
-  total         notification sent -> BalanceChanged appended
+  total         provider sends -> BalanceChanged appended
+  total (ours)  the payment service's handler starts -> BalanceChanged appended
 
     python bench/payment_flow.py [--concurrency 50] [--payments 50] [--runs 50,2000]
 """
@@ -35,6 +40,7 @@ GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PAYER = "84901234567"
+STAGES = ("notification", "to handler", "settle+relay", "kafka hop", "account", "total", "total (ours)")
 CARD = "4111111111111111"  # sandbox: Visa, approved, no 3-D Secure
 
 
@@ -78,7 +84,8 @@ class Watcher:
     def _take(self, record: Any) -> None:
         event = json.loads(record.value)
         if event["event_type"] == "TopupRecorded" and event["data"].get("payment_id"):
-            self.topups[event["data"]["payment_id"]] = (event["event_id"], record.timestamp)
+            received = datetime.fromisoformat(event["data"]["recorded_at"]).timestamp() * 1000
+            self.topups[event["data"]["payment_id"]] = (event["event_id"], received, record.timestamp)
         elif event["event_type"] == "BalanceChanged" and event["data"]["cause_event_type"] == "TopupRecorded":
             created = datetime.fromisoformat(event["occurred_at"]).timestamp() * 1000
             self.credits[event["data"]["cause_event_id"]] = (created, record.timestamp)
@@ -161,16 +168,18 @@ def split(
                 datetime.fromisoformat(a["at"]).timestamp() * 1000,
                 a["elapsed_ms"],
             )
-    out: dict[str, list[float]] = {k: [] for k in ("notification", "relay", "kafka hop", "account", "total")}
+    out: dict[str, list[float]] = {k: [] for k in STAGES}
     for pid in ids:
         sent_ms, ipn_ms = first_attempt[pid]
-        event_id, topup_appended = watcher.topups[pid]
+        event_id, received, topup_appended = watcher.topups[pid]
         credit_created, credit_appended = watcher.credits[event_id]
         out["notification"].append(ipn_ms)
-        out["relay"].append(max(0.0, topup_appended - sent_ms - ipn_ms))  # upper bound: relay inside the IPN
+        out["to handler"].append(received - sent_ms)
+        out["settle+relay"].append(topup_appended - received)
         out["kafka hop"].append(credit_created - topup_appended)
         out["account"].append(credit_appended - credit_created)
         out["total"].append(credit_appended - sent_ms)
+        out["total (ours)"].append(credit_appended - received)
     out["throughput"] = [len(ids) / elapsed]
     return out
 
@@ -178,12 +187,12 @@ def split(
 def report(payments: int, concurrency: int, r: dict[str, list[float]]) -> None:
     print(f"\n{payments} card top-ups, {concurrency} at a time: {r['throughput'][0]:.1f} credited/s")
     print(f"  {'stage (ms)':14} {'p50':>8} {'p99':>8} {'max':>8}")
-    for stage in ("notification", "relay", "kafka hop", "account", "total"):
+    for stage in STAGES:
         v = r[stage]
         print(f"  {stage:14} {statistics.median(v):8.1f} {pct(v, 0.99):8.1f} {max(v):8.1f}")
-    print(
-        f"  target: total p99 < 500 ms at 50 concurrent -> {'met' if pct(r['total'], 0.99) < 500 else 'NOT met'}"
-    )
+    for stage in ("total", "total (ours)"):
+        verdict = "met" if pct(r[stage], 0.99) < 500 else "NOT met"
+        print(f"  target: {stage} p99 < 500 ms at 50 concurrent -> {verdict}")
 
 
 async def main() -> None:

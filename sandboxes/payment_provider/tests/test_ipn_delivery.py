@@ -82,7 +82,9 @@ async def test_unreachable_merchant_is_recorded_as_transport_errors(merchant: Me
         [record] = await env.settled(order.txn_ref)
     assert paid["response_code"] == "00"  # the customer still gets the result
     assert record["status"] == "unacknowledged"
-    assert all(a["error"].startswith("ConnectError") for a in record["attempts"])
+    for attempt in record["attempts"]:
+        assert attempt["http_status"] is None
+        assert attempt["error"].startswith("ClientConnectorError"), attempt["error"]
 
 
 async def test_each_retry_is_re_stamped_and_re_signed(merchant: Merchant) -> None:

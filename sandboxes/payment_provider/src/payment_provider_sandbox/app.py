@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import control_api, hosted_page, provider_api
 from .checkout import Checkout
+from .ipn_client import IpnClient
 from .journal import Journal
 from .metrics import Metrics
 from .notifier import Notifier
@@ -32,11 +32,7 @@ def _utc_now() -> datetime:
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
     settings = settings or Settings()
-    http = httpx.AsyncClient(
-        timeout=settings.ipn_timeout_s,
-        trust_env=False,  # notifications go straight to the merchant, never via an env proxy
-        headers={"User-Agent": "payment-provider-sandbox/0.1"},
-    )
+    http = IpnClient(timeout_s=settings.ipn_timeout_s)
     sandbox = _wire(settings, http, clock)
 
     @asynccontextmanager
@@ -64,7 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     return app
 
 
-def _wire(settings: Settings, http: httpx.AsyncClient, clock: Callable[[], datetime]) -> Sandbox:
+def _wire(settings: Settings, http: IpnClient, clock: Callable[[], datetime]) -> Sandbox:
     store, metrics, switches = Store(), Metrics(), SwitchBoard()
     journal = Journal(settings.record_path)
     notifier = Notifier(settings, store, journal, metrics, http, clock)

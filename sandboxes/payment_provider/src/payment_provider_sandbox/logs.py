@@ -43,4 +43,4 @@ def configure_logging(level: str = "INFO", stream: TextIO = sys.stdout) -> None:
     root.setLevel(level.upper())
     # Our middleware logs each request as JSON (path only); uvicorn's access line would not be JSON.
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)

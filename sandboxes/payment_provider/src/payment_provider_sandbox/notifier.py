@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
 from vnpay import (
@@ -30,6 +29,7 @@ from vnpay import (
     with_signature,
 )
 
+from .ipn_client import Answer, IpnClient, TransportError
 from .journal import Journal
 from .metrics import Metrics
 from .models import Attempt, Delivery, Kind, NotificationRecord, Transaction
@@ -59,7 +59,7 @@ class Notifier:
         store: Store,
         journal: Journal,
         metrics: Metrics,
-        http: httpx.AsyncClient,
+        http: IpnClient,
         clock: Clock,
     ) -> None:
         self._settings = settings
@@ -235,24 +235,19 @@ class Notifier:
         at, started = self._clock(), time.perf_counter()
         try:
             response = await self._send(params)
-        except httpx.HTTPError as exc:
-            return self._account(
-                Attempt(number, at, _ms(started), error=f"{type(exc).__name__}: {exc}"[:200])
-            )
-        attempt = Attempt(number, at, _ms(started), http_status=response.status_code)
+        except TransportError as exc:
+            return self._account(Attempt(number, at, _ms(started), error=str(exc)[:200]))
+        attempt = Attempt(number, at, _ms(started), http_status=response.status)
         try:
-            answer = IpnAnswer.model_validate(response.json())
+            answer = IpnAnswer.model_validate_json(response.body)
         except (ValueError, ValidationError):
             attempt.error = "answer is not {RspCode, Message} JSON"
             return self._account(attempt)
         attempt.rsp_code, attempt.message = answer.rsp_code, answer.message
         return self._account(attempt)
 
-    async def _send(self, params: dict[str, str]) -> httpx.Response:
-        url = self._settings.ipn_url
-        if self._settings.ipn_method == "GET":  # what VNPay itself does
-            return await self._http.get(url, params=params)
-        return await self._http.post(url, data=params)  # application/x-www-form-urlencoded
+    async def _send(self, params: dict[str, str]) -> Answer:
+        return await self._http.send(self._settings.ipn_method, self._settings.ipn_url, params)
 
     def _account(self, attempt: Attempt) -> Attempt:
         if attempt.acknowledged:

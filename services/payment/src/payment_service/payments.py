@@ -285,8 +285,13 @@ class PaymentService:
         return True
 
     async def _after_settling(self, payment_id: str, final: dict[str, Any]) -> None:
-        await self.relay.clear({"_id": payment_id, "rev": 1})
-        await self._mirror(payment_id, final)
+        # Through the store's bounded gate: a burst of notifications must not queue its
+        # bookkeeping writes in front of the next notifications' settling writes.
+        async def both() -> None:
+            await self.relay.clear({"_id": payment_id, "rev": 1})
+            await self._mirror(payment_id, final)
+
+        await self.store.bounded_all([both()])
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
