@@ -407,7 +407,14 @@ def test_topics_job_runs_before_install_and_upgrade() -> None:
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     [c] = job["spec"]["template"]["spec"]["containers"]
     assert c["command"][:3] == ["python", "-m", "servicekit.kafka.admin"]
+    assert c["command"][-2:] == ["--replication-factor", "3"]
     assert env_of(c)["KAFKA_BOOTSTRAP"].startswith("kafka-0")
+
+
+def test_topics_replication_factor_is_a_value() -> None:
+    job = one(render("topics.replicationFactor=5"), "Job", f"{PREFIX}-topics")
+    [c] = job["spec"]["template"]["spec"]["containers"]
+    assert c["command"][-1] == "5"
 
 
 def test_packaged_chart_carries_the_shared_files(tmp_path: Path) -> None:

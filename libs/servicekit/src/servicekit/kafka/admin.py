@@ -16,6 +16,16 @@ from mobi_contracts import Topic, all_topics
 log = logging.getLogger(__name__)
 
 
+def topic_configs(topic: Topic, replication_factor: int) -> dict[str, str]:
+    """The topic's own settings, plus how many replicas must confirm a write.
+
+    Producers send with acks=all; with 3 replicas, min.insync.replicas=2 makes an
+    acknowledged event survive the loss of any one broker while writes go on during one
+    broker's restart.
+    """
+    return {**topic.config(), "min.insync.replicas": str(max(1, min(2, replication_factor - 1)))}
+
+
 async def ensure_topics(bootstrap: str, topics: Iterable[Topic], replication_factor: int = 1) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="topic-admin")
@@ -30,7 +40,7 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic], replication_fac
                 t.name,
                 num_partitions=t.partitions,
                 replication_factor=replication_factor,
-                topic_configs=t.config(),
+                topic_configs=topic_configs(t, replication_factor),
             )
             for t in missing
         ]
@@ -49,8 +59,14 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic], replication_fac
 def main() -> None:
     parser = argparse.ArgumentParser(description="Create the Kafka topics declared in mobi_contracts")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--replication-factor",
+        type=int,
+        default=int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1")),
+        help="replicas per partition: 1 on a single local broker, 3 in production",
+    )
     args = parser.parse_args()
-    created = asyncio.run(ensure_topics(args.bootstrap, all_topics()))
+    created = asyncio.run(ensure_topics(args.bootstrap, all_topics(), args.replication_factor))
     names = ", ".join(created) if created else "none (all exist)"
     print(f"topics created: {names}")
 
