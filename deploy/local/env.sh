@@ -59,6 +59,14 @@ die() { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # wait_port NAME PORT SECONDS: wait until the port answers, or show the log and fail.
+# One line of `make status`: the process (by pid file) and its port.
+status_line() {
+  local name=$1 port=$2 state="stopped"
+  running "$name" && state="running (pid $(cat "$RUN/$name.pid"))"
+  port_open 127.0.0.1 "$port" && state="$state, port $port open" || state="$state, port $port closed"
+  printf '  %-12s %s\n' "$name" "$state"
+}
+
 wait_port() {
   local name=$1 port=$2 secs=${3:-60} i
   for ((i = 0; i < secs * 10; i++)); do

@@ -55,20 +55,12 @@ gateway_down() {
   stop_bg gateway
 }
 
-gateway_status() {
-  local state="stopped"
-  running gateway && state="running (pid $(cat "$RUN/gateway.pid"))"
-  if port_open 127.0.0.1 "$GATEWAY_PORT"; then state="$state, port $GATEWAY_PORT open"
-  else state="$state, port $GATEWAY_PORT closed"; fi
-  printf '  %-12s %s\n' gateway "$state"
-}
-
 case ${1:-} in
   up) gateway_up ;;
   down) gateway_down ;;
   reload) gateway_reload ;;
   reopen) running gateway || die "gateway is not running"; kill -USR1 "$(cat "$RUN/gateway.pid")" ;;
-  status) gateway_status ;;
+  status) status_line gateway "$GATEWAY_PORT" ;;
   render) render_to "$CONF.check" && echo "$CONF.check" ;;
   *) die "usage: $0 up|down|reload|reopen|status|render" ;;
 esac

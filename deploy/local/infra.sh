@@ -109,13 +109,6 @@ redis_up() {
   wait_port redis "$REDIS_PORT" 20
 }
 
-status_line() {
-  local name=$1 port=$2 state="stopped"
-  running "$name" && state="running (pid $(cat "$RUN/$name.pid"))"
-  port_open 127.0.0.1 "$port" && state="$state, port $port open" || state="$state, port $port closed"
-  printf '  %-12s %s\n' "$name" "$state"
-}
-
 cmd=${1:-}; shift || true
 parts=("$@"); ((${#parts[@]})) || parts=(kafka ferretdb redis)
 case $cmd in

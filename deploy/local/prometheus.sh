@@ -42,18 +42,10 @@ prometheus_reload() {
   log "prometheus reloaded"
 }
 
-prometheus_status() {
-  local state="stopped"
-  running prometheus && state="running (pid $(cat "$RUN/prometheus.pid"))"
-  if port_open 127.0.0.1 "$PROMETHEUS_PORT"; then state="$state, port $PROMETHEUS_PORT open"
-  else state="$state, port $PROMETHEUS_PORT closed"; fi
-  printf '  %-12s %s\n' prometheus "$state"
-}
-
 case ${1:-} in
   up) prometheus_up ;;
   down) stop_bg prometheus ;;
   reload) prometheus_reload ;;
-  status) prometheus_status ;;
+  status) status_line prometheus "$PROMETHEUS_PORT" ;;
   *) die "usage: $0 up|down|reload|status" ;;
 esac

@@ -3,7 +3,6 @@ messages go to the dead-letter topic and the consumer goes on."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import httpx
@@ -11,37 +10,18 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.events.payment import TopupRecorded
 from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, NETWORK_USAGE, PAYMENT_EVENTS
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.testing import KAFKA, eventually
+from servicekit.testing import KAFKA, eventually, topup_recorded
 
 from .conftest import header_login
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def kafka() -> EventPublisher:
-    publisher = EventPublisher(os.environ.get("KAFKA_BOOTSTRAP", KAFKA), "e2e-tests")
-    await publisher.start()
-    yield publisher  # type: ignore[misc]
-    await publisher.stop()
-
-
 def topup(msisdn: str, amount: int, topup_id: str) -> TopupRecorded:
-    return TopupRecorded.new(
-        subject=msisdn,
-        data=TopupRecordedData(
-            topup_id=topup_id,
-            amount_vnd=amount,
-            method="scratch_card",
-            payer_msisdn=msisdn,
-            recorded_at=datetime.now(UTC),
-        ),
-        producer="e2e-tests",
-        correlation_id=f"e2e-{topup_id}",
-    )
+    return topup_recorded(msisdn, amount, topup_id, producer="e2e-tests", correlation_id=f"e2e-{topup_id}")
 
 
 async def balance(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
@@ -51,18 +31,18 @@ async def balance(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
 
 
 async def test_a_replayed_topup_event_changes_the_balance_once(
-    carrier: httpx.AsyncClient, subscriber: str, kafka: EventPublisher
+    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
 ) -> None:
     auth = await header_login(carrier, subscriber)
     event = topup(subscriber, 30_000, f"E2E-{subscriber}")
-    await kafka.publish(PAYMENT_EVENTS.name, [event])
+    await publisher.publish(PAYMENT_EVENTS.name, [event])
     await eventually(lambda: _is(carrier, auth, 30_000))
-    await kafka.publish(PAYMENT_EVENTS.name, [event, event])
-    await kafka.publish(
+    await publisher.publish(PAYMENT_EVENTS.name, [event, event])
+    await publisher.publish(
         PAYMENT_EVENTS.name, [topup(subscriber, 30_000, f"E2E-{subscriber}")]
     )  # new id, same top-up
     marker = topup(subscriber, 1_000, f"E2E-marker-{subscriber}")
-    await kafka.publish(PAYMENT_EVENTS.name, [marker])
+    await publisher.publish(PAYMENT_EVENTS.name, [marker])
     await eventually(
         lambda: _is(carrier, auth, 31_000)
     )  # the marker after the replays applied: they were seen
@@ -71,10 +51,10 @@ async def test_a_replayed_topup_event_changes_the_balance_once(
 
 
 async def test_usage_beyond_the_balance_is_refused_and_shows_nowhere(
-    carrier: httpx.AsyncClient, subscriber: str, kafka: EventPublisher
+    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
 ) -> None:
     auth = await header_login(carrier, subscriber)
-    await kafka.publish(PAYMENT_EVENTS.name, [topup(subscriber, 2_000, f"E2E-u-{subscriber}")])
+    await publisher.publish(PAYMENT_EVENTS.name, [topup(subscriber, 2_000, f"E2E-u-{subscriber}")])
     await eventually(lambda: _is(carrier, auth, 2_000))
     now = datetime.now(UTC)
     calls = [
@@ -93,7 +73,7 @@ async def test_usage_beyond_the_balance_is_refused_and_shows_nowhere(
         )
         for n, charge in enumerate([1_500, 1_000, 400])
     ]
-    await kafka.publish(NETWORK_USAGE.name, calls)
+    await publisher.publish(NETWORK_USAGE.name, calls)
     await eventually(lambda: _charges(carrier, auth, 2))
     assert await balance(carrier, auth) == 100  # 2000 - 1500 - 400; the 1000 call was refused
     items = (await carrier.get("/api/v1/me/charges", headers=auth)).json()["items"]
@@ -101,14 +81,14 @@ async def test_usage_beyond_the_balance_is_refused_and_shows_nowhere(
 
 
 async def test_a_poison_message_lands_in_the_dead_letter_topic_and_the_consumer_goes_on(
-    carrier: httpx.AsyncClient, subscriber: str, kafka: EventPublisher
+    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
 ) -> None:
     auth = await header_login(carrier, subscriber)
     dlq = ACCOUNT_LEDGER_GROUP.dead_letter.name
     start = await _end_offset(dlq)
     poison = b'{"event_type": "TopupRecorded", "event_version": 1, "data": "' + subscriber.encode() + b'"}'
-    await kafka.send_raw(PAYMENT_EVENTS.name, key=subscriber.encode(), value=poison, headers=[])
-    await kafka.publish(PAYMENT_EVENTS.name, [topup(subscriber, 5_000, f"E2E-after-poison-{subscriber}")])
+    await publisher.send_raw(PAYMENT_EVENTS.name, key=subscriber.encode(), value=poison, headers=[])
+    await publisher.publish(PAYMENT_EVENTS.name, [topup(subscriber, 5_000, f"E2E-after-poison-{subscriber}")])
     await eventually(lambda: _is(carrier, auth, 5_000))
     letters = await _read_from(dlq, start)
     mine = [r for r in letters if r.value == poison]

@@ -6,19 +6,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 import pytest
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from mobi_contracts import ConsumerGroup, Envelope
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.events.payment import TopupRecorded
 from servicekit.kafka.consumer import EventConsumer, RetryPolicy
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.inbox import Inbox
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.testing import KAFKA, committed_offsets, eventually, make_group, make_topic, read_all
+from servicekit.testing import (
+    KAFKA,
+    committed_offsets,
+    eventually,
+    make_group,
+    make_topic,
+    read_all,
+    topup_recorded,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +33,7 @@ FAST_RETRY = RetryPolicy(transient_attempts=2, poison_attempts=2, base_delay=0.0
 
 
 def topup(n: int, subject: str = "84901234567") -> TopupRecorded:
-    return TopupRecorded.new(
-        subject=subject,
-        data=TopupRecordedData(
-            topup_id=f"t{n}",
-            amount_vnd=1000 + n,
-            method="scratch_card",
-            payer_msisdn=subject,
-            recorded_at=datetime.now(UTC),
-        ),
-        producer="tests",
-        correlation_id=f"corr-{n}",
-    )
+    return topup_recorded(subject, 1000 + n, f"t{n}", correlation_id=f"corr-{n}")
 
 
 @asynccontextmanager

@@ -7,30 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.events.payment import TopupRecorded
 from servicekit.errors import ApiError
 from servicekit.idempotency import IdempotencyKeys, fingerprint
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Conflict, Store, Update, insert_versioned, save_versioned
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
-from servicekit.testing import make_topic, read_all
+from servicekit.testing import make_topic, read_all, topup_recorded
 
 pytestmark = pytest.mark.integration
 
 
 def topup(n: int) -> TopupRecorded:
-    return TopupRecorded.new(
-        subject="84901234567",
-        data=TopupRecordedData(
-            topup_id=f"t{n}",
-            amount_vnd=1000,
-            method="scratch_card",
-            payer_msisdn="84901234567",
-            recorded_at=datetime.now(UTC),
-        ),
-        producer="tests",
-        correlation_id="c",
-    )
+    return topup_recorded("84901234567", 1000, f"t{n}", correlation_id="c")
 
 
 async def test_of_many_concurrent_claims_exactly_one_wins(store: Store) -> None:

@@ -34,6 +34,15 @@ ScriptedSmsc = Any
 MSISDN = "84901234567"
 
 
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 async def test_unanswered_submit_times_out_as_retryable(
     scripted_smsc: ScriptedSmsc, clients: ClientFactory
 ) -> None:
@@ -174,10 +183,9 @@ async def test_close_lets_in_flight_submits_finish_before_unbinding(
     assert scripted_smsc.unbinds == 1
 
 
-async def test_submit_while_the_smsc_is_unreachable_fails_with_the_reason(clients: ClientFactory) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+async def test_submit_while_the_smsc_is_unreachable_fails_with_the_reason(
+    clients: ClientFactory, closed_port: int
+) -> None:
     client = clients(closed_port, request_timeout=0.3)
     with pytest.raises(
         SmppConnectionError, match=r"not bound to SMSC .* within 0\.3s: ConnectionRefusedError"
@@ -186,10 +194,7 @@ async def test_submit_while_the_smsc_is_unreachable_fails_with_the_reason(client
     assert caught.value.retryable
 
 
-async def test_start_does_not_wait_for_the_smsc(clients: ClientFactory) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+async def test_start_does_not_wait_for_the_smsc(clients: ClientFactory, closed_port: int) -> None:
     client = clients(closed_port)
     started = time.monotonic()
     await client.start()

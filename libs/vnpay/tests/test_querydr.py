@@ -146,9 +146,7 @@ async def test_client_reports_http_errors_and_non_json_as_query_failed(
             api = config.model_copy(update={"api_url": base + path})
             async with QueryClient(api) as client:
                 with pytest.raises(QueryFailed, match=message):
-                    await client.query(
-                        txn_ref="P", transaction_date=CREATED, order_info="q", ip_addr="1.1.1.1", now=now
-                    )
+                    await query_once(client, now)
 
 
 async def test_client_reports_connection_refused_as_query_failed(
@@ -157,9 +155,7 @@ async def test_client_reports_connection_refused_as_query_failed(
     api = config.model_copy(update={"api_url": "http://127.0.0.1:9/merchant_webapi/api/transaction"})
     async with QueryClient(api) as client:
         with pytest.raises(QueryFailed, match="transport"):
-            await client.query(
-                txn_ref="P", transaction_date=CREATED, order_info="q", ip_addr="1.1.1.1", now=now
-            )
+            await query_once(client, now)
 
 
 def test_client_needs_an_api_url(config: GatewayConfig) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -227,6 +227,11 @@ class Env:
         body: list[dict[str, Any]] = response.json()
         return body
 
+    async def reset(self) -> None:
+        """Forget the sandbox's state (cancelling deliveries) and the merchant's."""
+        await self.http.delete(f"{self.base_url}/sandbox/state")
+        self.merchant.reset()
+
     async def settled(self, txn_ref: str | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Notifications once none is pending any more."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -259,24 +264,32 @@ async def sandbox_env(
 
 
 @pytest.fixture(scope="session")
-async def merchant() -> AsyncIterator[Merchant]:
+async def merchant_server() -> AsyncIterator[Merchant]:
     merchant = Merchant()
     async with serve(merchant.app(), lifespan="off") as base:
         merchant.base_url = base
         yield merchant
 
 
+@pytest.fixture
+def merchant(merchant_server: Merchant) -> Iterator[Merchant]:
+    """The session's merchant, emptied before and after the test (for tests that start a sandbox)."""
+    merchant_server.reset()
+    yield merchant_server
+    merchant_server.reset()
+
+
 @pytest.fixture(scope="session")
-async def shared_env(merchant: Merchant, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    async with sandbox_env(merchant, tmp_path_factory.mktemp("sandbox")) as env:
+async def shared_env(
+    merchant_server: Merchant, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Env]:
+    async with sandbox_env(merchant_server, tmp_path_factory.mktemp("sandbox")) as env:
         yield env
 
 
 @pytest.fixture
 async def env(shared_env: Env) -> AsyncIterator[Env]:
     """The shared sandbox, reset before and after each test."""
-    await shared_env.http.delete(f"{shared_env.base_url}/sandbox/state")
-    shared_env.merchant.reset()
+    await shared_env.reset()
     yield shared_env
-    await shared_env.http.delete(f"{shared_env.base_url}/sandbox/state")
-    shared_env.merchant.reset()
+    await shared_env.reset()

@@ -38,7 +38,6 @@ def test_mask_keeps_only_the_first_six_and_last_four_digits() -> None:
 async def test_no_full_card_number_in_state_journal_logs_or_answers(
     merchant: Merchant, tmp_path: Path, captured_logs: io.StringIO
 ) -> None:
-    merchant.reset()
     seen: list[str] = []
     async with sandbox_env(merchant, tmp_path) as env:
         for card in TEST_CARDS:
@@ -71,4 +70,3 @@ async def test_no_full_card_number_in_state_journal_logs_or_answers(
         mask(c.number) for c in TEST_CARDS
     }
     assert not re.search(r"\d{13,}", logs), "a card-length digit run reached the logs"
-    merchant.reset()

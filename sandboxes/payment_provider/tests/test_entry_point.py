@@ -42,7 +42,6 @@ async def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
 async def test_command_serves_payments_health_and_metrics_and_logs_json_without_card_numbers(
     merchant: Merchant, tmp_path: Path
 ) -> None:
-    merchant.reset()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -94,4 +93,3 @@ async def test_command_serves_payments_health_and_metrics_and_logs_json_without_
     assert {"sandbox ready", "payment decided", "ipn finished", "Application shutdown complete."} <= messages
     assert "4000000000003220" not in output.decode()
     assert "4000000000003220" not in (tmp_path / "journal.jsonl").read_text()
-    merchant.reset()

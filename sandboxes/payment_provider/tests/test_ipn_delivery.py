@@ -25,14 +25,12 @@ async def test_ipn_is_a_form_post_with_a_fresh_signed_notify_time(env: Env) -> N
 
 
 async def test_ipn_can_be_sent_as_a_get_query_like_vnpay_does(merchant: Merchant) -> None:
-    merchant.reset()
     async with sandbox_env(merchant, ipn_method="GET") as env:
         order = env.order()
         await env.pay(order)
         [ipn] = await merchant.wait_for(1)
     assert ipn.method == "GET"
     assert merchant.codes() == ["00"]
-    merchant.reset()
 
 
 async def test_retries_until_the_merchant_answers_00_then_stops(env: Env) -> None:
@@ -88,7 +86,6 @@ async def test_unreachable_merchant_is_recorded_as_transport_errors(merchant: Me
 
 
 async def test_each_retry_is_re_stamped_and_re_signed(merchant: Merchant) -> None:
-    merchant.reset()
     ticks = itertools.count()
 
     def clock() -> datetime:  # every reading is one second later than the last
@@ -103,18 +100,14 @@ async def test_each_retry_is_re_stamped_and_re_signed(merchant: Merchant) -> Non
     stamps = [parse_vnp_time(r.params["vnp_NotifyTime"]) for r in merchant.received]
     assert stamps == sorted(set(stamps))  # strictly later on every attempt
     assert all(verify(r.params, SECRET) for r in merchant.received)
-    merchant.reset()
 
 
 async def test_redirect_can_race_the_ipn_when_configured(merchant: Merchant) -> None:
-    merchant.reset()
     async with sandbox_env(merchant, redirect_waits_for_ipn=False, ipn_retry_delays_s=[]) as env:
-        merchant.scripted = []
         order = env.order()
         await env.pay(order)
         await merchant.wait_for(1)
     assert merchant.codes() == ["00"]
-    merchant.reset()
 
 
 async def test_resend_delivers_the_current_result_again_with_a_new_stamp(env: Env) -> None:

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from vnpay import (
     BadSignature,
+    GatewayConfig,
     PaymentOrder,
     QueryClient,
     QueryResult,
@@ -31,6 +32,14 @@ async def query(env: Env, order: PaymentOrder, **overrides: Any) -> QueryResult:
     fields.update(overrides)
     async with QueryClient(env.gateway) as client:
         return await client.query(**fields)
+
+
+def signed_body(gateway: GatewayConfig, order: PaymentOrder, **extra: str) -> dict[str, str]:
+    """A querydr request for `order`, signed with `gateway`'s secret."""
+    return build_query_request(
+        gateway, txn_ref=order.txn_ref, transaction_date=order.created_at, order_info="q",
+        ip_addr="1.1.1.1", now=datetime.now(UTC), **extra,
+    )  # fmt: skip
 
 
 async def post_raw(env: Env, body: Any) -> dict[str, str]:
@@ -87,11 +96,7 @@ async def test_request_signed_with_another_secret_gets_97(env: Env) -> None:
     order = env.order()
     await env.pay(order)
     forged = env.gateway.model_copy(update={"hash_secret": SecretStr("guess")})
-    body = build_query_request(
-        forged, txn_ref=order.txn_ref, transaction_date=order.created_at, order_info="q",
-        ip_addr="1.1.1.1", now=datetime.now(UTC),
-    )  # fmt: skip
-    answer = await post_raw(env, body)
+    answer = await post_raw(env, signed_body(forged, order))
     assert answer["vnp_ResponseCode"] == "97"
     assert "vnp_Amount" not in answer  # nothing disclosed
 
@@ -99,10 +104,7 @@ async def test_request_signed_with_another_secret_gets_97(env: Env) -> None:
 async def test_reused_request_id_gets_94(env: Env) -> None:
     order = env.order()
     await env.pay(order)
-    body = build_query_request(
-        env.gateway, txn_ref=order.txn_ref, transaction_date=order.created_at, order_info="q",
-        ip_addr="1.1.1.1", now=datetime.now(UTC), request_id="same-id",
-    )  # fmt: skip
+    body = signed_body(env.gateway, order, request_id="same-id")
     assert (await post_raw(env, body))["vnp_ResponseCode"] == "00"
     assert (await post_raw(env, body))["vnp_ResponseCode"] == "94"
 
@@ -122,11 +124,7 @@ async def test_malformed_requests_get_a_signed_03(env: Env, body: Any, code: str
 async def test_other_merchant_code_gets_02(env: Env) -> None:
     order = env.order()
     other = env.gateway.model_copy(update={"tmn_code": "OTHER001"})
-    body = build_query_request(
-        other, txn_ref=order.txn_ref, transaction_date=order.created_at, order_info="q",
-        ip_addr="1.1.1.1", now=datetime.now(UTC),
-    )  # fmt: skip
-    assert (await post_raw(env, body))["vnp_ResponseCode"] == "02"
+    assert (await post_raw(env, signed_body(other, order)))["vnp_ResponseCode"] == "02"
 
 
 async def test_client_refuses_an_answer_signed_with_another_secret(env: Env) -> None:

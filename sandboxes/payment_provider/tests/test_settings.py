@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -7,7 +9,7 @@ from payment_provider_sandbox import Settings
 
 
 def test_defaults_match_the_platform_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("PAYPROV_"):
             monkeypatch.delenv(name)
     settings = Settings()

@@ -81,13 +81,14 @@ class Store:
                 # indexes that all exist already (slice bounds out of range).
                 await self.db[collection].create_indexes([model])
 
-    async def _bounded(self, work: Awaitable[T]) -> T:
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """Run one store call within the `write_concurrency` gate."""
         async with self._gate:
             return await work
 
     async def bounded_all(self, works: Iterable[Awaitable[T]]) -> list[T]:
         """Run store calls concurrently, at most `write_concurrency` at a time."""
-        return list(await asyncio.gather(*(self._bounded(w) for w in works)))
+        return list(await asyncio.gather(*(self.bounded(w) for w in works)))
 
     async def find_by_ids(self, collection: str, ids: Iterable[Any]) -> dict[Any, Doc]:
         """Documents by `_id`, missing ones absent from the result."""
@@ -97,7 +98,7 @@ class Store:
         col = self.db[collection]
         if not self.is_ferretdb:
             return {doc["_id"]: doc async for doc in col.find({"_id": {"$in": wanted}})}
-        found = await asyncio.gather(*(self._bounded(col.find_one({"_id": i})) for i in wanted))
+        found = await asyncio.gather(*(self.bounded(col.find_one({"_id": i})) for i in wanted))
         return {doc["_id"]: doc for doc in found if doc is not None}
 
     async def update_each(self, collection: str, updates: Sequence[Update]) -> int:
@@ -110,7 +111,7 @@ class Store:
             result = await col.bulk_write(ops, ordered=False)
             return result.matched_count + result.upserted_count
         results = await asyncio.gather(
-            *(self._bounded(col.update_one(u.filter, u.update, upsert=u.upsert)) for u in updates)
+            *(self.bounded(col.update_one(u.filter, u.update, upsert=u.upsert)) for u in updates)
         )
         return sum(r.matched_count + (1 if r.upserted_id is not None else 0) for r in results)
 

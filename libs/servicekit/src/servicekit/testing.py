@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from mobi_contracts import AnyEvent, ConsumerGroup, Topic
+from mobi_contracts.events.payment import TopupMethod, TopupRecorded, TopupRecordedData
 
 from .kafka.admin import ensure_topics
 from .kafka.publisher import EventPublisher
@@ -135,3 +137,27 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def topup_recorded(
+    subject: str,
+    amount_vnd: int,
+    topup_id: str,
+    *,
+    method: TopupMethod = "scratch_card",
+    producer: str = "tests",
+    correlation_id: str | None = None,
+) -> TopupRecorded:
+    """A TopupRecorded for `subject`, paid by the subject, recorded now."""
+    return TopupRecorded.new(
+        subject=subject,
+        data=TopupRecordedData(
+            topup_id=topup_id,
+            amount_vnd=amount_vnd,
+            method=method,
+            payer_msisdn=subject,
+            recorded_at=datetime.now(UTC),
+        ),
+        producer=producer,
+        correlation_id=correlation_id or f"{producer}-{topup_id}",
+    )

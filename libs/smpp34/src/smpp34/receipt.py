@@ -19,9 +19,8 @@ _RECEIPT = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 
-# Final states a receipt reports (the `stat` field).
+# The `stat` a receipt reports for a message that reached the handset.
 DELIVERED = "DELIVRD"
-FINAL_STATES = frozenset({DELIVERED, "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,11 +79,6 @@ class BodyReader:
     def octets(self, length: int, field: str) -> bytes:
         return self._take(length, field)
 
-    def rest(self) -> bytes:
-        data = self._data[self._pos :]
-        self._pos = len(self._data)
-        return data
-
     def error(self, message: str, status: int = CommandStatus.ESME_RINVCMDLEN) -> PduDecodeError:
         return PduDecodeError(
             f"{self._context}: {message}",

@@ -112,9 +112,13 @@ def build_query_request(
     return body
 
 
+def _verify(body: Mapping[str, Any], fields: tuple[str, ...], secret: str) -> bool:
+    return verify_pipe(_values(body, fields), str(body.get(SECURE_HASH) or ""), secret)
+
+
 def verify_query_request(body: Mapping[str, Any], secret: str) -> bool:
     """Provider side: does the request's vnp_SecureHash match?"""
-    return verify_pipe(_values(body, REQUEST_SIGNED_FIELDS), str(body.get(SECURE_HASH) or ""), secret)
+    return _verify(body, REQUEST_SIGNED_FIELDS, secret)
 
 
 def sign_query_response(body: Mapping[str, str], secret: str) -> dict[str, str]:
@@ -126,7 +130,7 @@ def sign_query_response(body: Mapping[str, str], secret: str) -> dict[str, str]:
 
 def parse_query_response(body: Mapping[str, Any], secret: str, *, txn_ref: str) -> QueryResult:
     """Verify and read a querydr answer. Raises BadSignature or Malformed."""
-    if not verify_pipe(_values(body, RESPONSE_SIGNED_FIELDS), str(body.get(SECURE_HASH) or ""), secret):
+    if not _verify(body, RESPONSE_SIGNED_FIELDS, secret):
         raise BadSignature("querydr response: vnp_SecureHash missing or wrong")
     raw = {key: str(value) for key, value in body.items() if value is not None and key != SECURE_HASH}
     code = raw.get("vnp_ResponseCode", "")

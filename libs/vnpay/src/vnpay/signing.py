@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote_plus
 
 FIELD_PREFIX = "vnp_"
@@ -44,11 +44,7 @@ def sign(params: Mapping[str, str], secret: str) -> str:
 
 def verify(params: Mapping[str, str], secret: str) -> bool:
     """True when vnp_SecureHash matches. Constant-time; hex case is ignored (VNPay samples differ)."""
-    received = params.get(SECURE_HASH, "")
-    if not received:
-        return False
-    expected = sign(params, secret)
-    return hmac.compare_digest(received.strip().lower().encode(), expected.encode())
+    return _matches(params.get(SECURE_HASH, ""), lambda: sign(params, secret))
 
 
 def with_signature(params: Mapping[str, str], secret: str) -> dict[str, str]:
@@ -64,6 +60,11 @@ def sign_pipe(values: Iterable[str | None], secret: str) -> str:
 
 
 def verify_pipe(values: Iterable[str | None], received: str, secret: str) -> bool:
+    return _matches(received, lambda: sign_pipe(values, secret))
+
+
+def _matches(received: str, expected: Callable[[], str]) -> bool:
+    """Constant-time comparison of a received hex hash; `expected` is only computed when one was sent."""
     if not received:
         return False
-    return hmac.compare_digest(received.strip().lower().encode(), sign_pipe(values, secret).encode())
+    return hmac.compare_digest(received.strip().lower().encode(), expected().encode())

@@ -67,7 +67,8 @@ TEST_CARDS: tuple[TestCard, ...] = (
     TestCard("9704194841945513", "NAPAS", "NCB", Outcome.EXPIRED_CARD, True, "NCB ATM, expired card"),
 )
 _BY_NUMBER = {card.number: card for card in TEST_CARDS}
-_DOMESTIC_METHODS = frozenset({BankCode.DOMESTIC_CARD, "NCB"})
+# vnp_BankCode values that ask for a domestic ATM card (NCB: the sandbox bank, as on VNPay's sandbox).
+DOMESTIC_METHODS = frozenset({BankCode.DOMESTIC_CARD, "NCB"})
 
 
 class CardRejected(ValueError):
@@ -107,7 +108,7 @@ def check_card(form: Mapping[str, str], method: str | None, today: date) -> Card
 def _check_method(card: TestCard, method: str | None) -> None:
     if method == BankCode.INTERNATIONAL_CARD and card.domestic:
         raise CardRejected("This payment accepts international cards only.")
-    if method in _DOMESTIC_METHODS and not card.domestic:
+    if method in DOMESTIC_METHODS and not card.domestic:
         raise CardRejected("This payment accepts domestic ATM cards only.")
 
 

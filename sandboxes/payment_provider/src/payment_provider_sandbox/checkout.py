@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import urlencode
 
-from vnpay import VN_TZ, ResponseCode, TransactionStatus, with_signature
+from vnpay import VN_TZ, Malformed, ResponseCode, TransactionStatus, decode_query, with_signature
 
 from .cards import OTP_CODE, OUTCOME_CODES, CardCheck, check_card
 from .journal import Journal
@@ -49,8 +49,12 @@ class Checkout:
         self._metrics = metrics
         self._clock = clock
 
-    def open(self, params: Mapping[str, str]) -> Transaction:
-        """Accept a signed payment URL. Reopening the same URL resumes the same session."""
+    def open(self, query: str) -> Transaction:
+        """Accept a signed payment URL's query string. Reopening the same URL resumes the same session."""
+        try:
+            params = decode_query(query)
+        except Malformed as exc:  # a repeated parameter
+            raise CheckoutError("03", str(exc)) from None
         try:
             request = read_payment_request(
                 params, self._settings.tmn_code, self._settings.secret, self._clock()
@@ -66,19 +70,9 @@ class Checkout:
             self._metrics.payment_requests_refused.labels("01").inc()
             raise CheckoutError("01", "Transaction already exists (vnp_TxnRef was used before)", 409)
         txn = Transaction(
+            **vars(request),
             session_id=secrets.token_urlsafe(18),
-            fingerprint=request.fingerprint,
             tmn_code=self._settings.tmn_code,
-            txn_ref=request.txn_ref,
-            amount_vnd=request.amount_vnd,
-            order_info=request.order_info,
-            order_type=request.order_type,
-            locale=request.locale,
-            return_url=request.return_url,
-            client_ip=request.client_ip,
-            requested_bank_code=request.bank_code,
-            create_date=request.create_date,
-            expires_at=request.expires_at,
             opened_at=self._clock(),
         )
         self._store.add(txn)

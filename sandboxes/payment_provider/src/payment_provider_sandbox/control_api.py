@@ -12,16 +12,14 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field, SecretStr
 
-from vnpay import Malformed, decode_query
-
 from .cards import TEST_CARDS, CardRejected
+from .hosted_page import PAYMENT_PATH
 from .models import Stage, Transaction
 from .payment_request import CheckoutError
 from .runtime import Sandbox, SandboxDep
 from .switches import SwitchSpec
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"])
-PAYMENT_PATH = "/paymentv2/vpcpay.html"
 
 
 class PayRequest(BaseModel):
@@ -76,10 +74,7 @@ def _run_steps(body: PayRequest, sandbox: Sandbox) -> Transaction:
     url = urlsplit(body.payment_url)
     if url.path != PAYMENT_PATH:
         raise CheckoutError("03", f"payment_url must point at {PAYMENT_PATH}")
-    try:
-        txn = sandbox.checkout.open(decode_query(url.query))
-    except Malformed as exc:
-        raise CheckoutError("03", str(exc)) from None
+    txn = sandbox.checkout.open(url.query)
     if body.cancel:
         return sandbox.checkout.cancel(txn.session_id)
     if txn.stage == Stage.CARD:

@@ -15,6 +15,7 @@ from .runtime import Sandbox, SandboxDep
 
 router = APIRouter()
 
+PAYMENT_PATH = "/paymentv2/vpcpay.html"
 MAX_FORM_BYTES = 8 * 1024
 # The page handles card data: never cache it, never frame it, load nothing from elsewhere.
 PAGE_HEADERS = {
@@ -54,12 +55,10 @@ async def _next_step(sandbox: Sandbox, txn: Transaction) -> Response:
     return RedirectResponse(redirect, status_code=302, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/paymentv2/vpcpay.html", response_class=HTMLResponse)
+@router.get(PAYMENT_PATH, response_class=HTMLResponse)
 async def open_payment(request: Request, sandbox: SandboxDep) -> Response:
     try:
-        txn = sandbox.checkout.open(decode_query(request.url.query))
-    except Malformed as exc:
-        return _error(CheckoutError("03", str(exc)))
+        txn = sandbox.checkout.open(request.url.query)
     except CheckoutError as error:
         return _error(error)
     return _html(pages.otp_page(txn) if txn.stage == Stage.CHALLENGE else pages.payment_page(txn))

@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from vnpay import ResponseCode, TransactionStatus, format_vnp_time
+from vnpay import IpnAnswer, ResponseCode, TransactionStatus, format_vnp_time
+
+from .payment_request import PaymentRequest
 
 
 class Stage(StrEnum):
@@ -17,22 +19,11 @@ class Stage(StrEnum):
 
 
 @dataclass
-class Transaction:
+class Transaction(PaymentRequest):
     """One payment request as the provider sees it. Card data: masked number only."""
 
     session_id: str
-    fingerprint: str  # canonical query of the signed request: reopening must not change it
     tmn_code: str
-    txn_ref: str
-    amount_vnd: int
-    order_info: str
-    order_type: str
-    locale: str
-    return_url: str
-    client_ip: str
-    requested_bank_code: str | None
-    create_date: str  # vnp_CreateDate exactly as sent (querydr looks it up by this)
-    expires_at: datetime
     opened_at: datetime
     stage: Stage = Stage.CARD
     status: str = TransactionStatus.PENDING
@@ -123,7 +114,7 @@ class Attempt:
 
     @property
     def acknowledged(self) -> bool:
-        return self.http_status == 200 and self.rsp_code in ("00", "02")
+        return self.http_status == 200 and self.rsp_code in IpnAnswer.FINAL_CODES
 
     def view(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .cards import OTP_CODE, TEST_CARDS
+from .cards import DOMESTIC_METHODS, OTP_CODE, TEST_CARDS
 from .models import Transaction
 
 _STYLE = """
@@ -43,7 +43,7 @@ def _error(message: str | None) -> str:
 
 def payment_page(txn: Transaction, error: str | None = None) -> str:
     action = f"/paymentv2/checkout/{escape(txn.session_id)}"
-    domestic = txn.requested_bank_code in ("VNBANK", "NCB")
+    domestic = txn.requested_bank_code in DOMESTIC_METHODS
     date_field = (
         "<label for='card_issue_date'>Issue date (MM/YY)</label>"
         "<input id='card_issue_date' name='card_issue_date' placeholder='07/15' autocomplete='off'>"

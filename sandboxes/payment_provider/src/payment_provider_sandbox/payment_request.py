@@ -12,13 +12,14 @@ from vnpay import (
     CURRENCY,
     MAX_AMOUNT_VND,
     MIN_AMOUNT_VND,
-    SECURE_HASH,
     VERSION,
     BankCode,
     canonical_query,
     parse_vnp_time,
     verify,
 )
+
+from .cards import DOMESTIC_METHODS
 
 REQUIRED = (
     "vnp_Version",
@@ -35,7 +36,7 @@ REQUIRED = (
     "vnp_CreateDate",
     "vnp_ExpireDate",
 )
-SUPPORTED_BANK_CODES = frozenset({BankCode.INTERNATIONAL_CARD, BankCode.DOMESTIC_CARD, "NCB"})
+SUPPORTED_BANK_CODES = DOMESTIC_METHODS | {BankCode.INTERNATIONAL_CARD}
 
 
 class CheckoutError(Exception):
@@ -48,9 +49,11 @@ class CheckoutError(Exception):
         self.status_code = status_code
 
 
-@dataclass(frozen=True)
+@dataclass
 class PaymentRequest:
-    fingerprint: str
+    """What a verified payment URL asked for (the provider's transaction extends it)."""
+
+    fingerprint: str  # canonical query of the signed request: reopening must not change it
     txn_ref: str
     amount_vnd: int
     order_info: str
@@ -58,8 +61,8 @@ class PaymentRequest:
     locale: str
     return_url: str
     client_ip: str
-    bank_code: str | None
-    create_date: str
+    requested_bank_code: str | None
+    create_date: str  # vnp_CreateDate exactly as sent (querydr looks it up by this)
     expires_at: datetime
 
 
@@ -69,7 +72,7 @@ def read_payment_request(
     """Check merchant, signature, then format, then the payment window. Raises CheckoutError."""
     if params.get("vnp_TmnCode") != tmn_code:
         raise CheckoutError("02", "Invalid merchant (vnp_TmnCode unknown)")
-    if SECURE_HASH not in params or not verify(params, secret):
+    if not verify(params, secret):
         raise CheckoutError("97", "Invalid signature: the payment request was not signed by the merchant")
     request = _read_fields(params)
     if now >= request.expires_at:
@@ -103,7 +106,7 @@ def _read_fields(params: Mapping[str, str]) -> PaymentRequest:
         locale=params["vnp_Locale"],
         return_url=_return_url(params["vnp_ReturnUrl"]),
         client_ip=params["vnp_IpAddr"],
-        bank_code=bank_code,
+        requested_bank_code=bank_code,
         create_date=params["vnp_CreateDate"],
         expires_at=expires,
     )

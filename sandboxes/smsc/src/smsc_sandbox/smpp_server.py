@@ -33,10 +33,6 @@ class SmppServer:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    @property
-    def bound_sessions(self) -> list[SmscSession]:
-        return [session for session in self._sessions if session.bound]
-
     async def stop(self) -> None:
         """Stop listening, unbind every bound ESME (as an SMSC going down does), close the rest."""
         if self._server is None:

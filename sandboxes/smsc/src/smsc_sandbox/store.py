@@ -32,11 +32,12 @@ def match_key(number: str) -> str:
 
 class MessageStore:
     def __init__(self, max_messages: int, record_file: Path | None = None) -> None:
-        self._messages: deque[MessageRecord] = deque(maxlen=max_messages)
+        # Each record with its destination's match_key, computed once rather than on every query.
+        self._messages: deque[tuple[str, MessageRecord]] = deque(maxlen=max_messages)
         self._record_file = record_file
 
     def add(self, record: MessageRecord) -> None:
-        self._messages.append(record)
+        self._messages.append((match_key(record.destination), record))
         if self._record_file is not None:
             # A plain append per message: the sandbox handles a handful of messages a second,
             # and reopening keeps working when someone rotates or deletes the file.
@@ -46,8 +47,8 @@ class MessageStore:
     def newest(self, to: str | None = None, limit: int = 20) -> list[MessageRecord]:
         key = match_key(to) if to else None
         found: list[MessageRecord] = []
-        for record in reversed(self._messages):
-            if key is None or match_key(record.destination) == key:
+        for record_key, record in reversed(self._messages):
+            if key is None or record_key == key:
                 found.append(record)
                 if len(found) == limit:
                     break

@@ -24,5 +24,4 @@ class AccountSettings(KitSettings):
     smsc_password: SecretStr = SecretStr("smsc-pwd")  # SMPP v3.4: at most 8 characters
     sms_sender: str = "MobiFone"
 
-    seed_demo_data: bool = False
     demo_subscribers: int = 3000

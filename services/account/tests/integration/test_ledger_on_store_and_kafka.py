@@ -11,29 +11,18 @@ from account_service.store import BALANCES, CHARGES, INDEXES, LEDGER, SUBSCRIBER
 from mobi_contracts import Envelope, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.events.payment import TopupRecorded
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import make_topic, read_all
+from servicekit.testing import make_topic, read_all, topup_recorded
 
 pytestmark = pytest.mark.integration
 A, B = "84901110001", "84901110002"
 
 
 def topup(subject: str, amount: int, topup_id: str) -> TopupRecorded:
-    return TopupRecorded.new(
-        subject=subject,
-        data=TopupRecordedData(
-            topup_id=topup_id,
-            amount_vnd=amount,
-            method="card_domestic",
-            payer_msisdn=subject,
-            recorded_at=datetime.now(UTC),
-        ),
-        producer="tests",
-        correlation_id=f"c-{topup_id}",
-    )
+    return topup_recorded(subject, amount, topup_id, method="card_domestic", correlation_id=f"c-{topup_id}")
 
 
 def call(subject: str, charge: int, usage_id: str) -> UsageRecorded:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from mobi_contracts.topics import PAYMENT_CREDITS_GROUP, PAYMENT_EVENTS
 from servicekit.app import Service
-from servicekit.idempotency import IdempotencyKeys
 from servicekit.outbox import OutboxRelay
 
 from . import api
-from .domain.rules import AmountRules
 from .handlers import credits_handler
-from .payments import BillDirectory, PaymentService
-from .provider import Provider
+from .payments import PaymentService
 from .scratch import ScratchCards
 from .settings import PaymentSettings
 from .store import FINALS, INDEXES, SCRATCH_USES
@@ -30,17 +25,7 @@ def create_service(settings: PaymentSettings | None = None) -> Service:
     name = settings.service_name
     finals = OutboxRelay(service.store, service.publisher, name, FINALS)
     uses = OutboxRelay(service.store, service.publisher, name, SCRATCH_USES)
-    bills = BillDirectory(settings.account_internal_url, settings.internal_key.get_secret_value())
-    payments = PaymentService(
-        store=service.store,
-        relay=finals,
-        provider=Provider(settings),
-        keys=IdempotencyKeys(service.store),
-        bills=bills,
-        rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
-        ttl=timedelta(minutes=settings.payment_ttl_minutes),
-        service=name,
-    )
+    payments = PaymentService.from_settings(settings, store=service.store, relay=finals, service=name)
     cards = ScratchCards(
         store=service.store,
         redis=service.redis,
@@ -54,7 +39,7 @@ def create_service(settings: PaymentSettings | None = None) -> Service:
     service.provide("scratch_cards", cards)
     service.background(finals.run_sweeper)
     service.background(uses.run_sweeper)
-    service.on_shutdown(bills.close)
+    service.on_shutdown(payments.bills.close)
     service.consume(PAYMENT_CREDITS_GROUP, credits_handler(service.store))
     service.document_publishing(PAYMENT_EVENTS)
     for router in (api.me, api.provider, api.internal):

@@ -34,6 +34,7 @@ from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
 from .domain.rules import FINAL, AmountRules, ProviderResult, event_id, judge, payment_id_for
 from .provider import Provider, result_of
+from .settings import PaymentSettings
 from .store import FINALS, PAYMENTS
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,22 @@ class PaymentService:
         self.rules = rules
         self.ttl = ttl
         self.service = service
+
+    @classmethod
+    def from_settings(
+        cls, settings: PaymentSettings, *, store: Store, relay: OutboxRelay, service: str
+    ) -> PaymentService:
+        """The service as configured; the caller closes `bills` when done."""
+        return cls(
+            store=store,
+            relay=relay,
+            provider=Provider(settings),
+            keys=IdempotencyKeys(store),
+            bills=BillDirectory(settings.account_internal_url, settings.internal_key.get_secret_value()),
+            rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
+            ttl=timedelta(minutes=settings.payment_ttl_minutes),
+            service=service,
+        )
 
     # -- starting a payment --------------------------------------------------------------------
 
@@ -287,11 +304,8 @@ class PaymentService:
     async def _after_settling(self, payment_id: str, final: dict[str, Any]) -> None:
         # Through the store's bounded gate: a burst of notifications must not queue its
         # bookkeeping writes in front of the next notifications' settling writes.
-        async def both() -> None:
-            await self.relay.clear({"_id": payment_id, "rev": 1})
-            await self._mirror(payment_id, final)
-
-        await self.store.bounded_all([both()])
+        await self.store.bounded(self.relay.clear({"_id": payment_id, "rev": 1}))
+        await self.store.bounded(self._mirror(payment_id, final))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

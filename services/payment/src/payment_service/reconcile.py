@@ -19,15 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import vnpay
-from servicekit.idempotency import IdempotencyKeys
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.logs import configure_logging
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay
 
-from .domain.rules import AmountRules, judge
-from .payments import BillDirectory, PaymentService
-from .provider import Provider
+from .domain.rules import judge
+from .payments import PaymentService
 from .settings import PaymentSettings
 from .store import CREDITS, FINALS, PAYMENTS, SCRATCH_USES
 
@@ -123,10 +121,14 @@ class Reconciler:
     async def _resend_uncredited(self, now: datetime, report: Report) -> None:
         settled = await self.store[FINALS].find({"status": "succeeded", "kind": "topup"}).to_list()
         used = await self.store[SCRATCH_USES].find({}).to_list()
-        for doc, when in [(f, f["settled_at"]) for f in settled] + [(u, u["used_at"]) for u in used]:
-            if now - when < self.credit_wait:
-                continue
-            if await self.store[CREDITS].find_one({"_id": doc["topup_event_id"]}):
+        due = [
+            (doc, when)
+            for doc, when in [(f, f["settled_at"]) for f in settled] + [(u, u["used_at"]) for u in used]
+            if now - when >= self.credit_wait
+        ]
+        credited = await self.store.find_by_ids(CREDITS, (doc["topup_event_id"] for doc, _ in due))
+        for doc, when in due:
+            if doc["topup_event_id"] in credited:
                 continue
             if now - when > self.give_up_after:
                 report.unexplained.append((doc["_id"], "top-up still not credited after re-sending"))
@@ -141,19 +143,11 @@ async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_
     publisher = EventPublisher(settings.kafka_bootstrap, "payment-reconcile")
     await store.connect()
     await publisher.start()
-    bills = BillDirectory(settings.account_internal_url, settings.internal_key.get_secret_value())
+    relays = [OutboxRelay(store, publisher, settings.service_name, c) for c in (FINALS, SCRATCH_USES)]
+    service = PaymentService.from_settings(
+        settings, store=store, relay=relays[0], service="payment-reconcile"
+    )
     try:
-        relays = [OutboxRelay(store, publisher, settings.service_name, c) for c in (FINALS, SCRATCH_USES)]
-        service = PaymentService(
-            store=store,
-            relay=relays[0],
-            provider=Provider(settings),
-            keys=IdempotencyKeys(store),
-            bills=bills,
-            rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
-            ttl=timedelta(minutes=settings.payment_ttl_minutes),
-            service="payment-reconcile",
-        )
         reconciler = Reconciler(
             service,
             publisher,
@@ -164,7 +158,7 @@ async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_
         )
         return await reconciler.run()
     finally:
-        await bills.close()
+        await service.bills.close()
         await publisher.stop()
         await store.close()
 
