@@ -111,3 +111,31 @@ async def test_a_released_key_can_be_used_again(store: Store) -> None:
     assert await keys.begin("topup", "84901234567", "key-000002", "f") is None
     await keys.release("topup", "84901234567", "key-000002")
     assert await keys.begin("topup", "84901234567", "key-000002", "f") is None
+
+
+async def test_a_key_whose_request_crashed_is_taken_over_by_one_retry_after_a_while(store: Store) -> None:
+    keys = IdempotencyKeys(store, stale_after=timedelta(seconds=0.2))
+    assert await keys.begin("pay", "84901234567", "key-crashed-1", "fp") is None  # then the process died
+    with pytest.raises(ApiError) as running:
+        await keys.begin("pay", "84901234567", "key-crashed-1", "fp")
+    assert running.value.code == "request_in_progress"
+    await asyncio.sleep(0.3)
+    retries = await asyncio.gather(
+        *(keys.begin("pay", "84901234567", "key-crashed-1", "fp") for _ in range(5)), return_exceptions=True
+    )
+    assert retries.count(None) == 1, "exactly one retry takes the stale claim over"
+    assert all(isinstance(r, ApiError) and r.code == "request_in_progress" for r in retries if r is not None)
+
+
+async def test_old_keys_are_deleted_by_the_cleanup_and_recent_ones_kept(store: Store) -> None:
+    keys = IdempotencyKeys(store, keep=timedelta(hours=24))
+    await keys.begin("pay", "84901234567", "key-old-0001", "fp")
+    await keys.begin("pay", "84901234567", "key-new-0001", "fp")
+    await keys.complete("pay", "84901234567", "key-old-0001", 201, {"ok": True})
+    await store["idempotency_keys"].update_one(
+        {"_id": "pay:84901234567:key-old-0001"},
+        {"$set": {"created_at": datetime.now(UTC) - timedelta(days=2)}},
+    )
+    assert await keys.delete_expired() == 1
+    remaining = [d["_id"] for d in await store["idempotency_keys"].find({}).to_list()]
+    assert remaining == ["pay:84901234567:key-new-0001"]

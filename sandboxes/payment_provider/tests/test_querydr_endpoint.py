@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -137,3 +138,23 @@ async def test_client_refuses_an_answer_signed_with_another_secret(env: Env) -> 
                 txn_ref=order.txn_ref, transaction_date=order.created_at, order_info="q",
                 ip_addr="1.1.1.1", now=datetime.now(UTC),
             )  # fmt: skip
+
+
+async def test_query_reports_in_progress_until_a_late_confirmation_goes_out(env: Env) -> None:
+    await env.switch(query_in_progress=True, delay_s=1.0)
+    order = env.order()
+    await env.pay(order)
+    in_progress = await query(env, order)
+    assert (in_progress.found, in_progress.transaction_status, in_progress.paid) == (True, "01", False)
+    await env.merchant.wait_for(1, timeout=5)
+    assert (await query(env, order)).paid
+
+
+async def test_query_reports_an_unpaid_transaction_past_its_window_as_not_paid(env: Env) -> None:
+    now = datetime.now(UTC)
+    order = env.order(created_at=now, expires_at=now + timedelta(seconds=1))
+    await env.http.get(env.url(order))
+    assert (await query(env, order)).transaction_status == "01"  # the customer may still pay
+    await asyncio.sleep(1.1)
+    result = await query(env, order)
+    assert (result.found, result.transaction_status, result.paid, result.pay_date) == (True, "02", False, None)

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from smpp34 import SmppClient
+from mobi_smpp import SmppClient
 from smsc_sandbox import SmscSettings
 
 ENTRY_POINT = Path(sys.executable).with_name("smsc-sandbox")

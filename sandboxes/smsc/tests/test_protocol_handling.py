@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from smpp34 import (
+from mobi_smpp import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from smpp34 import Concatenation
+from mobi_smpp import Concatenation
 from smsc_sandbox.reassembly import Part, Reassembler
 from smsc_sandbox.store import MessageRecord, MessageStore, match_key
 from smsc_sandbox.throttle import TokenBucket

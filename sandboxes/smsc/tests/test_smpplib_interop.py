@@ -13,7 +13,7 @@ from smpplib import gsm as smpplib_gsm
 from smpplib.client import Client
 from smpplib.exceptions import PDUError
 
-from smpp34 import CommandStatus
+from mobi_smpp import CommandStatus
 from smsc_sandbox import SmscSandbox
 
 SandboxFactory = Callable[..., Awaitable[SmscSandbox]]  # fixture from conftest.py

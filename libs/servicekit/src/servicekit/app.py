@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -22,7 +22,6 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from faststream.kafka import KafkaBroker
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,7 +33,7 @@ from .auth import TokenVerifier
 from .http import RequestContextMiddleware, install_error_handlers
 from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
 from .kafka.inbox import Inbox
-from .kafka.publisher import EventPublisher
+from .kafka.publisher import EventPublisher, producer_broker
 from .logs import configure_logging
 from .metrics import REGISTRY, SERVICE_READY
 from .mongo import Store
@@ -66,20 +65,23 @@ class Service:
             app_name=self.name,
         )
         self.redis = create_redis(settings.redis_url)
-        self.publisher = EventPublisher(settings.kafka_bootstrap, self.name)
-        self.broker = KafkaBroker(
+        # One Kafka producer per service: the broker's (see servicekit.kafka.publisher).
+        self.broker = producer_broker(
             settings.kafka_bootstrap,
-            client_id=self.name,
-            middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=self.name)],
+            self.name,
             logger=logging.getLogger(f"{self.name}.broker"),
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at debug
         )
+        self.publisher = EventPublisher(self.broker, self.name)
+        # Never started: it only describes what the service consumes and produces, with the
+        # event schemas, for its AsyncAPI document.
+        self.docs_broker = KafkaBroker(settings.kafka_bootstrap)
         self.consumers: list[EventConsumer] = []
         self._background: list[BackgroundTask] = []
         self._startup: list[BackgroundTask] = []
         self._shutdown: list[BackgroundTask] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.asyncapi = AsyncAPI(self.broker, title=f"{title} events", version=version)
+        self.asyncapi = AsyncAPI(self.docs_broker, title=f"{title} events", version=version)
         self.app = FastAPI(title=title, description=description, version=version, lifespan=self._lifespan)
         self.app.add_middleware(RequestContextMiddleware, service=self.name)
         install_error_handlers(self.app)
@@ -113,7 +115,9 @@ class Service:
             inbox=Inbox(self.redis, group.name, self.settings.inbox_ttl_seconds),
             publisher=self.publisher,
             retry=retry,
+            probe=self.dependencies_answer,
         )
+        consumer.document(self.docs_broker)
         consumer.subscribe(
             self.broker,
             max_records=self.settings.consumer_max_records,
@@ -125,7 +129,7 @@ class Service:
     def document_publishing(self, topic: Topic) -> None:
         """List a topic this service produces in its AsyncAPI document (one entry per event)."""
         for event in topic.events:
-            self.broker.publisher(
+            self.docs_broker.publisher(
                 topic.name,
                 schema=event,
                 title=f"{topic.name}:{event.EVENT_TYPE}",
@@ -188,19 +192,32 @@ class Service:
 
     # -- health, readiness, metrics, docs -------------------------------------------------------
 
-    async def check_ready(self) -> dict[str, str]:
-        checks: dict[str, str] = {}
-        for name, probe in (
-            ("store", self.store.ping),
-            ("redis", self.redis.ping),
-            ("kafka", self.publisher.ping),
-        ):
+    async def check_ready(self, timeout: float = 3) -> dict[str, str]:  # noqa: ASYNC109
+        probes: dict[str, Callable[[], Awaitable[Any]]] = {
+            "store": self.store.ping,
+            "redis": self.redis.ping,
+            "kafka": self.publisher.ping,
+        }
+
+        async def check(probe: Callable[[], Awaitable[Any]]) -> str:
             try:
-                await asyncio.wait_for(probe(), timeout=3)
-                checks[name] = "ok"
+                await asyncio.wait_for(probe(), timeout=timeout)
+                return "ok"
             except Exception as exc:
-                checks[name] = f"error: {type(exc).__name__}"
+                return f"error: {type(exc).__name__}"
+
+        results = await asyncio.gather(*(check(p) for p in probes.values()))
+        checks = dict(zip(probes, results, strict=True))
+        for consumer in self.consumers:
+            checks[f"consumer {consumer.group.name}"] = (
+                "ok" if consumer.healthy else f"waiting out an outage: {consumer.last_error}"
+            )
         return checks
+
+    async def dependencies_answer(self) -> bool:
+        """For consumers: do the store, Redis and Kafka answer right now?"""
+        checks = await self.check_ready(timeout=2)
+        return all(v == "ok" for k, v in checks.items() if not k.startswith("consumer"))
 
     def _add_operational_routes(self) -> None:
         app = self.app

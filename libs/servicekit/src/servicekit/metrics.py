@@ -48,8 +48,19 @@ OUTBOX_OLDEST = Gauge(
     ["service", "collection"],
 )
 SERVICE_READY = Gauge("service_ready", "1 when Kafka, the store and Redis answer", ["service"])
+CONSUMER_HEALTHY = Gauge(
+    "consumer_healthy",
+    "1 while a consumer group applies its batches; 0 while it waits out an outage",
+    ["service", "group"],
+)
+STORE_OPERATIONS = Counter(
+    "store_operations_total",
+    "Commands sent to the document store (one per round trip), by command and outcome",
+    ["service", "command", "outcome"],
+)
 
 __all__ = [
+    "CONSUMER_HEALTHY",
     "CONSUMER_LAG",
     "DEAD_LETTERS",
     "EVENTS_CONSUMED",
@@ -63,4 +74,5 @@ __all__ = [
     "OUTBOX_PENDING",
     "REGISTRY",
     "SERVICE_READY",
+    "STORE_OPERATIONS",
 ]

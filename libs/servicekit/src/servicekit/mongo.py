@@ -1,17 +1,34 @@
 """The document store: MongoDB, or FerretDB 1.24 speaking its wire protocol.
 
 Measured here (bench/store_backends.py) FerretDB differs from MongoDB in ways that shape
-every hot path, so the few bulk operations services need go through this module:
+every hot path, so the few bulk operations services need go through this module.
 
-- An update command with many statements holds backend connections until it ends and
-  deadlocks the server once they outnumber its pool; and `$in` filters are not pushed down
-  (each query scans the collection). On FerretDB we send single-document updates and
-  finds by `_id`, a bounded number at a time; on MongoDB one bulk_write / one `$in`.
-- Inserts are cheap on both (insert_many: 25-50k docs/s), unique indexes are enforced
-  atomically, and so are deletes: "claim by inserting a unique key" is race-free on both.
-- Concurrent updates of ONE document lose writes on FerretDB (it reads, changes and
-  rewrites the whole document). Services therefore keep one writer per document: Kafka
-  partition ownership for event-driven aggregates, a unique-insert claim for HTTP races.
+Safe on both servers (what the services use):
+- `insert_one`, `insert_many` (25-50k docs/s on FerretDB), `find_one` / `find` with equality
+  filters on indexed fields, `sort` + `limit`, `count_documents`;
+- `update_one` / `delete_one` of ONE document by `_id` (or `_id` + a version field: an
+  atomic conditional update on both), `find_one_and_update` of one document;
+- unique indexes: "claim by inserting a unique key" is atomic on both, and so are deletes.
+
+Unsafe or wrong on FerretDB 1.24 (never in a service, and not in an operator's script):
+- an update command with many statements: `bulk_write` of many `UpdateOne`, `update_many`
+  touching many documents, `insert_many` of upserts. It holds two backend connections per
+  statement and deadlocks FerretDB's metadata lock once they outnumber its pool: every
+  client waits until FerretDB is restarted (the local supervisor restarts it, see README);
+- concurrent updates of ONE document lose writes (it reads, changes and rewrites the whole
+  document without a lock): keep one writer per document (Kafka partition ownership, or a
+  unique-insert claim for HTTP races) and version writes (`save_versioned`);
+- `$push` with `$slice` and `$pull` with conditions are ignored without an error: compute
+  the new value in the domain and `$set` it;
+- `$in` and range filters are not pushed down to PostgreSQL: each such query scans the
+  collection in FerretDB (find by `_id` one at a time instead: `find_by_ids`);
+- `createIndexes` naming several indexes that all exist panics: one index per call;
+- no multi-document transactions, change streams, geo queries, TTL or partial indexes.
+
+On FerretDB we therefore send single-document updates and finds by `_id`, a bounded number
+at a time; on MongoDB one bulk_write / one `$in`. Every command is counted in
+`store_operations_total{service,command,outcome}` (a pymongo command listener), so a
+benchmark can report store operations per business operation.
 """
 
 from __future__ import annotations
@@ -23,10 +40,12 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel, UpdateOne
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
+
+from .metrics import STORE_OPERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +64,31 @@ class Update:
     upsert: bool = False
 
 
+class _CommandCounter(monitoring.CommandListener):
+    """Counts the commands a client sends (one per round trip to the store)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        return None
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        STORE_OPERATIONS.labels(self.service, event.command_name, "ok").inc()
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        STORE_OPERATIONS.labels(self.service, event.command_name, "error").inc()
+
+
 class Store:
     def __init__(self, url: str, database: str, *, write_concurrency: int = 8, app_name: str = "") -> None:
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
-            url, appname=app_name or None, tz_aware=True, serverSelectionTimeoutMS=5000, maxPoolSize=50
+            url,
+            appname=app_name or None,
+            tz_aware=True,
+            serverSelectionTimeoutMS=5000,
+            maxPoolSize=50,
+            event_listeners=[_CommandCounter(app_name or database)],
         )
         self.db: AsyncDatabase[Doc] = self.client[database]
         self.is_ferretdb = False

@@ -117,6 +117,7 @@ class Checkout:
     async def deliver(self, txn: Transaction) -> str:
         """Notify the merchant per the switches, then give the signed return-redirect URL."""
         plan = self._switches.take(txn.txn_ref)
+        txn.in_progress_until_notified = plan.query_in_progress
         first_answer = self._notifier.dispatch(txn, plan)
         if first_answer is not None and self._settings.redirect_waits_for_ipn:
             with contextlib.suppress(TimeoutError):

@@ -36,6 +36,8 @@ class Transaction(PaymentRequest):
     bank_code: str | None = None
     reason: str | None = None  # why it ended the way it did, for people reading the sandbox state
     pending_response_code: str | None = None  # decided at card entry, applied after the OTP
+    # query_in_progress switch: querydr says "01" until the notification goes out.
+    in_progress_until_notified: bool = False
 
     @property
     def succeeded(self) -> bool:

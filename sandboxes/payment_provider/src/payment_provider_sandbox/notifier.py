@@ -141,6 +141,7 @@ class Notifier:
         try:
             if plan.delay_s:
                 await asyncio.sleep(plan.delay_s)
+            txn.in_progress_until_notified = False  # the bank has confirmed: querydr tells the result
             for record, params in prepared.injections:
                 await self._deliver(record, params(), None, None)
             if prepared.primary is None:

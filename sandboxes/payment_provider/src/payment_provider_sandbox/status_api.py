@@ -42,7 +42,7 @@ def answer_query(body: Any, settings: Settings, store: Store, now: datetime) -> 
         "vnp_TmnCode": settings.tmn_code,
     }
     if txn is not None:
-        answer.update(_transaction_fields(txn))
+        answer.update(_transaction_fields(txn, now))
     return sign_query_response(answer, settings.secret)
 
 
@@ -65,15 +65,26 @@ def _evaluate(body: Any, settings: Settings, store: Store, now: datetime) -> tup
     return QueryResponseCode.SUCCESS, txn
 
 
-def _transaction_fields(txn: Transaction) -> dict[str, str]:
+def reported_status(txn: Transaction, now: datetime) -> str:
+    """What the provider says of a transaction: still in progress at the bank (a switch), not
+    paid once its payment window has passed unpaid (02), or its result."""
+    if txn.in_progress_until_notified:
+        return TransactionStatus.PENDING
+    if txn.status == TransactionStatus.PENDING and now >= txn.expires_at:
+        return TransactionStatus.FAILED
+    return txn.status
+
+
+def _transaction_fields(txn: Transaction, now: datetime) -> dict[str, str]:
+    status = reported_status(txn, now)
     fields = {
         "vnp_TxnRef": txn.txn_ref,
         "vnp_Amount": str(txn.amount_vnd * 100),
         "vnp_OrderInfo": txn.order_info,
         "vnp_TransactionType": "01",  # payment (02/03 would be refunds)
-        "vnp_TransactionStatus": txn.status,
+        "vnp_TransactionStatus": status,
     }
-    if txn.status != TransactionStatus.PENDING:
+    if status != TransactionStatus.PENDING and txn.pay_date is not None:
         fields["vnp_PayDate"] = format_vnp_time(txn.pay_date) if txn.pay_date else ""
         fields["vnp_TransactionNo"] = txn.transaction_no or "0"
         fields["vnp_BankCode"] = txn.bank_code or "VNPAY"

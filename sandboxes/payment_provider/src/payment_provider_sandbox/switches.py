@@ -29,6 +29,11 @@ class DeliveryPlan(BaseModel):
         None, gt=0, description="first send a correctly signed IPN whose vnp_NotifyTime is this old"
     )
     then_genuine: bool = Field(True, description="after a tampered/stale IPN, deliver the genuine one")
+    query_in_progress: bool = Field(
+        False,
+        description="querydr reports the transaction as still in progress at the bank (01) until its "
+        "notification goes out (with delay_s: a late confirmation); with drop: for good",
+    )
     out_of_order: Literal["failure_after_success", "swap_with_next"] | None = Field(
         None,
         description="failure_after_success: after the success IPN, send a signed failure for the same "
@@ -37,7 +42,7 @@ class DeliveryPlan(BaseModel):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:
-        if self.drop and self._differs_from_default(exclude={"drop"}):
+        if self.drop and self._differs_from_default(exclude={"drop", "query_in_progress"}):
             raise ValueError("drop cannot be combined with other switches")
         if self.out_of_order == "swap_with_next" and self._differs_from_default(exclude={"out_of_order"}):
             raise ValueError("swap_with_next cannot be combined with other switches")

@@ -41,5 +41,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # One line per SMPP event is the point; per-PDU and per-HTTP-request lines are noise.
-    logging.getLogger("smpp34.connection").setLevel(max(root.level, logging.INFO))
+    logging.getLogger("mobi_smpp.connection").setLevel(max(root.level, logging.INFO))
     logging.getLogger("uvicorn.access").disabled = True

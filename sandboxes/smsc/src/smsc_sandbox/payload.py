@@ -3,7 +3,7 @@ the sandbox can decode it."""
 
 from __future__ import annotations
 
-from smpp34 import (
+from mobi_smpp import (
     CommandStatus,
     Concatenation,
     DataCoding,

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from smpp34 import Concatenation
+from mobi_smpp import Concatenation
 
 # Same ESME bind, same addresses, same reference, same part count and coding: one message.
 PartsKey = tuple[str, str, str, int, int, int]

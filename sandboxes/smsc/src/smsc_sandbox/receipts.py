@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from smpp34 import (
+from mobi_smpp import (
     DataCoding,
     DeliverSm,
     DeliveryReceipt,

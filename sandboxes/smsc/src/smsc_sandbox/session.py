@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from smpp34 import (
+from mobi_smpp import (
     BindReceiver,
     BindReceiverResp,
     BindTransceiver,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from smpp34 import SmppConnection, SmppError, Unbind
+from mobi_smpp import SmppConnection, SmppError, Unbind
 
 from .session import SharedState, SmscSession
 

@@ -5,22 +5,40 @@ documents: Kafka gives each subscriber's partition to one consumer, so one subsc
 events are applied by one task, in order (FerretDB would lose concurrent writes to one
 document; on MongoDB the versioned write also makes a second writer fail, not corrupt).
 
-Per batch: read the touched balances, decide in the domain, write each document ONCE with
-its new state, the ids it applied and the events it implies (the outbox), then project
-ledger/charges/top-up rows and publish the events. The batch is committed after all that;
-a crash anywhere redelivers it, the documents show what was applied, and the stored
-events are published again (consumers dedupe them by event id).
+Exactly once, with no window and no Redis: every decision about an event (a credit, a
+debit, a refusal) is a journal document whose `_id` is the event's business key
+(`topup:<id>`, `usage:<id>`) and which holds the subscriber's next sequence number, the
+ledger entries, the state after it and the events it implies. The journal has a unique
+index on (msisdn, seq), so it is the claim: a second decision on the same event, or on the
+same state, cannot be inserted. Per batch:
+
+1. decide every event on the subscriber's last state (kept in memory between batches;
+   a stale copy only costs a retry, see 3), giving seq N+1, N+2, ...;
+2. insert the batch's journal documents in one ordered `insert_many`;
+3. write each subscriber's balance document once (versioned `$set` of the new state and seq);
+4. project the top-up and charge history rows, publish the events, refresh the read cache.
+
+When step 2 meets an existing key (a replay, a duplicate publish, or a crash between 2 and
+3) the subscriber is settled carefully, one event at a time: journal documents beyond the
+balance's seq are rolled forward (they were decided on exactly that state), events whose key
+is in the journal are replays (their stored events are published again, nothing else
+changes), the rest are decided afresh. A crash anywhere redelivers the batch; replaying a
+whole topic from offset 0 changes no balance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mobi_contracts import AnyEvent, Topic, parse_event
 from mobi_contracts.events.account import (
@@ -32,16 +50,20 @@ from mobi_contracts.events.account import (
 from mobi_contracts.events.network import UsageRecorded
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
 from mobi_contracts.topics import ACCOUNT_EVENTS
+from servicekit.cache import VersionedCache
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.mongo import Conflict, Store, insert_versioned, save_versioned
+from servicekit.mongo import DUPLICATE_KEY, Conflict, Doc, Store, insert_versioned, save_versioned
 from servicekit.outbox import outbox_entries
 
-from .domain.balances import Balances, Outcome, apply_usage, credit_main, from_document, to_document
-from .store import BALANCES, BILLS, CHARGES, LEDGER, SUBSCRIBERS, TOPUPS
+from .domain.balances import Balances, Change, Outcome, apply_usage, credit_main, from_document, to_document
+from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
+
+log = logging.getLogger(__name__)
 
 PRODUCER = "account-service"
 _ENTRY_NAMESPACE = uuid.UUID("6f1d7a52-3c0e-4d7b-9a55-8f2d0c9b1e41")
+STATE_MEMORY = 50_000  # subscribers whose last state the consumer keeps between batches
 
 TOPUP_LABELS = {
     "card_international": "Top-up by international card",
@@ -60,61 +82,105 @@ def idempotency_key(event: AnyEvent) -> str:
 
 
 @dataclass
-class _Subscriber:
+class Account:
+    """A subscriber's balances as stored: the state and the document version."""
+
     state: Balances
-    rev: int | None  # None: no document yet
-    stored_outbox: list[dict[str, Any]]
-    fresh: list[tuple[AnyEvent, Outcome]] = field(default_factory=list)
-    replayed: list[AnyEvent] = field(default_factory=list)
-    produced: list[AnyEvent] = field(default_factory=list)  # events implied by `fresh`
+    rev: int | None  # None: no balance document yet
+
+
+@dataclass(eq=False)  # compared by identity: kept in sets
+class _Subscriber:
+    account: Account
+    start: Account
+    events: list[AnyEvent] = field(default_factory=list)
+    decided: list[Doc] = field(default_factory=list)  # journal documents of this batch
+    applied: list[Doc] = field(default_factory=list)  # applied, rolled forward or replayed, in order
 
 
 class LedgerService:
-    def __init__(self, store: Store, publisher: EventPublisher, topic: Topic = ACCOUNT_EVENTS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: EventPublisher,
+        topic: Topic = ACCOUNT_EVENTS,
+        cache: VersionedCache | None = None,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.topic = topic
+        self.cache = cache
+        self._states: OrderedDict[str, Account] = OrderedDict()
 
     async def apply(self, events: list[AnyEvent]) -> None:
         balance_events = [e for e in events if isinstance(e, TopupRecorded | UsageRecorded)]
         bills = [e for e in events if isinstance(e, BillPaid)]
         subscribers = await self._load(balance_events)
         now = datetime.now(UTC)
-        for event in balance_events:
-            self._decide(subscribers[event.subject], event, now)
-        await self._save(subscribers, now)
-        produced = self._produced_events(subscribers)
-        await self._project(subscribers, produced)
-        await self._mark_bills_paid(bills)
-        await self.publisher.publish(self.topic.name, produced)
+        for sub in subscribers.values():
+            for event in sub.events:
+                sub.decided.append(self._decide(sub, event, now))
+        try:
+            careful = await self._journal(subscribers)
+            await asyncio.gather(
+                self.store.bounded_all(self._save(s) for s in subscribers.values() if s not in careful),
+                *(self._settle_carefully(s, now) for s in careful),
+            )
+        except (Conflict, DuplicateKeyError) as exc:
+            # Another writer moved a balance we held (a rebalance overlap): read again, retry.
+            for number in subscribers:
+                self._states.pop(number, None)
+            raise TransientError(str(exc)) from exc
+        except BaseException:
+            for number in subscribers:  # what was written is read again on the retry
+                self._states.pop(number, None)
+            raise
+        applied = [doc for sub in subscribers.values() for doc in sub.applied]
+        # What readers see is in place before the events announce it.
+        await asyncio.gather(
+            self._project(applied), self._mark_bills_paid(bills), self._refresh_cache(subscribers.values())
+        )
+        await self.publisher.publish_serialized([e for doc in applied for e in doc["events"]])
+
+    # -- loading and deciding ------------------------------------------------------------------
 
     async def _load(self, events: Sequence[AnyEvent]) -> dict[str, _Subscriber]:
         numbers = list(dict.fromkeys(e.subject for e in events))
+        known = {n: self._states[n] for n in numbers if n in self._states}
+        loaded = await self._read_accounts([n for n in numbers if n not in known])
+        subscribers = {}
+        for number in numbers:
+            account = known.get(number) or loaded[number]
+            subscribers[number] = _Subscriber(account=account, start=account)
+        for event in events:
+            subscribers[event.subject].events.append(event)
+        return subscribers
+
+    async def _read_accounts(self, numbers: list[str]) -> dict[str, Account]:
+        if not numbers:
+            return {}
         docs = await self.store.find_by_ids(BALANCES, numbers)
         missing = [n for n in numbers if n not in docs]
         plans = await self.store.find_by_ids(SUBSCRIBERS, missing) if missing else {}
-        loaded = {}
+        accounts = {}
         for number in numbers:
             doc = docs.get(number)
             if doc:
-                loaded[number] = _Subscriber(from_document(doc), doc["rev"], doc.get("outbox", []))
+                accounts[number] = Account(from_document(doc), doc["rev"])
             else:
                 plan = plans.get(number, {}).get("plan", "prepaid")
-                loaded[number] = _Subscriber(Balances(msisdn=number, plan=plan), None, [])
-        return loaded
+                accounts[number] = Account(Balances(msisdn=number, plan=plan), None)
+        return accounts
 
-    def _decide(self, sub: _Subscriber, event: AnyEvent, now: datetime) -> None:
-        key = idempotency_key(event)
-        if sub.state.has_applied(key):
-            sub.replayed.append(event)
-            return
+    def _decide(self, sub: _Subscriber, event: AnyEvent, now: datetime) -> Doc:
+        before = sub.account.state
         if isinstance(event, TopupRecorded):
             label = TOPUP_LABELS.get(event.data.method, "Top-up")
-            state, outcome = credit_main(sub.state, event.data.amount_vnd, "topup", label)
+            state, outcome = credit_main(before, event.data.amount_vnd, "topup", label)
         elif isinstance(event, UsageRecorded):
             d = event.data
             state, outcome = apply_usage(
-                sub.state,
+                before,
                 kind=d.kind,
                 quantity=d.quantity,
                 charge_vnd=d.charge_vnd,
@@ -123,56 +189,109 @@ class LedgerService:
             )
         else:  # pragma: no cover - filtered by apply()
             raise ValueError(f"no balance rule for {event.event_type}")
-        sub.state = state.remember(key)
-        sub.fresh.append((event, outcome))
+        after = state.next_decision()
+        sub.account = Account(after, sub.account.rev)
+        return self._journal_document(event, outcome, after, now)
 
-    async def _save(self, subscribers: dict[str, _Subscriber], now: datetime) -> None:
-        async def save(sub: _Subscriber) -> None:
-            sub.produced = list(_events_for(sub.state.msisdn, sub.fresh))
-            entries = outbox_entries(self.topic, sub.produced)
-            changes = {**to_document(sub.state), "outbox": entries, "updated_at": now}
-            if sub.rev is None:
-                await insert_versioned(self.store, BALANCES, {"_id": sub.state.msisdn, **changes})
-            else:
-                await save_versioned(self.store, BALANCES, sub.state.msisdn, sub.rev, changes)
-            sub.stored_outbox = entries
+    def _journal_document(self, cause: AnyEvent, outcome: Outcome, after: Balances, now: datetime) -> Doc:
+        key = idempotency_key(cause)
+        produced = list(_events_for(after.msisdn, cause, key, outcome))
+        return {
+            "_id": key,
+            "msisdn": after.msisdn,
+            "seq": after.seq,
+            "at": now,
+            "kind": "topup" if isinstance(cause, TopupRecorded) else "usage",
+            "cause_event_id": str(cause.event_id),
+            "cause_event_type": cause.event_type,
+            "entries": [_entry(key, c) for c in outcome.changes],
+            "refused": vars(outcome.refusal) if outcome.refusal else None,
+            "state_after": to_document(after),
+            "events": outbox_entries(self.topic, produced),
+            "views": _views(cause, outcome.changes) if outcome.changes else {},
+        }
 
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def _journal(self, subscribers: dict[str, _Subscriber]) -> set[_Subscriber]:
+        """Insert the batch's decisions; the subscribers whose decisions met an existing key."""
+        docs = [doc for sub in subscribers.values() for doc in sub.decided]
+        if not docs:
+            return set()
         try:
-            await self.store.bounded_all(save(s) for s in subscribers.values() if s.fresh)
-        except Conflict as exc:
-            # Someone else wrote a balance we read (a rebalance overlap): reload and redo.
-            raise TransientError(str(exc)) from exc
+            # Ordered: nothing after a refused document is inserted, so a subscriber's
+            # inserted decisions always form an unbroken run from its stored seq.
+            await self.store[JOURNAL].insert_many(docs, ordered=True)
+            return set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            first_refused = min(e["index"] for e in errors)
+        refused = {doc["msisdn"] for doc in docs[first_refused:]}
+        return {subscribers[number] for number in refused}
 
-    def _produced_events(self, subscribers: dict[str, _Subscriber]) -> list[AnyEvent]:
-        events: list[AnyEvent] = []
-        for sub in subscribers.values():
-            events.extend(sub.produced)
-            replayed_ids = {str(e.event_id) for e in sub.replayed}
-            events.extend(_parse_stored(e) for e in sub.stored_outbox if e.get("cause") in replayed_ids)
-        return events
+    async def _save(self, sub: _Subscriber) -> None:
+        await self._write_balance(sub.start, sub.account.state)
+        sub.account = Account(sub.account.state, (sub.start.rev or 0) + 1)
+        sub.applied.extend(sub.decided)
 
-    async def _project(self, subscribers: dict[str, _Subscriber], produced: list[AnyEvent]) -> None:
-        causes = {str(e.event_id): e for sub in subscribers.values() for e in _causes(sub)}
-        changes_by_cause: dict[str, list[BalanceChangedData]] = defaultdict(list)
-        ledger_rows = []
-        for event in produced:
-            if isinstance(event, BalanceChanged):
-                changes_by_cause[event.data.cause_event_id].append(event.data)
-                ledger_rows.append(_ledger_row(event))
-        topups, charges = [], []
-        for cause_id, cause in causes.items():
-            applied = changes_by_cause.get(cause_id)
-            if not applied:
-                continue  # refused: nothing to show in histories
-            if isinstance(cause, TopupRecorded):
-                topups.append(_topup_row(cause, applied))
-            elif isinstance(cause, UsageRecorded):
-                charges.append(_charge_row(cause, applied))
-        await asyncio.gather(
-            self.store.insert_new(LEDGER, ledger_rows),
-            self.store.insert_new(TOPUPS, topups),
-            self.store.insert_new(CHARGES, charges),
-        )
+    async def _write_balance(self, stored: Account, state: Balances) -> None:
+        changes = {**to_document(state), "updated_at": datetime.now(UTC)}
+        if stored.rev is None:
+            await insert_versioned(self.store, BALANCES, {"_id": state.msisdn, **changes})
+        else:
+            await save_versioned(self.store, BALANCES, state.msisdn, stored.rev, changes)
+
+    async def _settle_carefully(self, sub: _Subscriber, now: datetime) -> None:
+        """One subscriber whose batch met the journal: roll forward, skip replays, decide the rest."""
+        number = sub.start.state.msisdn
+        account = (await self._read_accounts([number]))[number]
+        account = await self._roll_forward(account, sub)
+        keys = [idempotency_key(e) for e in sub.events]
+        journal = await self.store.find_by_ids(JOURNAL, keys)
+        already = {doc["_id"] for doc in sub.applied}  # rolled forward just now
+        for event, key in zip(sub.events, keys, strict=True):
+            doc = journal.get(key)
+            if key in already:
+                continue
+            if doc is not None:
+                if doc["seq"] > account.state.seq:  # an unbroken run cannot leave a gap
+                    raise TransientError(f"journal {key} at seq {doc['seq']} is ahead of {number}")
+                sub.applied.append(doc)  # a replay: publish its events again, change nothing
+                continue
+            sub.account = account
+            doc = self._decide(sub, event, now)
+            await self.store[JOURNAL].insert_one(doc)
+            account = await self._advance(account, doc)
+            sub.applied.append(doc)
+        sub.account = account
+
+    async def _roll_forward(self, account: Account, sub: _Subscriber) -> Account:
+        """Apply journal documents a crash left beyond the balance (decided on exactly its state)."""
+        while True:
+            doc = await self.store[JOURNAL].find_one(
+                {"msisdn": account.state.msisdn, "seq": account.state.seq + 1}
+            )
+            if doc is None:
+                return account
+            log.warning("rolling a journal decision forward", extra={"key": doc["_id"], "seq": doc["seq"]})
+            account = await self._advance(account, doc)
+            sub.applied.append(doc)
+
+    async def _advance(self, account: Account, doc: Doc) -> Account:
+        state = from_document({"_id": account.state.msisdn, **doc["state_after"]})
+        await self._write_balance(account, state)
+        return Account(state, (account.rev or 0) + 1)
+
+    # -- after the state is written ----------------------------------------------------------------
+
+    async def _project(self, applied: list[Doc]) -> None:
+        rows: dict[str, list[Doc]] = {TOPUPS: [], CHARGES: []}
+        for doc in applied:
+            for collection, row in doc.get("views", {}).items():
+                rows[collection].append(row)
+        await asyncio.gather(*(self.store.insert_new(c, r) for c, r in rows.items() if r))
 
     async def _mark_bills_paid(self, bills: list[BillPaid]) -> None:
         async def mark(event: BillPaid) -> None:
@@ -191,101 +310,116 @@ class LedgerService:
 
         await self.store.bounded_all(mark(e) for e in bills)
 
+    async def _refresh_cache(self, subscribers: Iterable[_Subscriber]) -> None:
+        touched = [s.account for s in subscribers]
+        for account in touched:
+            self._remember(account)
+        if self.cache is not None:
+            await self.cache.put_many(
+                [(a.state.msisdn, a.rev or 0, cached_balances(a)) for a in touched if a.rev is not None]
+            )
 
-def _causes(sub: _Subscriber) -> Iterable[AnyEvent]:
-    yield from (event for event, _ in sub.fresh)
-    yield from sub.replayed
+    def _remember(self, account: Account) -> None:
+        self._states[account.state.msisdn] = account
+        self._states.move_to_end(account.state.msisdn)
+        while len(self._states) > STATE_MEMORY:
+            self._states.popitem(last=False)
 
 
-def _events_for(msisdn: str, decided: list[tuple[AnyEvent, Outcome]]) -> Iterable[AnyEvent]:
-    for cause, outcome in decided:
-        common: dict[str, Any] = {
-            "subject": msisdn,
-            "producer": PRODUCER,
-            "correlation_id": cause.correlation_id,
+def cached_balances(account: Account, as_of: datetime | None = None) -> bytes:
+    """The balance document as the read side renders it (see AccountQueries.balances)."""
+    return orjson.dumps(
+        {"_id": account.state.msisdn, **to_document(account.state), "updated_at": as_of or datetime.now(UTC)}
+    )
+
+
+def _entry(key: str, change: Change) -> Doc:
+    return {
+        "entry_id": change.entry_id(key),
+        "account": change.account,
+        "unit": change.unit,
+        "delta": change.delta,
+        "balance_after": change.balance_after,
+        "reason": change.reason,
+        "description": change.description,
+    }
+
+
+def _events_for(msisdn: str, cause: AnyEvent, key: str, outcome: Outcome) -> Iterable[AnyEvent]:
+    common: dict[str, Any] = {
+        "subject": msisdn,
+        "producer": PRODUCER,
+        "correlation_id": cause.correlation_id,
+        "causation_id": str(cause.event_id),
+    }
+    for change in outcome.changes:
+        entry_id = change.entry_id(key)
+        yield BalanceChanged.new(
+            **common,
+            event_id=uuid.uuid5(_ENTRY_NAMESPACE, entry_id),
+            data=BalanceChangedData(
+                entry_id=entry_id,
+                account=change.account,
+                unit=change.unit,
+                delta=change.delta,
+                balance_after=change.balance_after,
+                reason=change.reason,
+                cause_event_id=str(cause.event_id),
+                cause_event_type=cause.event_type,
+                description=change.description,
+            ),
+        )
+    if outcome.refusal:
+        r = outcome.refusal
+        yield BalanceChangeRejected.new(
+            **common,
+            event_id=uuid.uuid5(_ENTRY_NAMESPACE, f"{key}:refused"),
+            data=BalanceChangeRejectedData(
+                cause_event_id=str(cause.event_id),
+                cause_event_type=cause.event_type,
+                account=r.account,
+                requested_delta=-r.requested,
+                available=r.available,
+                reason=r.reason,
+            ),
+        )
+
+
+def _views(cause: AnyEvent, changes: Sequence[Change]) -> dict[str, Doc]:
+    """History rows the app shows for an applied decision (refusals show nowhere)."""
+    if isinstance(cause, TopupRecorded):
+        d = cause.data
+        row = {
+            "_id": d.topup_id,
+            "msisdn": cause.subject,
+            "amount_vnd": d.amount_vnd,
+            "method": d.method,
+            "payer_msisdn": d.payer_msisdn,
+            "payment_id": d.payment_id,
+            "balance_after": changes[-1].balance_after,
+            "at": d.recorded_at,
         }
-        for change in outcome.changes:
-            entry_id = change.entry_id(idempotency_key(cause))
-            yield BalanceChanged.new(
-                **common,
-                causation_id=str(cause.event_id),
-                event_id=uuid.uuid5(_ENTRY_NAMESPACE, entry_id),
-                data=BalanceChangedData(
-                    entry_id=entry_id,
-                    account=change.account,
-                    unit=change.unit,
-                    delta=change.delta,
-                    balance_after=change.balance_after,
-                    reason=change.reason,
-                    cause_event_id=str(cause.event_id),
-                    cause_event_type=cause.event_type,
-                    description=change.description,
-                ),
-            )
-        if outcome.refusal:
-            r = outcome.refusal
-            yield BalanceChangeRejected.new(
-                **common,
-                causation_id=str(cause.event_id),
-                event_id=uuid.uuid5(_ENTRY_NAMESPACE, f"{idempotency_key(cause)}:refused"),
-                data=BalanceChangeRejectedData(
-                    cause_event_id=str(cause.event_id),
-                    cause_event_type=cause.event_type,
-                    account=r.account,
-                    requested_delta=-r.requested,
-                    available=r.available,
-                    reason=r.reason,
-                ),
-            )
+        return {TOPUPS: row}
+    if isinstance(cause, UsageRecorded):
+        u = cause.data
+        money = [c for c in changes if c.unit == "vnd"]
+        return {
+            CHARGES: {
+                "_id": u.usage_id,
+                "msisdn": cause.subject,
+                "kind": u.kind,
+                "quantity": u.quantity,
+                "unit": u.unit,
+                "amount_vnd": sum(abs(c.delta) for c in money),
+                "data_kb": -sum(c.delta for c in changes if c.unit == "kb"),
+                "counterpart": u.counterpart,
+                "description": changes[0].description,
+                "at": u.started_at,
+            }
+        }
+    return {}
 
 
-def _parse_stored(entry: dict[str, Any]) -> AnyEvent:
-    return parse_event(entry["value"].encode())
-
-
-def _ledger_row(event: BalanceChanged) -> dict[str, Any]:
-    d = event.data
-    return {
-        "_id": d.entry_id,
-        "msisdn": event.subject,
-        "account": d.account,
-        "unit": d.unit,
-        "delta": d.delta,
-        "balance_after": d.balance_after,
-        "reason": d.reason,
-        "description": d.description,
-        "cause_event_id": d.cause_event_id,
-        "cause_event_type": d.cause_event_type,
-        "at": event.occurred_at,
-    }
-
-
-def _topup_row(cause: TopupRecorded, applied: list[BalanceChangedData]) -> dict[str, Any]:
-    d = cause.data
-    return {
-        "_id": d.topup_id,
-        "msisdn": cause.subject,
-        "amount_vnd": d.amount_vnd,
-        "method": d.method,
-        "payer_msisdn": d.payer_msisdn,
-        "payment_id": d.payment_id,
-        "balance_after": applied[-1].balance_after,
-        "at": d.recorded_at,
-    }
-
-
-def _charge_row(cause: UsageRecorded, applied: list[BalanceChangedData]) -> dict[str, Any]:
-    d = cause.data
-    return {
-        "_id": d.usage_id,
-        "msisdn": cause.subject,
-        "kind": d.kind,
-        "quantity": d.quantity,
-        "unit": d.unit,
-        "amount_vnd": -sum(c.delta for c in applied if c.unit == "vnd" and c.account != "unbilled")
-        + sum(c.delta for c in applied if c.account == "unbilled"),
-        "data_kb": -sum(c.delta for c in applied if c.unit == "kb"),
-        "counterpart": d.counterpart,
-        "description": applied[0].description,
-        "at": d.started_at,
-    }
+def stored_events(doc: Doc) -> list[AnyEvent]:
+    """The events a journal document implies (for checks and tools)."""
+    return [parse_event(e["value"].encode()) for e in doc.get("events", [])]

@@ -7,6 +7,7 @@ from datetime import timedelta
 from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP
 from servicekit.app import Service
 from servicekit.auth import TokenSigner
+from servicekit.cache import VersionedCache
 
 from . import api
 from .auth_flow import AuthService
@@ -51,8 +52,10 @@ def create_service(settings: AccountSettings | None = None) -> Service:
             gateway_key=settings.gateway_key.get_secret_value(),
         ),
     )
-    service.provide("queries", AccountQueries(service.store))
-    service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(LedgerService(service.store, service.publisher)))
+    balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
+    service.provide("queries", AccountQueries(service.store, balances))
+    ledger = LedgerService(service.store, service.publisher, cache=balances)
+    service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(ledger))
     service.document_publishing(ACCOUNT_EVENTS)
     service.include_router(api.auth)
     service.include_router(api.me)

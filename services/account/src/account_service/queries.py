@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from servicekit.cache import VersionedCache
 from servicekit.errors import not_found
 from servicekit.mongo import Store
 
 from .domain.balances import from_document
 from .domain.paging import NEWEST_FIRST, Cursor, older_than
+from .ledger import Account, cached_balances
 from .store import BALANCES, BILLS, CHARGES, SUBSCRIBERS, TOPUPS
 
 Page = tuple[list[dict[str, Any]], str | None]
 
 
 class AccountQueries:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache: VersionedCache | None = None) -> None:
         self.store = store
+        self.cache = cache
 
     async def profile(self, msisdn: str) -> dict[str, Any]:
         doc = await self.store[SUBSCRIBERS].find_one({"_id": msisdn})
@@ -25,8 +30,21 @@ class AccountQueries:
             raise not_found("subscriber")
         return doc
 
-    async def balances(self, msisdn: str) -> dict[str, Any]:
+    async def _balance_document(self, msisdn: str) -> dict[str, Any] | None:
+        """The balance document: from the read cache (the ledger consumer puts every new
+        version there before it commits), else from the store, filling the cache."""
+        if self.cache is not None:
+            hit = await self.cache.get(msisdn)
+            if hit is not None:
+                return _from_cache(hit[1])
         doc = await self.store[BALANCES].find_one({"_id": msisdn})
+        if doc is not None and self.cache is not None:
+            account = Account(from_document(doc), int(doc["rev"]))
+            await self.cache.put(msisdn, int(doc["rev"]), cached_balances(account, doc.get("updated_at")))
+        return doc
+
+    async def balances(self, msisdn: str) -> dict[str, Any]:
+        doc = await self._balance_document(msisdn)
         if doc is None:
             subscriber = await self.profile(msisdn)  # a known number with nothing credited yet
             doc = {"_id": msisdn, "plan": subscriber.get("plan", "prepaid")}
@@ -76,3 +94,11 @@ class AccountQueries:
         if status:
             query["status"] = status
         return await self.store[BILLS].find(query).sort([("period", -1)]).limit(24).to_list()
+
+
+def _from_cache(payload: bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(payload)
+    for item in (*doc.get("promos", ()), *doc.get("data", ())):
+        item["expires_at"] = datetime.fromisoformat(item["expires_at"])
+    doc["updated_at"] = datetime.fromisoformat(doc["updated_at"])
+    return doc

@@ -19,7 +19,7 @@ from servicekit.logs import configure_logging
 from servicekit.mongo import Store
 
 from .settings import AccountSettings
-from .store import BALANCES, BILLS, CHARGES, INDEXES, META, PORTAL_ACCOUNTS, SUBSCRIBERS, TOPUPS
+from .store import BALANCES, BILLS, CHARGES, INDEXES, JOURNAL, META, PORTAL_ACCOUNTS, SUBSCRIBERS, TOPUPS
 
 log = logging.getLogger(__name__)
 MARKER = "demo-seed-v1"
@@ -105,13 +105,16 @@ def generate(count: int, now: datetime) -> dict[str, list[dict[str, Any]]]:
             plan = "postpaid" if rng.random() < 0.2 else "prepaid"
             main = 0 if plan == "postpaid" else rng.randrange(0, 500) * 1000
             numbers[msisdn] = (name, plan, main)
-    out: dict[str, list[dict[str, Any]]] = {k: [] for k in (SUBSCRIBERS, BALANCES, CHARGES, TOPUPS, BILLS)}
+    out: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in (SUBSCRIBERS, BALANCES, JOURNAL, CHARGES, TOPUPS, BILLS)
+    }
     for msisdn, (name, plan, main) in numbers.items():
         since = datetime(2008, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(6500))
         out[SUBSCRIBERS].append(
             {"_id": msisdn, "name": name, "plan": plan, "status": "active", "since": since}
         )
         out[BALANCES].append(_balances(rng, msisdn, plan, main, now))
+        out[JOURNAL].append(_opening(out[BALANCES][-1], now))
         out[CHARGES].extend(_charges(rng, msisdn, now))
         if plan == "prepaid":
             out[TOPUPS].extend(_topups(rng, msisdn, now))
@@ -149,10 +152,49 @@ def _balances(rng: random.Random, msisdn: str, plan: str, main: int, now: dateti
         "unbilled": rng.randrange(0, 300) * 1000 if plan == "postpaid" else 0,
         "promos": promos,
         "data": data,
-        "applied": [],
-        "outbox": [],
+        "seq": 1,  # the opening decision (see _opening)
         "rev": 1,
         "updated_at": now,
+    }
+
+
+def _opening(balances: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The journal's first decision: the balances the subscriber had when the platform started
+    (migrated from the old system), so that every balance is the sum of its journal entries."""
+    msisdn = balances["_id"]
+    key = f"opening:{msisdn}"
+    accounts = [
+        ("main", "vnd", balances["main"]),
+        ("unbilled", "vnd", balances["unbilled"]),
+        *((f"promo:{p['id']}", "vnd", p["balance"]) for p in balances["promos"]),
+        *((f"data:{d['id']}", "kb", d["remaining_kb"]) for d in balances["data"]),
+    ]
+    state = {k: balances[k] for k in ("plan", "main", "unbilled", "promos", "data", "seq")}
+    return {
+        "_id": key,
+        "msisdn": msisdn,
+        "seq": 1,
+        "at": now,
+        "kind": "opening",
+        "cause_event_id": None,
+        "cause_event_type": "Migration",
+        "entries": [
+            {
+                "entry_id": f"{key}:{account}",
+                "account": account,
+                "unit": unit,
+                "delta": amount,
+                "balance_after": amount,
+                "reason": "opening",
+                "description": "Opening balance",
+            }
+            for account, unit, amount in accounts
+            if amount
+        ],
+        "refused": None,
+        "state_after": state,
+        "events": [],
+        "views": {},
     }
 
 

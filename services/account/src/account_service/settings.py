@@ -25,3 +25,5 @@ class AccountSettings(KitSettings):
     sms_sender: str = "MobiFone"
 
     demo_subscribers: int = 3000
+    # Balances read from Redis (kept current by the ledger consumer; see servicekit.cache).
+    balance_cache_ttl_seconds: int = 6 * 3600

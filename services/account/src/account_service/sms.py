@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from smpp34 import SmppClient
+from mobi_smpp import SmppClient
 
 from .settings import AccountSettings
 

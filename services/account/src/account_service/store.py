@@ -6,7 +6,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 SUBSCRIBERS = "subscribers"  # registry of the operator's numbers: plan, name, status
 BALANCES = "balances"  # one per subscriber; written only by the ledger consumer
-LEDGER = "ledger"  # one entry per balance change, _id = "<cause>:<account>"
+# One decision per event that touched balances (credit, debit or refusal), _id = its business
+# key; unique (msisdn, seq): the exactly-once claim and the ledger (see ledger.py).
+JOURNAL = "journal"
 CHARGES = "charges"  # usage and fees, for the charges history
 TOPUPS = "topups"  # top-up history (projection of TopupRecorded), _id = topup id
 BILLS = "bills"  # postpaid bills
@@ -20,7 +22,9 @@ INDEXES = {
     BALANCES: [],
     PORTAL_ACCOUNTS: [],
     META: [],
-    LEDGER: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
+    JOURNAL: [
+        IndexModel([("msisdn", ASCENDING), ("seq", ASCENDING)], name="decision_order", unique=True),
+    ],
     CHARGES: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
     TOPUPS: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
     BILLS: [IndexModel([("msisdn", ASCENDING), ("period", DESCENDING)], name="by_subscriber_period")],

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from account_service.domain.balances import (
-    APPLIED_MEMORY,
     Balances,
     DataBucket,
     PromoAccount,
@@ -89,14 +88,11 @@ def test_refused_money_charge_leaves_data_buckets_untouched() -> None:
     assert after == b and outcome.refusal is not None
 
 
-def test_applied_ids_are_remembered_up_to_a_bound() -> None:
-    b = Balances("84901234567")
-    for i in range(APPLIED_MEMORY + 5):
-        b = b.remember(f"e{i}")
-    assert len(b.applied) == APPLIED_MEMORY
-    assert b.has_applied(f"e{APPLIED_MEMORY + 4}") and not b.has_applied("e0")
+def test_each_decision_advances_the_sequence_by_one() -> None:
+    b = Balances("84901234567", seq=41)
+    assert b.next_decision().seq == 42 and b.seq == 41
 
 
 def test_documents_round_trip() -> None:
-    b = Balances("84901234567", "prepaid", 7, 0, (promo("p", 1, 3),), (bucket("d", 9, 3),), ("a",))
+    b = Balances("84901234567", "prepaid", 7, 0, (promo("p", 1, 3),), (bucket("d", 9, 3),), seq=3)
     assert from_document({"_id": b.msisdn, **to_document(b)}) == b

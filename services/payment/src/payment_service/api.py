@@ -176,7 +176,10 @@ async def provider_return(request: Request) -> HTMLResponse:
         return HTMLResponse(
             _page("Không xác thực được kết quả thanh toán", "Invalid payment result."), status_code=400
         )
-    payment = await _payments(request).store["payments"].find_one({"_id": returned.txn_ref})
+    payments = _payments(request)
+    payment = await payments.final(returned.txn_ref) or await payments.store["payments"].find_one(
+        {"_id": returned.txn_ref}
+    )
     state = payment["status"] if payment else "unknown"
     titles = {
         "succeeded": "Thanh toán thành công",

@@ -9,6 +9,7 @@ from servicekit.outbox import OutboxRelay
 from . import api
 from .handlers import credits_handler
 from .payments import PaymentService
+from .reconcile import ReconcileSchedule, reconciler_for
 from .scratch import ScratchCards
 from .settings import PaymentSettings
 from .store import FINALS, INDEXES, SCRATCH_USES
@@ -39,6 +40,10 @@ def create_service(settings: PaymentSettings | None = None) -> Service:
     service.provide("scratch_cards", cards)
     service.background(finals.run_sweeper)
     service.background(uses.run_sweeper)
+    reconciler = reconciler_for(settings, payments, service.publisher, [finals, uses])
+    schedule = ReconcileSchedule(reconciler, service.redis, settings.reconcile_interval_seconds, name)
+    service.background(schedule.run_forever)
+    service.background(payments.keys.run_cleanup)
     service.on_shutdown(payments.bills.close)
     service.consume(PAYMENT_CREDITS_GROUP, credits_handler(service.store))
     service.document_publishing(PAYMENT_EVENTS)

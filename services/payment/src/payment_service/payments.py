@@ -1,6 +1,13 @@
 """Card payments: start (signed redirect to the provider), settle (signed notification),
 show status. A payment settles exactly once: the first outcome to be inserted into
-`payment_finals` wins, and it carries its events (outbox) in the same insert."""
+`payment_finals` wins, and it carries its events (outbox) in the same insert.
+
+One exception, for money: when the provider confirms a payment as paid after we recorded
+another outcome (we expired it, or a failure notification came first), the payment is
+credited anyway. The success is a second claim, `<payment id>:paid-late` in the same
+collection, with its events: again one unique insert (a versioned rewrite of the first
+record could race its outbox bookkeeping, and FerretDB would let both writes through). A
+customer the provider has charged is never left uncredited."""
 
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ from servicekit.idempotency import IdempotencyKeys, fingerprint
 from servicekit.mongo import Store, insert_versioned
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
-from .domain.rules import FINAL, AmountRules, ProviderResult, event_id, judge, payment_id_for
+from .domain.rules import AmountRules, ProviderResult, event_id, judge, payment_id_for
 from .provider import Provider, result_of
 from .settings import PaymentSettings
 from .store import FINALS, PAYMENTS
@@ -41,6 +48,25 @@ log = logging.getLogger(__name__)
 PRODUCER = "payment-service"
 PAYMENTS_TOTAL = Counter("payments_total", "Payments by kind and status", ["service", "kind", "status"])
 NOTIFICATIONS_TOTAL = Counter("payment_notifications_total", "Provider notifications", ["service", "result"])
+LATE_SUCCESSES = Counter(
+    "payment_late_successes_total",
+    "Payments the provider confirmed as paid after another outcome was recorded; credited anyway",
+    ["service", "replaced"],
+)
+
+Settlement = Literal["settled", "replaced", "duplicate"]
+LATE_SUFFIX = ":paid-late"  # the final record of a success that replaces an earlier outcome
+# What a final record shows of the payment it settles (status reads need no second document).
+_PAYMENT_FIELDS = (
+    "kind",
+    "msisdn",
+    "amount_vnd",
+    "method",
+    "target_msisdn",
+    "bill_id",
+    "created_at",
+    "expires_at",
+)
 
 Method = Literal["card_international", "card_domestic"]
 
@@ -242,7 +268,7 @@ class PaymentService:
             NOTIFICATIONS_TOTAL.labels(self.service, "not_final").inc()
             return vnpay.IpnAnswer.unknown_error("transaction not final yet")
         assert verdict.status is not None
-        won = await self.settle(
+        outcome = await self.settle(
             payment,
             verdict.status,
             result_of(notification),
@@ -250,8 +276,10 @@ class PaymentService:
             now,
             evidence=notification.signed_fields,
         )
-        NOTIFICATIONS_TOTAL.labels(self.service, "settled" if won else "duplicate").inc()
-        return vnpay.IpnAnswer.confirm_success() if won else vnpay.IpnAnswer.already_confirmed()
+        NOTIFICATIONS_TOTAL.labels(self.service, outcome).inc()
+        if outcome == "duplicate":
+            return vnpay.IpnAnswer.already_confirmed()
+        return vnpay.IpnAnswer.confirm_success()
 
     # -- settling ---------------------------------------------------------------------------------------
 
@@ -263,18 +291,56 @@ class PaymentService:
         reason_code: str,
         now: datetime,
         evidence: dict[str, str] | None = None,
-    ) -> bool:
-        """Record the payment's outcome and its events in one insert. False if it was settled already."""
-        if payment.get("status") in FINAL:
-            return False
-        events = self._events(payment, status, result, reason_code, now)
-        entries = outbox_entries(self.topic, events)
+    ) -> Settlement:
+        """Record the payment's outcome and its events in one write.
+
+        "settled": this outcome is the first; "replaced": the provider confirmed as paid a
+        payment we had recorded otherwise; "duplicate": nothing changed.
+        """
+        final, entries = self._final(payment, status, result, reason_code, now, evidence)
+        body = {k: v for k, v in final.items() if k != "_id"}
+        if await self.store.claim(FINALS, payment["_id"], **with_pending(body, entries, now), rev=1):
+            PAYMENTS_TOTAL.labels(self.service, payment["kind"], status).inc()
+            await self._relay_now(payment["_id"], entries, rev=1)
+            return "settled"
+        if status != "succeeded":
+            return "duplicate"
+        return await self._replace_with_success(payment["_id"], body, entries, now)
+
+    async def _replace_with_success(
+        self, payment_id: str, body: dict[str, Any], entries: list[dict[str, Any]], now: datetime
+    ) -> Settlement:
+        recorded = await self.store[FINALS].find_one({"_id": payment_id})
+        if recorded is None or recorded["status"] == "succeeded":
+            return "duplicate"
+        late = body | {"payment_id": payment_id, "replaces": recorded["status"]}
+        if not await self.store.claim(
+            FINALS, payment_id + LATE_SUFFIX, **with_pending(late, entries, now), rev=1
+        ):
+            return "duplicate"  # another copy of this notification got there first
+        LATE_SUCCESSES.labels(self.service, recorded["status"]).inc()
+        PAYMENTS_TOTAL.labels(self.service, body["kind"], "succeeded").inc()
+        log.error(
+            "provider confirmed a payment recorded as %s: crediting it", recorded["status"],
+            extra={"payment_id": payment_id, "replaced": recorded["status"]},
+        )  # fmt: skip
+        await self._relay_now(payment_id + LATE_SUFFIX, entries, rev=1)
+        return "replaced"
+
+    def _final(
+        self,
+        payment: dict[str, Any],
+        status: str,
+        result: ProviderResult | None,
+        reason_code: str,
+        now: datetime,
+        evidence: dict[str, str] | None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        entries = outbox_entries(self.topic, self._events(payment, status, result, reason_code, now))
         final = {
             "_id": payment["_id"],
+            **{k: payment.get(k) for k in _PAYMENT_FIELDS},
             "status": status,
-            "kind": payment["kind"],
-            "msisdn": payment["msisdn"],
-            "amount_vnd": payment["amount_vnd"],
             "reason_code": reason_code,
             "reason": vnpay.describe_response(reason_code) if reason_code else "",
             "provider_transaction_no": result.transaction_no if result else None,
@@ -286,26 +352,14 @@ class PaymentService:
             # What the provider signed (never card data: the provider does not send it), for disputes.
             "evidence": evidence or {},
         }
-        if not await self.store.claim(
-            FINALS,
-            payment["_id"],
-            **with_pending({k: v for k, v in final.items() if k != "_id"}, entries, now),
-            rev=1,
-        ):
-            return False
-        PAYMENTS_TOTAL.labels(self.service, payment["kind"], status).inc()
-        await self.relay.publisher.publish_serialized(entries)
-        # Marking the entries relayed and mirroring the outcome onto the payment document
-        # need not delay the provider's answer: readers consult the final record, and if
-        # this process dies first the sweeper relays again (consumers dedupe by event id).
-        self._spawn(self._after_settling(payment["_id"], final))
-        return True
+        return final, entries
 
-    async def _after_settling(self, payment_id: str, final: dict[str, Any]) -> None:
-        # Through the store's bounded gate: a burst of notifications must not queue its
-        # bookkeeping writes in front of the next notifications' settling writes.
-        await self.store.bounded(self.relay.clear({"_id": payment_id, "rev": 1}))
-        await self.store.bounded(self._mirror(payment_id, final))
+    async def _relay_now(self, payment_id: str, entries: list[dict[str, Any]], rev: int) -> None:
+        await self.relay.publisher.publish_serialized(entries)
+        # Marking the entries relayed need not delay the provider's answer: if this process
+        # dies first the sweeper relays again (consumers dedupe by event id). Through the
+        # store's bounded gate, so a burst's bookkeeping does not queue ahead of settlements.
+        self._spawn(self.store.bounded(self.relay.clear({"_id": payment_id, "rev": rev})))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -391,40 +445,21 @@ class PaymentService:
             )
         return [succeeded, effect]
 
-    async def mirror(self, payment_id: str) -> dict[str, Any] | None:
-        """Copy the settled outcome onto the payment document (idempotent; any replica may do it)."""
-        final = await self.store[FINALS].find_one({"_id": payment_id})
-        if final is not None:
-            await self._mirror(payment_id, final)
-        return final
-
-    async def _mirror(self, payment_id: str, final: dict[str, Any]) -> None:
-        keys = (
-            "status",
-            "reason_code",
-            "reason",
-            "provider_transaction_no",
-            "bank_code",
-            "card_type",
-            "settled_at",
-        )
-        try:
-            await self.store[PAYMENTS].update_one(
-                {"_id": payment_id}, {"$set": {k: final.get(k) for k in keys}}
-            )
-        except Exception:  # the reconciler mirrors what is left behind
-            log.exception("mirroring a settled payment failed", extra={"payment_id": payment_id})
+    async def final(self, payment_id: str) -> dict[str, Any] | None:
+        """The outcome that stands: a late success replaces what was recorded before it."""
+        first = await self.store[FINALS].find_one({"_id": payment_id})
+        if first is None or first["status"] == "succeeded":
+            return first
+        late = await self.store[FINALS].find_one({"_id": payment_id + LATE_SUFFIX})
+        return (late | {"_id": payment_id}) if late else first
 
     # -- reading ---------------------------------------------------------------------------------------------
 
     async def status_for(self, payer: str, payment_id: str) -> dict[str, Any]:
-        payment = await self.store[PAYMENTS].find_one({"_id": payment_id})
+        """The settled outcome is the final record (one read); a pending payment is its document."""
+        payment = await self.final(payment_id) or await self.store[PAYMENTS].find_one({"_id": payment_id})
         if payment is None or payment["msisdn"] != payer:
             raise not_found("payment")
-        if payment["status"] == "pending":
-            final = await self.store[FINALS].find_one({"_id": payment_id})
-            if final:  # settled but not mirrored yet (a crash in between): show the truth
-                payment |= {k: final.get(k) for k in ("status", "reason_code", "reason", "settled_at")}
         return self._public(payment)
 
     @staticmethod

@@ -1,11 +1,19 @@
-"""Reconciliation (`payment-reconcile`): what the provider says against what we recorded.
+"""Reconciliation: what the provider says against what we recorded.
 
-1. Pending payments older than their window (expiry plus grace): ask the provider. Paid -> settle as
-   succeeded (credit); refused -> failed; unknown or abandoned -> expired.
-2. Succeeded top-ups the account service has not confirmed (no credit) after a while:
+1. Payments still open after their window (expiry plus grace): ask the provider.
+   Paid -> settle as succeeded (credit). Not paid (unknown to the provider, or its window
+   passed without a card) -> expired; a card refused -> failed. Still in progress at the
+   provider -> left open and asked again on the next run: a payment is expired only when
+   the provider says it is not paid. Open longer than `give_up_after` -> unexplained (alert).
+2. Succeeded top-ups the account service has not confirmed (no landed mark) after a while:
    publish their TopupRecorded again (same event id, so it is applied at most once).
 3. Outbox entries not relayed: relay them.
-Prints a report; exit status 1 when rows remain that none of the above explains.
+
+The payment service runs it every `reconcile_interval_seconds` (one replica at a time, by a
+lease in Redis) and exports the result as metrics; `payment-reconcile` runs it once for an
+operator, prints a report and exits 1 when rows remain that none of the above explains.
+Each run looks at payments created, and top-ups settled, within `lookback` (indexed range
+queries on MongoDB; FerretDB filters ranges in its own process, which is fine at this rate).
 """
 
 from __future__ import annotations
@@ -13,10 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from prometheus_client import Counter, Gauge
+from redis.asyncio import Redis
 
 import vnpay
 from servicekit.kafka.publisher import EventPublisher
@@ -31,11 +43,19 @@ from .store import CREDITS, FINALS, PAYMENTS, SCRATCH_USES
 
 log = logging.getLogger(__name__)
 
+RECONCILE_RUNS = Counter("payment_reconcile_runs_total", "Reconciliation runs", ["service", "result"])
+RECONCILE_FOUND = Gauge(
+    "payment_reconcile_last_run",
+    "What the last reconciliation run found, by kind (unexplained > 0 needs a person)",
+    ["service", "kind"],
+)
+
 
 @dataclass
 class Report:
     settled_after_query: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    in_progress: list[str] = field(default_factory=list)
     credits_resent: list[str] = field(default_factory=list)
     outbox_relayed: int = 0
     unexplained: list[tuple[str, str]] = field(default_factory=list)
@@ -43,12 +63,25 @@ class Report:
     def lines(self) -> list[str]:
         return [
             f"pending payments settled from the provider's answer: {len(self.settled_after_query)}",
-            f"stale pending payments expired: {len(self.expired)}",
+            f"stale pending payments expired (the provider says not paid): {len(self.expired)}",
+            f"pending payments still in progress at the provider (asked again later): "
+            f"{len(self.in_progress)}",
             f"succeeded top-ups not yet credited, TopupRecorded sent again: {len(self.credits_resent)}",
             f"outbox entries relayed: {self.outbox_relayed}",
             f"unexplained: {len(self.unexplained)}",
             *(f"  {pid}: {why}" for pid, why in self.unexplained),
         ]
+
+    def export(self, service: str) -> None:
+        for kind, count in (
+            ("settled_after_query", len(self.settled_after_query)),
+            ("expired", len(self.expired)),
+            ("in_progress", len(self.in_progress)),
+            ("credits_resent", len(self.credits_resent)),
+            ("outbox_relayed", self.outbox_relayed),
+            ("unexplained", len(self.unexplained)),
+        ):
+            RECONCILE_FOUND.labels(service, kind).set(count)
 
 
 class Reconciler:
@@ -61,6 +94,7 @@ class Reconciler:
         pending_after: timedelta,
         credit_wait: timedelta,
         give_up_after: timedelta,
+        lookback: timedelta = timedelta(hours=48),
     ) -> None:
         self.service = service
         self.store = service.store
@@ -69,6 +103,7 @@ class Reconciler:
         self.pending_after = pending_after
         self.credit_wait = credit_wait
         self.give_up_after = give_up_after
+        self.lookback = lookback
 
     async def run(self, now: datetime | None = None) -> Report:
         now = now or datetime.now(UTC)
@@ -80,12 +115,12 @@ class Reconciler:
         return report
 
     async def _settle_stale_pendings(self, now: datetime, report: Report) -> None:
-        pending = await self.store[PAYMENTS].find({"status": "pending"}).to_list()
-        for payment in pending:
-            if await self.service.mirror(payment["_id"]):
-                continue  # settled already, the mirror was behind
-            if payment["created_at"] + self.pending_after > now:
-                continue  # the customer may still be paying
+        created = {"$gte": now - self.lookback, "$lte": now - self.pending_after}
+        candidates = await self.store[PAYMENTS].find({"created_at": created}).to_list()
+        settled = await self.store.find_by_ids(FINALS, (p["_id"] for p in candidates))
+        for payment in candidates:
+            if payment["_id"] in settled:
+                continue
             try:
                 result = await self.service.provider.query(
                     txn_ref=payment["_id"],
@@ -101,7 +136,7 @@ class Reconciler:
     async def _settle_from_query(
         self, payment: dict[str, Any], result: Any, now: datetime, report: Report
     ) -> None:
-        if result is None:
+        if result is None:  # the provider never saw it: the customer never reached the payment page
             await self.service.settle(payment, "expired", None, "11", now)
             report.expired.append(payment["_id"])
             return
@@ -110,8 +145,13 @@ class Reconciler:
             report.unexplained.append(
                 (payment["_id"], f"provider amount {result.amount_vnd} != {payment['amount_vnd']}")
             )
-        elif verdict.action == "wait":
-            await self.service.settle(payment, "expired", None, "11", now)
+        elif verdict.action == "wait":  # in progress at the provider: never expire a maybe-paid payment
+            report.in_progress.append(payment["_id"])
+            if now - payment["expires_at"] > self.give_up_after:
+                report.unexplained.append((payment["_id"], "still in progress at the provider"))
+        elif verdict.status == "failed" and result.transaction_no in (None, "", "0"):
+            # Not paid, and no card was even tried: the payment window passed.
+            await self.service.settle(payment, "expired", result, "11", now)
             report.expired.append(payment["_id"])
         else:
             assert verdict.status is not None
@@ -119,13 +159,11 @@ class Reconciler:
             report.settled_after_query.append(payment["_id"])
 
     async def _resend_uncredited(self, now: datetime, report: Report) -> None:
-        settled = await self.store[FINALS].find({"status": "succeeded", "kind": "topup"}).to_list()
-        used = await self.store[SCRATCH_USES].find({}).to_list()
-        due = [
-            (doc, when)
-            for doc, when in [(f, f["settled_at"]) for f in settled] + [(u, u["used_at"]) for u in used]
-            if now - when >= self.credit_wait
-        ]
+        window = {"$gte": now - self.lookback, "$lte": now - self.credit_wait}
+        settled = await self.store[FINALS].find({"status": "succeeded", "settled_at": window}).to_list()
+        used = await self.store[SCRATCH_USES].find({"used_at": window}).to_list()
+        due = [(f, f["settled_at"]) for f in settled if f.get("kind") == "topup"]
+        due += [(u, u["used_at"]) for u in used]
         credited = await self.store.find_by_ids(CREDITS, (doc["topup_event_id"] for doc, _ in due))
         for doc, when in due:
             if doc["topup_event_id"] in credited:
@@ -138,6 +176,60 @@ class Reconciler:
             report.credits_resent.append(doc["_id"])
 
 
+def reconciler_for(
+    settings: PaymentSettings,
+    service: PaymentService,
+    publisher: EventPublisher,
+    relays: list[OutboxRelay],
+    *,
+    pending_after: timedelta | None = None,
+    credit_wait: timedelta | None = None,
+) -> Reconciler:
+    return Reconciler(
+        service,
+        publisher,
+        relays,
+        pending_after=timedelta(seconds=settings.payment_ttl_minutes * 60 + 120)
+        if pending_after is None
+        else pending_after,
+        credit_wait=timedelta(seconds=settings.reconcile_credit_wait_seconds)
+        if credit_wait is None
+        else credit_wait,
+        give_up_after=timedelta(seconds=settings.reconcile_give_up_seconds),
+        lookback=timedelta(hours=settings.reconcile_lookback_hours),
+    )
+
+
+class ReconcileSchedule:
+    """Runs reconciliation every `interval` in one replica at a time (a lease in Redis)."""
+
+    LEASE = "payment:reconcile:lease"
+
+    def __init__(self, reconciler: Reconciler, redis: Redis, interval: float, service: str) -> None:
+        self.reconciler = reconciler
+        self.redis = redis
+        self.interval = interval
+        self.service = service
+        self.owner = secrets.token_hex(8)
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                if await self.redis.set(self.LEASE, self.owner, nx=True, ex=max(30, int(self.interval * 3))):
+                    try:
+                        report = await self.reconciler.run()
+                    finally:
+                        await self.redis.delete(self.LEASE)
+                    report.export(self.service)
+                    RECONCILE_RUNS.labels(self.service, "ok").inc()
+                    if report.unexplained:
+                        log.error("reconciliation found unexplained payments", extra={"rows": report.lines()})
+            except Exception:
+                RECONCILE_RUNS.labels(self.service, "failed").inc()
+                log.exception("reconciliation run failed")
+
+
 async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_wait: timedelta) -> Report:
     store = Store(settings.mongodb_url, settings.database_name, app_name="payment-reconcile")
     publisher = EventPublisher(settings.kafka_bootstrap, "payment-reconcile")
@@ -148,13 +240,8 @@ async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_
         settings, store=store, relay=relays[0], service="payment-reconcile"
     )
     try:
-        reconciler = Reconciler(
-            service,
-            publisher,
-            relays,
-            pending_after=pending_after,
-            credit_wait=credit_wait,
-            give_up_after=timedelta(hours=1),
+        reconciler = reconciler_for(
+            settings, service, publisher, relays, pending_after=pending_after, credit_wait=credit_wait
         )
         return await reconciler.run()
     finally:
@@ -175,7 +262,12 @@ def run() -> None:
         default=window,
         help=f"ask the provider about payments pending longer than this (default {window}: expiry + 2 min)",
     )
-    parser.add_argument("--credit-wait-seconds", type=int, default=60, help="before a missing credit counts")
+    parser.add_argument(
+        "--credit-wait-seconds",
+        type=int,
+        default=settings.reconcile_credit_wait_seconds,
+        help="before a missing credit counts",
+    )
     args = parser.parse_args()
     configure_logging("payment-reconcile", "WARNING")
     report = asyncio.run(

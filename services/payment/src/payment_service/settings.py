@@ -29,5 +29,11 @@ class PaymentSettings(KitSettings):
     scratch_max_wrong: int = 5
     scratch_lockout_seconds: int = 1800
 
+    # Reconciliation (reconcile.py), run by the service in one replica at a time.
+    reconcile_interval_seconds: float = 60.0
+    reconcile_credit_wait_seconds: int = 60  # a succeeded top-up not credited after this is re-sent
+    reconcile_give_up_seconds: int = 3600  # still open / uncredited after this: unexplained (alert)
+    reconcile_lookback_hours: int = 48
+
     # Bill lookups at the account service's internal API.
     account_internal_url: str = "http://127.0.0.1:8101"

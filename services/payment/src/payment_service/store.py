@@ -1,8 +1,9 @@
 """The payment service's collections.
 
-`payments` is written at creation; the final outcome of a payment is ONE insert into
+`payments` is written once, at creation; the final outcome of a payment is ONE insert into
 `payment_finals` (a unique key per payment, so exactly one outcome can ever win) carrying
-the events it implies in its outbox. The payment document then mirrors the outcome.
+the events it implies in its outbox and what a status read shows, so no second write
+mirrors it anywhere (a payment is open while it has no final record).
 Scratch-card use is the same: one insert into `scratch_card_uses` per card, with its event.
 """
 
@@ -24,8 +25,14 @@ INDEXES = {
     CREDITS: [],
     PAYMENTS: [
         IndexModel([("msisdn", ASCENDING), ("created_at", DESCENDING)], name="by_payer_newest"),
-        IndexModel([("status", ASCENDING)], name="by_status"),
+        IndexModel([("created_at", ASCENDING)], name="by_created"),  # reconciliation window
     ],
-    FINALS: [IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending")],
-    SCRATCH_USES: [IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending")],
+    FINALS: [
+        IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending"),
+        IndexModel([("settled_at", ASCENDING)], name="by_settled"),
+    ],
+    SCRATCH_USES: [
+        IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending"),
+        IndexModel([("used_at", ASCENDING)], name="by_used"),
+    ],
 }

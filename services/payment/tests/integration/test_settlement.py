@@ -66,11 +66,8 @@ async def test_of_many_concurrent_settlements_one_wins_and_its_events_go_out_onc
 ) -> None:
     payment = await pending(store)
     now = datetime.now(UTC)
-    outcomes = ["succeeded"] * 10 + ["failed"] * 10
-    wins = await asyncio.gather(
-        *(service.settle(payment, o, PAID, "" if o == "succeeded" else "51", now) for o in outcomes)
-    )
-    assert wins.count(True) == 1
+    wins = await asyncio.gather(*(service.settle(payment, "failed", None, "51", now) for _ in range(20)))
+    assert wins.count("settled") == 1 and wins.count("duplicate") == 19
 
     async def relayed() -> bool:
         # Marking the entries relayed happens after the answer, in the background.
@@ -78,17 +75,48 @@ async def test_of_many_concurrent_settlements_one_wins_and_its_events_go_out_onc
         return doc is not None and doc["outbox"] == [] and doc["outbox_pending"] is False
 
     await eventually(relayed, timeout=5)
-    final = await store[FINALS].find_one({"_id": "PAYTEST1"})
+    records = await read_all(service.topic.name, expect=2, timeout=3)
+    assert [dict(r.headers)["event-type"].decode() for r in records] == ["PaymentFailed"]
+
+
+async def test_when_the_provider_says_both_paid_and_failed_the_payment_is_credited_once(
+    service: PaymentService, store: Store
+) -> None:
+    payment = await pending(store)
+    now = datetime.now(UTC)
+    outcomes = ["succeeded"] * 10 + ["failed"] * 10
+    results = await asyncio.gather(
+        *(service.settle(payment, o, PAID if o == "succeeded" else None, "" if o == "succeeded" else "51", now)
+          for o in outcomes)
+    )  # fmt: skip
+    assert results.count("settled") == 1 and results.count("replaced") <= 1
+    final = await service.final("PAYTEST1")
+    assert final is not None and final["status"] == "succeeded", "money the provider took is credited"
+    records = await read_all(service.topic.name, expect=4, timeout=5)
+    types = [dict(r.headers)["event-type"].decode() for r in records]
+    assert sorted(t for t in types if t != "PaymentFailed") == ["PaymentSucceeded", "TopupRecorded"]
+    assert types.count("PaymentFailed") == results.count("replaced")
+
+
+async def test_a_payment_expired_by_us_and_then_confirmed_paid_is_credited_and_counted(
+    service: PaymentService, store: Store
+) -> None:
+    from payment_service.payments import LATE_SUCCESSES
+
+    payment = await pending(store, "PAYLATE1")
+    before = LATE_SUCCESSES.labels("tests", "expired")._value.get()
+    assert await service.settle(payment, "expired", None, "11", datetime.now(UTC)) == "settled"
+    assert await service.settle(payment, "succeeded", PAID, "", datetime.now(UTC)) == "replaced"
+    assert await service.settle(payment, "succeeded", PAID, "", datetime.now(UTC)) == "duplicate"
+    final = await service.final("PAYLATE1")
     assert final is not None
-
-    async def mirrored() -> bool:
-        doc = await store[PAYMENTS].find_one({"_id": "PAYTEST1"})
-        return doc is not None and doc["status"] == final["status"]
-
-    await eventually(mirrored, timeout=5)
+    assert (final["status"], final["replaces"]) == ("succeeded", "expired")
+    assert LATE_SUCCESSES.labels("tests", "expired")._value.get() == before + 1
     records = await read_all(service.topic.name, expect=3, timeout=5)
-    types = sorted(dict(r.headers)["event-type"].decode() for r in records)
-    assert types in (["PaymentSucceeded", "TopupRecorded"], ["PaymentFailed"])
+    types = [dict(r.headers)["event-type"].decode() for r in records]
+    assert sorted(types) == ["PaymentFailed", "PaymentSucceeded", "TopupRecorded"]
+    shown = await service.status_for("84901234567", "PAYLATE1")
+    assert shown["status"] == "succeeded"
 
 
 async def test_a_topup_credits_the_target_and_the_receipt_goes_to_the_payer(
@@ -101,13 +129,14 @@ async def test_a_topup_credits_the_target_and_the_receipt_goes_to_the_payer(
     assert keys == {"PaymentSucceeded": b"84901234567", "TopupRecorded": b"84931234567"}
 
 
-async def test_the_status_shows_a_settled_outcome_even_before_the_payment_document_mirrors_it(
+async def test_the_status_of_a_settled_payment_is_its_final_record_to_its_payer_only(
     service: PaymentService, store: Store
 ) -> None:
     await pending(store, "PAYTEST3")
     await store.claim(
         FINALS,
         "PAYTEST3",
+        msisdn="84901234567",
         status="failed",
         reason_code="51",
         reason="Insufficient funds",

@@ -1,16 +1,24 @@
 """Batch consumers: at-least-once delivery, effects applied once, poison to a dead-letter topic.
 
 One FastStream batch subscriber per consumer group. For each batch:
-1. parse every record into its event class; malformed ones go to the dead-letter topic,
-   events this group does not handle are skipped;
-2. drop events the inbox has seen (redeliveries, duplicate publishes);
-3. hand the rest to the service's batch handler (bulk store writes, one outbox relay);
-   infrastructure failures are retried with backoff and, if they last, the batch is not
-   committed: FastStream's NACK_ON_ERROR policy seeks each partition back to the batch's
-   first record, so nothing after it can be committed past it (faststream #1980, #2618);
-   a failure caused by the data is isolated by splitting the batch, and the one event that
-   keeps failing is retried a few times, then dead-lettered with its error;
+1. parse every record into its event class. A malformed record, or an event of a type the
+   group handles in a version this build does not know, is dead-lettered with the reason
+   (a producer upgrade must never make money events vanish); types the group does not
+   handle are skipped;
+2. drop events the inbox has seen (redeliveries, duplicate publishes; the fast path, the
+   durable guard is in each handler's store);
+3. hand the rest to the service's batch handler (bulk store writes, one relay of events).
+   A failure caused by the data is narrowed down by splitting the batch; the one event
+   that keeps failing is tried a few times, then dead-lettered with its error;
 4. remember the applied ids in the inbox; then FastStream commits the batch's offsets.
+
+An outage (store, Redis or broker down; see `errors.is_outage`) is never a dead letter:
+the whole batch is retried with capped backoff for as long as it lasts, and the consumer
+reports itself unhealthy (readiness false) meanwhile. To stay inside Kafka's poll
+interval it gives the batch back every `RetryPolicy.hold_seconds`: FastStream 0.7.8's
+NACK_ON_ERROR policy then seeks every partition of the batch back to its first record, so
+nothing after it can be committed past it (faststream #1980, #2618; pinned and tested in
+test_consumer_on_kafka.py), and the next fetch continues the same backoff.
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ import asyncio
 import logging
 import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
@@ -33,6 +42,7 @@ from mobi_contracts import AnyEvent, ConsumerGroup, MalformedEvent, UnknownEvent
 
 from ..logs import correlation_id
 from ..metrics import (
+    CONSUMER_HEALTHY,
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENT_BATCH_SECONDS,
@@ -40,30 +50,43 @@ from ..metrics import (
     EVENT_DELIVERY_SECONDS,
     EVENTS_CONSUMED,
 )
-from .errors import is_transient
+from .errors import DependencyProbe, is_outage
 from .inbox import Inbox
 from .publisher import EventPublisher
 
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[AnyEvent]], Awaitable[None]]
+Record: TypeAlias = ConsumerRecord[Any, Any]
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    transient_attempts: int = 5  # then the batch is nacked and fetched again
-    poison_attempts: int = 3  # tries of a single event before it is dead-lettered
+    poison_attempts: int = 3  # tries of a single event that fails by its data before the dead letter
     base_delay: float = 0.2
-    max_delay: float = 5.0
+    max_delay: float = 10.0  # cap of the outage backoff
+    hold_seconds: float = 30.0  # longest a failing batch is held before it is given back (nack)
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class BatchGivenBack(RuntimeError):
+    """The batch could not be applied during an outage; not committed, fetched again."""
 
 
 @dataclass
 class _Outcome:
     applied: list[AnyEvent] = field(default_factory=list)
     failed: list[tuple[AnyEvent, BaseException, int]] = field(default_factory=list)
+
+
+@dataclass
+class _Parsed:
+    events: list[AnyEvent] = field(default_factory=list)
+    sources: dict[str, Record] = field(default_factory=dict)
+    rejected: list[tuple[Record, str, BaseException]] = field(default_factory=list)
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class EventConsumer:
@@ -76,6 +99,7 @@ class EventConsumer:
         inbox: Inbox,
         publisher: EventPublisher,
         retry: RetryPolicy | None = None,
+        probe: DependencyProbe | None = None,
     ) -> None:
         self.group = group
         self.handler = handler
@@ -83,14 +107,23 @@ class EventConsumer:
         self.inbox = inbox
         self.publisher = publisher
         self.retry = retry or RetryPolicy()
+        self.probe = probe
         self._known = {(c.EVENT_TYPE, c.EVENT_VERSION): c for c in group.handles}
+        self._handled_types = {c.EVENT_TYPE for c in group.handles}
+        self._outage_attempt = 0
+        self.failing_since: float | None = None
+        self.last_error = ""
+        CONSUMER_HEALTHY.labels(service, group.name).set(1)
+
+    @property
+    def healthy(self) -> bool:
+        return self.failing_since is None
 
     # -- FastStream binding -------------------------------------------------------------
 
     def subscribe(
         self, broker: KafkaBroker, *, max_records: int, batch_timeout_ms: int, fetch_max_wait_ms: int = 500
     ) -> None:
-        handled = ", ".join(f"{c.EVENT_TYPE} v{c.EVENT_VERSION}" for c in self.group.handles)
         subscriber = broker.subscriber(
             *(topic.name for topic in self.group.topics),
             group_id=self.group.name,
@@ -101,9 +134,7 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             decoder=_keep_raw,
-            title=f"{self.group.name}:consume",
-            description=f"Consumer group {self.group.name}; acts on {handled}; dead letters to "
-            f"{self.group.dead_letter.name}.",
+            include_in_schema=False,  # documented with the event schemas by `document_consumer`
         )
 
         async def on_batch(message: KafkaMessage) -> None:
@@ -114,61 +145,111 @@ class EventConsumer:
 
         subscriber(on_batch)
 
+    def document(self, docs_broker: KafkaBroker) -> None:
+        """List the group's channels with each handled event's schema in the AsyncAPI document."""
+        for topic in self.group.topics:
+            for event in self.group.handles:
+                if event not in topic.events:
+                    continue
+                docs_broker.subscriber(
+                    topic.name,
+                    group_id=self.group.name,
+                    title=f"{topic.name}:{event.EVENT_TYPE}:consume",
+                    description=f"Consumer group {self.group.name} acts on {event.EVENT_TYPE} "
+                    f"v{event.EVENT_VERSION}; dead letters to {self.group.dead_letter.name}.",
+                )(_schema_of(event))
+
     # -- the pipeline ----------------------------------------------------------------------
 
-    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    async def process(self, records: Sequence[Record]) -> None:
         started = time.perf_counter()
         self._record_delivery(records)
-        events, sources = await self._parse(records)
-        seen = await self.inbox.seen([str(e.event_id) for e in events])
-        fresh = [e for e in events if str(e.event_id) not in seen]
-        self._count(events, "duplicate", lambda e: str(e.event_id) in seen, sources)
-        outcome = await self._apply_with_retries(fresh)
-        for event, error, attempts in outcome.failed:
-            await self._dead_letter(sources[str(event.event_id)], "handler_error", error, attempts)
-        await self.inbox.remember(str(e.event_id) for e in outcome.applied)
-        self._count(outcome.applied, "applied", lambda e: True, sources)
+        parsed = self._parse(records)
+        await self._through_outages(lambda: self._apply_batch(parsed))
+        for (topic, outcome), count in parsed.counts.items():
+            EVENTS_CONSUMED.labels(self.service, self.group.name, topic, outcome).inc(count)
         EVENT_BATCHES.labels(self.service, self.group.name, "ok").inc()
         EVENT_BATCH_SECONDS.labels(self.service, self.group.name).observe(time.perf_counter() - started)
 
-    async def _parse(
-        self, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> tuple[list[AnyEvent], dict[str, ConsumerRecord[Any, Any]]]:
-        events: list[AnyEvent] = []
-        sources: dict[str, ConsumerRecord[Any, Any]] = {}
+    async def _apply_batch(self, parsed: _Parsed) -> None:
+        seen = await self.inbox.seen(list(parsed.sources))
+        fresh = [e for e in parsed.events if str(e.event_id) not in seen]
+        outcome = await self._isolate_poison(fresh)
+        for event, error, attempts in outcome.failed:
+            await self._dead_letter(parsed.sources[str(event.event_id)], "handler_error", error, attempts)
+        for record, reason, error in parsed.rejected:
+            await self._dead_letter(record, reason, error, 1)
+        await self.inbox.remember(str(e.event_id) for e in outcome.applied)
+        # Counted once the batch is through, so a retried batch is not counted twice; dead
+        # letters are counted where they are sent.
+        failed = {str(event.event_id) for event, _, _ in outcome.failed}
+        for key, record in parsed.sources.items():
+            if key not in failed:
+                parsed.counts[(record.topic, "duplicate" if key in seen else "applied")] += 1
+
+    async def _through_outages(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` until it succeeds, with capped backoff.
+
+        What escapes `work` is an outage (data errors are isolated inside it) or a bug in
+        the kit; neither may drop the batch, so both wait and try again.
+        """
+        held_since = time.monotonic()
+        while True:
+            try:
+                await work()
+            except Exception as exc:
+                self._mark_failing(exc)
+                EVENT_BATCHES.labels(self.service, self.group.name, "retried").inc()
+                delay = self.retry.delay(self._outage_attempt)
+                self._outage_attempt += 1
+                if time.monotonic() - held_since + delay > self.retry.hold_seconds:
+                    EVENT_BATCHES.labels(self.service, self.group.name, "given_back").inc()
+                    raise BatchGivenBack(f"{self.group.name}: batch given back after {exc!r}") from exc
+                await asyncio.sleep(delay)
+            else:
+                self._mark_healthy()
+                return
+
+    def _mark_failing(self, exc: BaseException) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            log.warning(
+                "consumer waiting out an outage", extra={"group": self.group.name, "error": repr(exc)}
+            )
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        CONSUMER_HEALTHY.labels(self.service, self.group.name).set(0)
+
+    def _mark_healthy(self) -> None:
+        if self.failing_since is not None:
+            log.warning(
+                "consumer recovered",
+                extra={"group": self.group.name, "outage_s": round(time.monotonic() - self.failing_since, 1)},
+            )
+        self.failing_since = None
+        self._outage_attempt = 0
+        CONSUMER_HEALTHY.labels(self.service, self.group.name).set(1)
+
+    def _parse(self, records: Sequence[Record]) -> _Parsed:
+        parsed = _Parsed()
         for record in records:
             try:
                 event = parse_event(record.value or b"", self._known)
-            except UnknownEvent:
-                EVENTS_CONSUMED.labels(self.service, self.group.name, record.topic, "ignored").inc()
+            except UnknownEvent as exc:
+                if exc.event_type in self._handled_types:
+                    parsed.rejected.append((record, "unknown_version", exc))
+                else:
+                    parsed.counts[(record.topic, "ignored")] += 1
                 continue
             except MalformedEvent as exc:
-                await self._dead_letter(record, "malformed", exc, 1)
+                parsed.rejected.append((record, "malformed", exc))
                 continue
             key = str(event.event_id)
-            if key in sources:  # the same event twice in one batch
-                EVENTS_CONSUMED.labels(self.service, self.group.name, record.topic, "duplicate").inc()
+            if key in parsed.sources:  # the same event twice in one batch
+                parsed.counts[(record.topic, "duplicate")] += 1
                 continue
-            sources[key] = record
-            events.append(event)
-        return events, sources
-
-    async def _apply_with_retries(self, events: list[AnyEvent]) -> _Outcome:
-        for attempt in range(self.retry.transient_attempts):
-            try:
-                return await self._isolate_poison(events)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                EVENT_BATCHES.labels(self.service, self.group.name, "retried").inc()
-                log.warning(
-                    "transient failure, retrying batch",
-                    extra={"group": self.group.name, "attempt": attempt + 1, "error": repr(exc)},
-                )
-                await asyncio.sleep(self.retry.delay(attempt))
-        EVENT_BATCHES.labels(self.service, self.group.name, "failed").inc()
-        # Not committed: FastStream seeks back and the batch comes again after the backoff.
-        raise RuntimeError(f"{self.group.name}: batch failed {self.retry.transient_attempts} times")
+            parsed.sources[key] = record
+            parsed.events.append(event)
+        return parsed
 
     async def _isolate_poison(self, events: list[AnyEvent]) -> _Outcome:
         """Apply events; a data failure is narrowed down by halves to the events causing it."""
@@ -180,7 +261,7 @@ class EventConsumer:
             outcome.applied.extend(events)
             return outcome
         except Exception as exc:
-            if is_transient(exc):
+            if await is_outage(exc, self.probe):
                 raise
             if len(events) == 1:
                 return await self._retry_single(events[0], exc)
@@ -199,7 +280,7 @@ class EventConsumer:
                 await self._call_handler([event])
                 return _Outcome(applied=[event])
             except Exception as exc:
-                if is_transient(exc):
+                if await is_outage(exc, self.probe):
                     raise
                 error = exc
         return _Outcome(failed=[(event, error, self.retry.poison_attempts)])
@@ -213,9 +294,7 @@ class EventConsumer:
 
     # -- dead letters, metrics ---------------------------------------------------------------
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[Any, Any], reason: str, error: BaseException, attempts: int
-    ) -> None:
+    async def _dead_letter(self, record: Record, reason: str, error: BaseException, attempts: int) -> None:
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
         headers = [
             *(record.headers or ()),
@@ -245,26 +324,19 @@ class EventConsumer:
             },
         )
 
-    def _count(
-        self,
-        events: list[AnyEvent],
-        outcome: str,
-        which: Callable[[AnyEvent], bool],
-        sources: dict[str, ConsumerRecord[Any, Any]],
-    ) -> None:
-        for event in events:
-            if which(event):
-                topic = sources[str(event.event_id)].topic
-                EVENTS_CONSUMED.labels(self.service, self.group.name, topic, outcome).inc()
-
-    def _record_delivery(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    def _record_delivery(self, records: Sequence[Record]) -> None:
         now_ms = time.time() * 1000
+        timers: dict[str, Any] = {}
         for r in records:
             if r.timestamp and r.timestamp > 0:
-                delay = max(0.0, now_ms - r.timestamp) / 1000
-                EVENT_DELIVERY_SECONDS.labels(self.service, self.group.name, r.topic).observe(delay)
+                timer = timers.get(r.topic)
+                if timer is None:
+                    timer = timers[r.topic] = EVENT_DELIVERY_SECONDS.labels(
+                        self.service, self.group.name, r.topic
+                    )
+                timer.observe(max(0.0, now_ms - r.timestamp) / 1000)
 
-    def _record_lag(self, consumer: Any, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    def _record_lag(self, consumer: Any, records: Sequence[Record]) -> None:
         if not isinstance(consumer, AIOKafkaConsumer):
             return
         last: dict[TopicPartition, int] = {}
@@ -282,3 +354,14 @@ class EventConsumer:
 async def _keep_raw(message: Any) -> None:
     """The pipeline parses records itself (a poison record must not fail the whole batch)."""
     return None
+
+
+def _schema_of(event: type[AnyEvent]) -> Callable[..., Awaitable[None]]:
+    """A documentation-only handler whose signature carries the event's schema."""
+
+    async def consumes(message: Any) -> None:  # pragma: no cover - never called
+        return None
+
+    consumes.__annotations__ = {"message": event, "return": None}
+    consumes.__name__ = event.EVENT_TYPE
+    return consumes

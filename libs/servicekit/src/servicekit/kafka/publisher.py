@@ -1,4 +1,16 @@
-"""Publishes events with acks from all in-sync replicas, many in flight at once."""
+"""Publishes events through the service's one Kafka producer: FastStream's broker.
+
+The broker's producer is made with acks from all in-sync replicas and idempotence (the
+broker drops duplicates of the producer's own retries). Events of a batch are sent
+without waiting for each acknowledgement (`no_confirm`), then awaited together: one round
+trip for the lot, not one each. Measured (20k events, 500 at a time): the broker's
+producer publishes as fast as a bare aiokafka producer; FastStream's Prometheus publish
+middleware would cost about 30 %, so the kit counts published events itself
+(`events_published_total`) and does not install it.
+
+Tools and tests that have no service can pass a bootstrap address instead of a broker;
+the publisher then owns a broker with no subscribers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +18,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 
 from mobi_contracts import AnyEvent
 
@@ -22,35 +34,57 @@ def event_headers(event: AnyEvent) -> list[tuple[str, bytes]]:
     ]
 
 
+def producer_broker(bootstrap: str, client_id: str, **options: Any) -> KafkaBroker:
+    """A broker whose producer is safe for money events (acks=all, idempotent)."""
+    return KafkaBroker(
+        bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        request_timeout_ms=15000,
+        **options,
+    )
+
+
 class EventPublisher:
-    def __init__(self, bootstrap: str, service: str) -> None:
+    def __init__(self, broker: KafkaBroker | str, service: str) -> None:
         self.service = service
-        self.bootstrap = bootstrap
+        self._owns_broker = isinstance(broker, str)
+        self.broker = producer_broker(broker, service, logger=None) if isinstance(broker, str) else broker
         self._started = False
 
     async def start(self) -> None:
-        # aiokafka binds to the running loop, so the producer is made here, not in __init__.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            client_id=self.service,
-            acks="all",
-            enable_idempotence=True,  # the broker drops duplicates of the producer's own retries
-            linger_ms=2,
-            request_timeout_ms=15000,
-        )
-        await self._producer.start()
+        """Connect the producer (the broker's subscribers are started separately, later)."""
+        await self.broker.connect()
         self._started = True
 
     async def stop(self) -> None:
-        if self._started:
-            await self._producer.stop()
-            self._started = False
+        if self._started and self._owns_broker:
+            await self.broker.stop()
+        self._started = False
+
+    async def _send(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: dict[str, str]
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await self.broker.publish(
+            value,
+            topic,
+            key=key,
+            headers=headers,
+            correlation_id=headers.get("correlation_id"),
+            no_confirm=True,
+        )
+        return future
 
     async def publish(self, topic: str, events: Sequence[AnyEvent]) -> None:
-        """Send all, then wait for every ack: one round trip for the lot, not one each."""
+        """Send all, then wait for every ack."""
         futures = [
-            await self._producer.send(
-                topic, value=event.model_dump_json().encode(), key=event.key, headers=event_headers(event)
+            await self._send(
+                topic,
+                event.model_dump_json().encode(),
+                event.key,
+                {k: v.decode() for k, v in event_headers(event)},
             )
             for event in events
         ]
@@ -61,23 +95,29 @@ class EventPublisher:
     async def publish_serialized(self, entries: Sequence[dict[str, Any]]) -> None:
         """Publish outbox entries ({topic, key, value, headers}) as stored."""
         futures = [
-            await self._producer.send(
+            await self._send(
                 e["topic"],
-                value=e["value"] if isinstance(e["value"], bytes) else str(e["value"]).encode(),
-                key=e["key"].encode() if isinstance(e["key"], str) else e["key"],
-                headers=[(k, v.encode()) for k, v in e.get("headers", {}).items()],
+                e["value"] if isinstance(e["value"], bytes) else str(e["value"]).encode(),
+                e["key"].encode() if isinstance(e["key"], str) else e["key"],
+                dict(e.get("headers", {})),
             )
             for e in entries
         ]
         if futures:
             await asyncio.gather(*futures)
+            counts: dict[str, int] = {}
             for e in entries:
-                EVENTS_PUBLISHED.labels(self.service, e["topic"]).inc()
+                counts[e["topic"]] = counts.get(e["topic"], 0) + 1
+            for topic, count in counts.items():
+                EVENTS_PUBLISHED.labels(self.service, topic).inc(count)
 
     async def send_raw(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
     ) -> None:
-        await (await self._producer.send(topic, value=value, key=key, headers=headers))
+        """A record as it came (dead letters): headers keep their last value per name."""
+        decoded = {k: v.decode("utf-8", "replace") for k, v in headers}
+        await (await self._send(topic, value, key, decoded))
 
     async def ping(self) -> None:
-        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+        if not await self.broker.ping(timeout=3):
+            raise ConnectionError("Kafka does not answer")

@@ -5,15 +5,17 @@ soonest to expire first), then the main account; a debit never takes an account 
 zero: if the subscriber cannot pay all of it, nothing is taken and the debit is refused.
 Data usage is taken from data buckets (soonest to expire first). Postpaid usage is not
 debited: it accrues to the unbilled amount that the next bill will carry.
+
+`seq` counts the decisions applied to a subscriber's balances: decision N+1 is always taken
+on the state after decision N, and the journal keeps each decision under a unique
+(subscriber, seq), so two writers can never both extend the same state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
-
-APPLIED_MEMORY = 200  # cause event ids remembered per subscriber (guards against replays)
 
 Plan = Literal["prepaid", "postpaid"]
 
@@ -72,13 +74,10 @@ class Balances:
     unbilled: int = 0
     promos: tuple[PromoAccount, ...] = ()
     data: tuple[DataBucket, ...] = ()
-    applied: tuple[str, ...] = field(default=())
+    seq: int = 0  # decisions applied so far (see the module docstring)
 
-    def has_applied(self, cause_event_id: str) -> bool:
-        return cause_event_id in self.applied
-
-    def remember(self, cause_event_id: str) -> Balances:
-        return replace(self, applied=(*self.applied, cause_event_id)[-APPLIED_MEMORY:])
+    def next_decision(self) -> Balances:
+        return replace(self, seq=self.seq + 1)
 
     def live_promos(self, now: datetime) -> list[PromoAccount]:
         return sorted(
@@ -175,7 +174,7 @@ def to_document(b: Balances) -> dict[str, Any]:
         "unbilled": b.unbilled,
         "promos": [vars(p) for p in b.promos],
         "data": [vars(d) for d in b.data],
-        "applied": list(b.applied),
+        "seq": b.seq,
     }
 
 
@@ -187,5 +186,5 @@ def from_document(doc: dict[str, Any]) -> Balances:
         unbilled=int(doc.get("unbilled", 0)),
         promos=tuple(PromoAccount(**p) for p in doc.get("promos", [])),
         data=tuple(DataBucket(**d) for d in doc.get("data", [])),
-        applied=tuple(doc.get("applied", [])),
+        seq=int(doc.get("seq", 0)),
     )

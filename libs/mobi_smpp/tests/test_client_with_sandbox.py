@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from smpp34 import (
+from mobi_smpp import (
     BindMode,
     ClientClosedError,
     CommandStatus,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from smpp34 import (
+from mobi_smpp import (
     CommandStatus,
     DeliverSm,
     DeliveryReceipt,
@@ -22,7 +22,7 @@ from smpp34 import (
     receipt_from_pdu,
     relative_validity_period,
 )
-from smpp34.backoff import Backoff
+from mobi_smpp.backoff import Backoff
 
 
 def test_receipt_text_round_trips() -> None:

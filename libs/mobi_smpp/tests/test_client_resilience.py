@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from smpp34 import (
+from mobi_smpp import (
     BindTransmitter,
     CommandStatus,
     DeliverSm,

@@ -50,7 +50,7 @@ from .pdu import (
 from .receipt import DeliveryReceipt, is_receipt, receipt_from_pdu
 from .text import encode_message
 
-log = logging.getLogger("smpp34.client")
+log = logging.getLogger("mobi_smpp.client")
 
 ReceiptHandler = Callable[[DeliveryReceipt], Awaitable[None]]
 

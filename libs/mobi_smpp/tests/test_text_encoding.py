@@ -7,7 +7,7 @@ import unicodedata
 import pytest
 from smpplib import gsm as smpplib_gsm
 
-from smpp34 import (
+from mobi_smpp import (
     Concatenation,
     DataCoding,
     EsmClass,

@@ -1,4 +1,4 @@
-"""Exceptions raised by smpp34.
+"""Exceptions raised by mobi_smpp.
 
 Every error is an `SmppError` with a `retryable` flag, so a caller (the OTP sender) can decide
 between "try again shortly" and "give up and tell the user" without knowing SMPP statuses.

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from smpp34 import (
+from mobi_smpp import (
     BindTransceiver,
     BindTransceiverResp,
     BindTransmitter,

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .pdu import GenericNack, Pdu, decode_header, decode_pdu, error_response
 
-log = logging.getLogger("smpp34.connection")
+log = logging.getLogger("mobi_smpp.connection")
 
 # How long close() lets buffered bytes (an unbind_resp, say) drain before aborting the socket.
 _CLOSE_GRACE_SECONDS = 2.0

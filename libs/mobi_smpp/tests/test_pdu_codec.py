@@ -8,7 +8,7 @@ import pytest
 from smpplib import smpp as smpplib_smpp
 from smpplib.client import SimpleSequenceGenerator
 
-from smpp34 import (
+from mobi_smpp import (
     BindReceiver,
     BindTransceiver,
     BindTransceiverResp,
