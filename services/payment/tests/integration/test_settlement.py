@@ -86,9 +86,13 @@ async def test_when_the_provider_says_both_paid_and_failed_the_payment_is_credit
     now = datetime.now(UTC)
     outcomes = ["succeeded"] * 10 + ["failed"] * 10
     results = await asyncio.gather(
-        *(service.settle(payment, o, PAID if o == "succeeded" else None, "" if o == "succeeded" else "51", now)
-          for o in outcomes)
-    )  # fmt: skip
+        *(
+            service.settle(payment, "succeeded", PAID, "", now)
+            if o == "succeeded"
+            else service.settle(payment, "failed", None, "51", now)
+            for o in outcomes
+        )
+    )
     assert results.count("settled") == 1 and results.count("replaced") <= 1
     final = await service.final("PAYTEST1")
     assert final is not None and final["status"] == "succeeded", "money the provider took is credited"
