@@ -4,7 +4,7 @@ LOCAL := deploy/local
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status logs where install infra topics test test-unit lint fmt docs bench bench-store bench-consumer bench-api bench-payment clean
+.PHONY: up down status logs where install infra topics test test-unit lint fmt docs ledger-check bench bench-store bench-consumer bench-api bench-payment clean
 
 up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
 	@$(LOCAL)/platform.sh up
@@ -44,6 +44,9 @@ lint:
 
 fmt:
 	@$(VENV)/ruff format . && $(VENV)/ruff check --fix .
+
+ledger-check:  ## prove the money invariants on the running platform (exit 1 on a violation)
+	@$(VENV)/ledger-check
 
 docs:          ## regenerate docs/asyncapi.json and docs/events/*.schema.json from contracts
 	@$(VENV)/python -m servicekit.catalogue

@@ -8,6 +8,11 @@ top-up rows (insert_many) -> publish BalanceChanged -> remember ids -> commit on
 The difference is the kit (FastStream batch subscriber, poison isolation, metrics).
 
     python bench/consumer_throughput.py [--events 10000] [--subscribers 500]
+
+`--no-store` measures the kit's own overhead instead: 20k TopupRecorded, no store, no
+handler work. A bare aiokafka `getmany` + parse + commit loop is 1.00; the kit with a no-op
+handler and no inbox, and the kit with the Redis inbox, are printed as ratios of it
+(targets: >= 0.8x and >= 0.6x).
 """
 
 from __future__ import annotations
@@ -157,12 +162,118 @@ async def cleanup(store: Store, redis) -> None:  # type: ignore[no-untyped-def]
     await redis.aclose()
 
 
+class NoInbox(Inbox):
+    """The kit without its inbox: nothing seen, nothing remembered."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def seen(self, event_ids):  # type: ignore[no-untyped-def]
+        return set()
+
+    async def remember(self, event_ids) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
+async def load_only(name: str, batch: list[TopupRecorded]) -> Topic:
+    source = Topic(name=f"bench.{name}.in", description="", events=(TopupRecorded,), producer="bench")
+    await ensure_topics(KAFKA, [source])
+    publisher = EventPublisher(KAFKA, "bench-loader")
+    await publisher.start()
+    for start in range(0, len(batch), 1000):
+        await publisher.publish(source.name, batch[start : start + 1000])
+    await publisher.stop()
+    return source
+
+
+async def bare_no_store(name: str, batch: list[TopupRecorded]) -> float:
+    source = await load_only(name, batch)
+    consumer = AIOKafkaConsumer(
+        source.name,
+        bootstrap_servers=KAFKA,
+        group_id=f"bench-{name}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    seen, started = 0, 0.0
+    while seen < len(batch):
+        fetched = await consumer.getmany(timeout_ms=50, max_records=BATCH)
+        records = [r for part in fetched.values() for r in part]
+        if not records:
+            continue
+        started = started or time.perf_counter()
+        for r in records:
+            parse_event(r.value)
+        await consumer.commit()
+        seen += len(records)
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return len(batch) / elapsed
+
+
+async def kit_no_store(name: str, batch: list[TopupRecorded], with_inbox: bool) -> float:
+    source = await load_only(name, batch)
+    group = ConsumerGroup(name=f"bench-{name}", topics=(source,), handles=(TopupRecorded,))
+    await ensure_topics(KAFKA, [group.dead_letter])
+    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    await publisher.start()
+    done, seen, started = asyncio.Event(), 0, 0.0
+
+    async def no_op(events: list) -> None:  # type: ignore[type-arg]
+        nonlocal seen, started
+        started = started or time.perf_counter()
+        seen += len(events)
+        if seen >= len(batch):
+            done.set()
+
+    inbox = Inbox(redis, group.name, 3600) if with_inbox else NoInbox()
+    consumer = EventConsumer(group, no_op, service="bench", inbox=inbox, publisher=publisher)
+    broker = KafkaBroker(KAFKA, logger=None)
+    consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50, fetch_max_wait_ms=50)
+    await broker.start()
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await broker.stop()
+    await publisher.stop()
+    await redis.aclose()
+    return len(batch) / elapsed
+
+
+async def main_no_store(events_count: int, rounds: int) -> None:
+    results: dict[str, list[float]] = {"bare": [], "kit": [], "kit+inbox": []}
+    for round_no in range(rounds):
+        for kind in results:
+            tag = f"{kind.replace('+', '')}{uuid.uuid4().hex[:6]}"
+            batch = events(events_count, 500)
+            if kind == "bare":
+                rate = await bare_no_store(tag, batch)
+            else:
+                rate = await kit_no_store(tag, batch, with_inbox=kind == "kit+inbox")
+            results[kind].append(rate)
+            print(f"round {round_no + 1}: {kind:9} {rate:8,.0f} events/s", flush=True)
+    base = max(results["bare"])
+    print(
+        f"\n{events_count} TopupRecorded, no store, batches of {BATCH}, best of {rounds}:\n"
+        f"  bare aiokafka getmany + parse + commit   {base:8,.0f} events/s   1.00x\n"
+        f"  kit, no-op handler, no inbox             {max(results['kit']):8,.0f} events/s   "
+        f"{max(results['kit']) / base:.2f}x   (target >= 0.80x)\n"
+        f"  kit, no-op handler, Redis inbox          {max(results['kit+inbox']):8,.0f} events/s   "
+        f"{max(results['kit+inbox']) / base:.2f}x   (target >= 0.60x)"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-store", action="store_true", help="the kit's own overhead (20k events)")
     args = parser.parse_args()
+    if args.no_store:
+        await main_no_store(20_000 if args.events == 10_000 else args.events, max(args.rounds, 3))
+        return
     results: dict[str, list[float]] = {"baseline": [], "kit": []}
     for round_no in range(args.rounds):
         tag = uuid.uuid4().hex[:6]

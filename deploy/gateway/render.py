@@ -21,7 +21,7 @@ Optional (default):
       payment provider retries what we refuse, so a tight limit only delays money (a 2000-payment
       burst at 50/s left credits waiting up to 47 s); it exists to stop floods, not peaks
   GATEWAY_BODY_LIMIT (64k), GATEWAY_CONNECT_TIMEOUT (3s), GATEWAY_READ_TIMEOUT (30s),
-  GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT (4s), GATEWAY_WORKERS (auto), GATEWAY_WORKER_CONNECTIONS (4096)
+  GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT (60s, below the services' 75 s), GATEWAY_WORKERS (auto), GATEWAY_WORKER_CONNECTIONS (4096)
   LOGS (.)                               directory of gateway-access.log and gateway-error.log
   GATEWAY_ACCESS_LOG / GATEWAY_ERROR_LOG  override those paths (e.g. /dev/stdout in a container)
   GATEWAY_USER ("")                      emit `user NAME;` (only meaningful when started as root)
@@ -194,7 +194,7 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
     checked("GATEWAY_KEY", key, r"[A-Za-z0-9._~+/=-]{8,256}", "8-256 characters of [A-Za-z0-9._~+/=-]")
 
     duration, number = r"[1-9][0-9]*(ms|s|m)?", r"[0-9]{1,6}"
-    keepalive_timeout = setting("GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT", "4s", duration, "a duration")
+    keepalive_timeout = setting("GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT", "60s", duration, "a duration")
     template_addr = env("GATEWAY_UPSTREAM_TEMPLATE", "")
     upstream_host = env("GATEWAY_UPSTREAM_HOST", "127.0.0.1")
     upstreams = []

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from .conftest import header_login, latest_code, provision
+from .conftest import SMSC, header_login, latest_code, provision
 
 pytestmark = pytest.mark.e2e
 
@@ -169,3 +170,55 @@ async def test_no_token_no_data(wifi: httpx.AsyncClient) -> None:
     for path in ("/api/v1/me", "/api/v1/me/balances", "/api/v1/me/topups"):
         r = await wifi.get(path)
         assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+
+
+# -- number portability: the subscriber directory decides, not the prefix --------------------------
+
+
+async def test_a_number_ported_in_from_another_network_logs_in_by_header_and_by_otp(
+    carrier: httpx.AsyncClient, wifi: httpx.AsyncClient
+) -> None:
+    ported_in = "8498" + f"{random.randrange(10**7):07d}"  # a Viettel range, now ours
+    await provision(ported_in)
+    r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": ported_in})
+    assert r.status_code == 200, r.text
+    r = await wifi.post("/api/v1/auth/otp", json={"msisdn": "0" + ported_in[2:]})
+    assert r.status_code == 202, r.text
+    code = await latest_code(ported_in)
+    r = await wifi.post("/api/v1/auth/otp/verify", json={"msisdn": ported_in, "code": code})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_number_ported_out_to_another_network_can_no_longer_log_in(
+    carrier: httpx.AsyncClient, wifi: httpx.AsyncClient, subscriber: str
+) -> None:
+    await provision(subscriber, status="ported_out")  # one of our prefixes, now another operator's
+    r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": subscriber})
+    assert (r.status_code, r.json()["error"]) == (403, "not_a_subscriber")
+    before = await sms_count(subscriber)
+    r = await wifi.post("/api/v1/auth/otp", json={"msisdn": subscriber})
+    assert r.status_code == 202  # the same answer as for anyone (no enumeration)...
+    await asyncio.sleep(0.5)
+    assert await sms_count(subscriber) == before  # ...but no code is sent
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "error"),
+    [
+        ("84981234567", 403, "not_a_subscriber"),  # another network's number, not in our directory
+        ("+12025550100", 400, "invalid_msisdn"),  # a number, but not a Vietnamese mobile one
+        ("not-a-number", 401, "not_on_carrier_network"),  # the gateway passes only digits on
+    ],
+)
+async def test_header_login_with_a_foreign_or_malformed_number_gets_a_clear_4xx(
+    carrier: httpx.AsyncClient, header: str, status: int, error: str
+) -> None:
+    r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": header})
+    assert (r.status_code, r.json()["error"]) == (status, error), r.text
+    assert r.json()["message"]
+
+
+async def sms_count(msisdn: str) -> int:
+    async with httpx.AsyncClient(base_url=SMSC, trust_env=False) as client:
+        r = await client.get("/messages", params={"to": msisdn})
+        return len(r.json()) if r.status_code == 200 else 0

@@ -176,7 +176,7 @@ async def test_an_idempotency_key_retry_returns_the_same_payment_and_a_changed_b
         ({"amount_vnd": 100_000, "method": "paypal"}, "method"),
         (
             {"amount_vnd": 100_000, "method": "domestic", "target_msisdn": "0981234567"},
-            "not a MobiFone number",
+            "not an active MobiFone subscription",
         ),
     ],
 )
@@ -204,6 +204,19 @@ async def test_a_topup_for_another_number_credits_that_number(
     assert await balance(carrier, auth) == 0
     history = (await carrier.get("/api/v1/me/topups", headers=other_auth)).json()["items"]
     assert history[0]["payer_msisdn"] == subscriber
+
+
+async def test_a_topup_for_a_ported_in_number_is_accepted_and_for_a_ported_out_one_refused(
+    carrier: httpx.AsyncClient, subscriber: str, new_number: Callable[[], str]
+) -> None:
+    ported_in, ported_out = "8498" + new_number()[4:], new_number()
+    await provision(ported_in)  # another network's prefix, now a MobiFone subscription
+    await provision(ported_out, status="ported_out")  # our prefix, now another operator's
+    auth = await header_login(carrier, subscriber)
+    accepted = await start_topup(carrier, auth, 50_000, target=ported_in)
+    assert accepted.status_code == 201 and accepted.json()["target_msisdn"] == ported_in
+    refused = await start_topup(carrier, auth, 50_000, target=ported_out)
+    assert (refused.status_code, refused.json()["error"]) == (422, "not_a_subscriber"), refused.text
 
 
 async def test_only_the_payer_sees_a_payment(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import BeforeValidator, StringConstraints
 
 # Mobile prefixes after the country code (2018 renumbering). MobiFone: 70, 76-79, 89, 90, 93.
 _MOBILE = re.compile(r"^84(3[2-9]|5[2689]|7[06-9]|8[1-9]|9[0-46-9])\d{7}$")
@@ -38,17 +38,13 @@ def normalize_msisdn(raw: str) -> str:
 
 
 def is_mobifone(msisdn: str) -> bool:
+    """Whether the number is in a range allocated to MobiFone: a hint only. Numbers have
+    been portable since 2019, so only the subscriber directory (the account service) says
+    whether a number is a MobiFone subscription."""
     return bool(_MOBIFONE.match(msisdn))
-
-
-def _mobifone_only(msisdn: str) -> str:
-    if not is_mobifone(msisdn):
-        raise InvalidMsisdn(f"{msisdn} is not a MobiFone number")
-    return msisdn
 
 
 # Canonical form, validated as-is (event payloads are produced canonical).
 Msisdn = Annotated[str, StringConstraints(pattern=r"^84\d{9}$")]
 # Accepts what a user types and normalises it (API request bodies).
 MsisdnInput = Annotated[str, BeforeValidator(normalize_msisdn)]
-MobifoneMsisdnInput = Annotated[str, BeforeValidator(normalize_msisdn), AfterValidator(_mobifone_only)]

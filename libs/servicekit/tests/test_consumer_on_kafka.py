@@ -197,7 +197,7 @@ async def test_events_of_unknown_types_are_skipped_without_dead_lettering(
     assert await read_all(group.dead_letter.name, expect=1, timeout=2) == []
 
 
-async def test_each_consumed_record_is_timed_from_its_producer_timestamp_to_the_handler(
+async def test_the_oldest_record_of_each_partition_in_a_batch_is_timed_from_its_producer_timestamp(
     redis: Redis, publisher: EventPublisher, unique: str
 ) -> None:
     from servicekit.metrics import EVENT_DELIVERY_SECONDS
@@ -214,7 +214,8 @@ async def test_each_consumed_record_is_timed_from_its_producer_timestamp_to_the_
         await publisher.publish(topic.name, [topup(n, subject=f"8490123456{n}") for n in range(5)])
         await eventually(lambda: len(seen) == 5)
     samples = {s.name: s.value for s in timed.collect()[0].samples if s.name.endswith(("_count", "_sum"))}
-    assert samples["event_delivery_seconds_count"] == 5
+    # One observation per partition per batch: 5 records on 3 partitions make 1 to 5 of them.
+    assert 1 <= samples["event_delivery_seconds_count"] <= 5
     assert 0 < samples["event_delivery_seconds_sum"] < 60
 
 

@@ -89,6 +89,22 @@ async def test_the_sweeper_leaves_fresh_entries_to_the_writer_relaying_them(
     assert await OutboxRelay(store, publisher, "tests", "finals").sweep(older_than=timedelta(seconds=30)) == 0
 
 
+async def test_the_sweeper_takes_the_oldest_pending_documents_first(
+    store: Store, publisher: EventPublisher, unique: str
+) -> None:
+    topic = await make_topic(f"test.outbox.oldest.{unique}", (TopupRecorded,))
+    now = datetime.now(UTC)
+    # Inserted newest first, so an unordered scan would meet the old ones last.
+    for age in range(1, 31):
+        entries = outbox_entries(topic, [topup(100 + age)])
+        since = now - timedelta(minutes=age)
+        await insert_versioned(store, "finals", {"_id": f"p-{age:02d}", **with_pending({}, entries, since)})
+    relay = OutboxRelay(store, publisher, "tests", "finals")
+    assert await relay.sweep(limit=5) == 5
+    left = {d["_id"] for d in await store["finals"].find({"outbox_pending": True}).to_list()}
+    assert left == {f"p-{age:02d}" for age in range(1, 26)}, "the five oldest (26-30 min) went first"
+
+
 async def test_an_idempotency_key_returns_the_stored_response_and_refuses_another_body(store: Store) -> None:
     keys = IdempotencyKeys(store)
     body = {"amount_vnd": 100_000}

@@ -187,6 +187,7 @@ class Service:
             log_config=None,
             access_log=False,
             proxy_headers=False,
+            timeout_keep_alive=self.settings.http_keepalive_seconds,
             timeout_graceful_shutdown=10,
         )
 

@@ -26,7 +26,15 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
 class RequestContextMiddleware:
-    """Pure ASGI (no per-request task switching): request id, timing, metrics, access log."""
+    """Pure ASGI (no per-request task switching): request id, timing, metrics, access log,
+    and the last word on errors.
+
+    No exception may leave the service's ASGI stack: Starlette answers an unhandled error
+    with a 500 and then re-raises it, and uvicorn then closes the connection. The gateway
+    keeps upstream connections alive and may already have handed that one to the next
+    request, which then fails with a 502 (an innocent neighbour). So an error that reaches
+    this middleware is answered here with the JSON 500 (or, once the response has started,
+    only logged) and never re-raised: the connection stays usable."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -49,8 +57,22 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        started_response = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            log.exception("unhandled error")
+            status = 500
+            if not started_response:
+                await _error(500, "internal_error", "something went wrong; quote the request id to support")(
+                    scope, receive, send_with_id
+                )
         finally:
             self._observe(scope, status, time.perf_counter() - started)
             correlation_id.reset(token)
@@ -119,10 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("dependency unavailable", extra={"error": repr(exc)})
         return _error(503, "unavailable", "temporarily unavailable, try again shortly", {"Retry-After": "2"})
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return _error(500, "internal_error", "something went wrong; quote the request id to support")
+    # Anything else is answered by RequestContextMiddleware (see there for why not here).
 
 
 def gateway_verified(request: Request, gateway_key: str) -> bool:

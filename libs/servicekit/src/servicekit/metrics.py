@@ -28,7 +28,8 @@ EVENT_BATCH_SECONDS = Histogram(
 )
 EVENT_DELIVERY_SECONDS = Histogram(
     "event_delivery_seconds",
-    "From a record's producer timestamp until its batch reaches the handler pipeline",
+    "Wait of the oldest record of each partition in a batch, from its producer timestamp until "
+    "the batch reaches the handler pipeline (a bound on every record's wait)",
     ["service", "group", "topic"],
     buckets=LATENCY_BUCKETS,
 )

@@ -86,7 +86,10 @@ class OutboxRelay:
 
     async def sweep(self, older_than: timedelta = timedelta(seconds=5), limit: int = 200) -> int:
         now = datetime.now(UTC)
-        pending = await self.store[self.collection].find({PENDING: True}).limit(limit).to_list()
+        # Oldest first, so a steady stream of new entries can never starve an old one.
+        pending = (
+            await self.store[self.collection].find({PENDING: True}).sort(SINCE, 1).limit(limit).to_list()
+        )
         stuck = [doc for doc in pending if doc.get(SINCE) and now - doc[SINCE] > older_than]
         for doc in stuck:
             await self.relay(doc)

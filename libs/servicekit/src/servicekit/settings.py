@@ -17,6 +17,10 @@ class KitSettings(BaseSettings):
     environment: str = "local"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Idle keep-alive connections are kept longer than the gateway keeps them in its pool
+    # (GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT, 60 s), so it is always the gateway that closes one
+    # and never reuses a connection the service is closing.
+    http_keepalive_seconds: int = 75
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     mongodb_url: str = "mongodb://127.0.0.1:27017/"

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from mobi_contracts.msisdn import MobifoneMsisdnInput
+from mobi_contracts.msisdn import InvalidMsisdn, MsisdnInput, normalize_msisdn
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError, not_found
 from servicekit.http import client_key, require_internal_key
@@ -26,17 +26,19 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# Any Vietnamese mobile number: since number portability (2019) the prefix does not say
+# who the operator is; the subscriber directory does (AuthService).
 class OtpRequest(Body):
-    msisdn: MobifoneMsisdnInput = Field(examples=["0901234567"])
+    msisdn: MsisdnInput = Field(examples=["0901234567"])
 
 
 class OtpVerify(Body):
-    msisdn: MobifoneMsisdnInput
+    msisdn: MsisdnInput
     code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the SMS")
 
 
 class PasswordLogin(Body):
-    msisdn: MobifoneMsisdnInput
+    msisdn: MsisdnInput
     password: str = Field(min_length=1, max_length=128)
 
 
@@ -146,7 +148,11 @@ async def header_login(
         raise ApiError(
             401, "not_on_carrier_network", "automatic login works over MobiFone mobile data; use OTP on Wi-Fi"
         )
-    msisdn = OtpRequest(msisdn=x_msisdn).msisdn
+    try:
+        msisdn = normalize_msisdn(x_msisdn)
+    except InvalidMsisdn as exc:
+        # From the carrier's own proxy this is a network fault, not a user's typo.
+        raise ApiError(400, "invalid_msisdn", f"the carrier sent no usable number: {exc}") from exc
     return _tokens(await service.header_login(msisdn))
 
 
@@ -273,7 +279,20 @@ async def bill_for_payment(
 class Provisioning(Body):
     name: str = Field(min_length=1, max_length=100)
     plan: Literal["prepaid", "postpaid"]
-    status: Literal["active", "suspended", "terminated"] = "active"
+    # ported_out: the number moved to another operator (it may still carry our prefix).
+    status: Literal["active", "suspended", "terminated", "ported_out"] = "active"
+    ported_in: bool = Field(default=False, description="the number came from another operator")
+
+
+@internal.get("/subscribers/{msisdn}")
+async def subscriber_status(
+    request: Request, msisdn: Annotated[str, Path(pattern=r"^84\d{9}$")]
+) -> dict[str, Any]:
+    """For other services: is this number a MobiFone subscription (the directory, not the prefix)?"""
+    doc = await _queries(request).store["subscribers"].find_one({"_id": msisdn}, {"status": 1, "plan": 1})
+    if doc is None:
+        raise not_found("subscriber")
+    return {"msisdn": msisdn, "status": doc.get("status", "active"), "plan": doc.get("plan", "prepaid")}
 
 
 @internal.put("/subscribers/{msisdn}", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,8 +8,10 @@ from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP
 from servicekit.app import Service
 from servicekit.auth import TokenSigner
 from servicekit.cache import VersionedCache
+from servicekit.mongo import Store
 
 from . import api
+from .audit import AuditSchedule, LedgerAudit
 from .auth_flow import AuthService
 from .domain.otp import OtpPolicy
 from .handlers import ledger_handler
@@ -55,6 +57,14 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
     service.provide("queries", AccountQueries(service.store, balances))
     ledger = LedgerService(service.store, service.publisher, cache=balances)
+    payments = Store(
+        settings.mongodb_url, settings.payment_database, app_name=f"{settings.service_name}-audit"
+    )
+    audit = AuditSchedule(
+        LedgerAudit(service.store, payments), service.redis, settings.audit_interval_seconds
+    )
+    service.background(audit.run_forever)
+    service.on_shutdown(payments.close)
     service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(ledger))
     service.document_publishing(ACCOUNT_EVENTS)
     service.include_router(api.auth)

@@ -27,3 +27,7 @@ class AccountSettings(KitSettings):
     demo_subscribers: int = 3000
     # Balances read from Redis (kept current by the ledger consumer; see servicekit.cache).
     balance_cache_ttl_seconds: int = 6 * 3600
+    # The money invariants (audit.py) are checked every this often; they read the payment
+    # service's database, read-only.
+    audit_interval_seconds: float = 300.0
+    payment_database: str = "payment_service"

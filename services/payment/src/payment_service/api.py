@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import vnpay
-from mobi_contracts.msisdn import MobifoneMsisdnInput
+from mobi_contracts.msisdn import MsisdnInput
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import client_address, client_key, require_internal_key
@@ -41,8 +41,8 @@ class CardTopup(Body):
     method: Literal["international", "domestic"] = Field(
         description="international credit/debit card or domestic ATM card"
     )
-    target_msisdn: MobifoneMsisdnInput | None = Field(
-        default=None, description="top up another MobiFone number"
+    target_msisdn: MsisdnInput | None = Field(
+        default=None, description="top up another MobiFone subscription (ported-in numbers included)"
     )
 
 
@@ -53,7 +53,7 @@ class BillPayment(Body):
 class ScratchCardTopup(Body):
     serial: str = Field(pattern=r"^\d{10,15}$")
     pin: str = Field(pattern=r"^\d{12,15}$")
-    target_msisdn: MobifoneMsisdnInput | None = None
+    target_msisdn: MsisdnInput | None = None
 
 
 class PaymentStarted(BaseModel):
@@ -133,6 +133,8 @@ async def pay_bill(
 async def scratch_card_topup(
     body: ScratchCardTopup, caller: CurrentCaller, request: Request
 ) -> dict[str, Any]:
+    if body.target_msisdn and body.target_msisdn != caller.msisdn:
+        await _payments(request).require_subscriber(body.target_msisdn)
     return await _cards(request).redeem(
         payer=caller.msisdn,
         serial=body.serial,

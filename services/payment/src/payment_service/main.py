@@ -44,7 +44,7 @@ def create_service(settings: PaymentSettings | None = None) -> Service:
     schedule = ReconcileSchedule(reconciler, service.redis, settings.reconcile_interval_seconds, name)
     service.background(schedule.run_forever)
     service.background(payments.keys.run_cleanup)
-    service.on_shutdown(payments.bills.close)
+    service.on_shutdown(payments.accounts.close)
     service.consume(PAYMENT_CREDITS_GROUP, credits_handler(service.store))
     service.document_publishing(PAYMENT_EVENTS)
     for router in (api.me, api.provider, api.internal):

@@ -77,8 +77,8 @@ class Started:
     body: dict[str, Any]
 
 
-class BillDirectory:
-    """Bills live in the account service; ask it over its internal API."""
+class AccountDirectory:
+    """Bills and the subscriber directory live in the account service; ask its internal API."""
 
     def __init__(self, base_url: str, internal_key: str) -> None:
         self.http = httpx.AsyncClient(
@@ -97,6 +97,18 @@ class BillDirectory:
         bill: dict[str, Any] = response.json()
         return bill
 
+    async def is_subscriber(self, msisdn: str) -> bool:
+        """An active MobiFone subscription (the directory decides: numbers are portable)."""
+        try:
+            response = await self.http.get(f"/internal/v1/subscribers/{msisdn}")
+        except httpx.HTTPError as exc:
+            raise unavailable("cannot check the number right now") from exc
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise unavailable("cannot check the number right now")
+        return bool(response.json().get("status") == "active")
+
     async def close(self) -> None:
         await self.http.aclose()
 
@@ -109,7 +121,7 @@ class PaymentService:
         relay: OutboxRelay,
         provider: Provider,
         keys: IdempotencyKeys,
-        bills: BillDirectory,
+        accounts: AccountDirectory,
         rules: AmountRules,
         ttl: timedelta,
         service: str,
@@ -121,7 +133,7 @@ class PaymentService:
         self.relay = relay
         self.provider = provider
         self.keys = keys
-        self.bills = bills
+        self.accounts = accounts
         self.rules = rules
         self.ttl = ttl
         self.service = service
@@ -136,7 +148,9 @@ class PaymentService:
             relay=relay,
             provider=Provider(settings),
             keys=IdempotencyKeys(store),
-            bills=BillDirectory(settings.account_internal_url, settings.internal_key.get_secret_value()),
+            accounts=AccountDirectory(
+                settings.account_internal_url, settings.internal_key.get_secret_value()
+            ),
             rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
             ttl=timedelta(minutes=settings.payment_ttl_minutes),
             service=service,
@@ -158,6 +172,8 @@ class PaymentService:
         problem = self.rules.problem(amount_vnd)
         if problem:
             raise ApiError(422, "invalid_amount", problem)
+        if target and target != payer:
+            await self.require_subscriber(target)
         target = target or payer
         request = {"kind": "topup", "amount_vnd": amount_vnd, "method": method, "target_msisdn": target}
         return await self._start(payer, key, request, client_ip, correlation_id)
@@ -165,7 +181,7 @@ class PaymentService:
     async def start_bill_payment(
         self, *, payer: str, key: str, bill_id: str, method: Method, client_ip: str, correlation_id: str
     ) -> Started:
-        bill = await self.bills.bill(bill_id)
+        bill = await self.accounts.bill(bill_id)
         if bill is None or bill.get("msisdn") != payer:
             raise not_found("bill")  # someone else's bill is as good as absent
         if bill.get("status") == "paid":
@@ -178,6 +194,10 @@ class PaymentService:
             "target_msisdn": payer,
         }
         return await self._start(payer, key, request, client_ip, correlation_id)
+
+    async def require_subscriber(self, target: str) -> None:
+        if not await self.accounts.is_subscriber(target):
+            raise ApiError(422, "not_a_subscriber", f"{target} is not an active MobiFone subscription")
 
     async def _start(
         self, payer: str, key: str, request: dict[str, Any], client_ip: str, correlation_id: str

@@ -245,7 +245,7 @@ async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_
         )
         return await reconciler.run()
     finally:
-        await service.bills.close()
+        await service.accounts.close()
         await publisher.stop()
         await store.close()
 

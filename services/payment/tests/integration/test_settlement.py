@@ -9,7 +9,7 @@ import pytest
 
 from mobi_contracts.events.payment import BillPaid, PaymentFailed, PaymentSucceeded, TopupRecorded
 from payment_service.domain.rules import AmountRules, ProviderResult
-from payment_service.payments import BillDirectory, PaymentService
+from payment_service.payments import AccountDirectory, PaymentService
 from payment_service.provider import Provider
 from payment_service.settings import PaymentSettings
 from payment_service.store import FINALS, PAYMENTS
@@ -28,13 +28,13 @@ async def service(store: Store, publisher: EventPublisher, unique: str) -> Payme
     topic = await make_topic(
         f"test.payment-events.{unique}", (PaymentSucceeded, PaymentFailed, TopupRecorded, BillPaid)
     )
-    bills = BillDirectory("http://127.0.0.1:1", "unused")
+    accounts = AccountDirectory("http://127.0.0.1:1", "unused")
     return PaymentService(
         store=store,
         relay=OutboxRelay(store, publisher, "tests", FINALS),
         provider=Provider(PaymentSettings()),
         keys=IdempotencyKeys(store),
-        bills=bills,
+        accounts=accounts,
         rules=AmountRules(10_000, 5_000_000, 1_000),
         ttl=timedelta(minutes=15),
         service="tests",

@@ -84,6 +84,7 @@ class _Outcome:
 @dataclass
 class _Parsed:
     events: list[AnyEvent] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # str(event_id) of each event, made once
     sources: dict[str, Record] = field(default_factory=dict)
     rejected: list[tuple[Record, str, BaseException]] = field(default_factory=list)
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -172,17 +173,25 @@ class EventConsumer:
         EVENT_BATCH_SECONDS.labels(self.service, self.group.name).observe(time.perf_counter() - started)
 
     async def _apply_batch(self, parsed: _Parsed) -> None:
-        seen = await self.inbox.seen(list(parsed.sources))
-        fresh = [e for e in parsed.events if str(e.event_id) not in seen]
+        seen = await self.inbox.seen(parsed.keys)
+        fresh = (
+            [e for k, e in zip(parsed.keys, parsed.events, strict=True) if k not in seen]
+            if seen
+            else parsed.events
+        )
         outcome = await self._isolate_poison(fresh)
         for event, error, attempts in outcome.failed:
             await self._dead_letter(parsed.sources[str(event.event_id)], "handler_error", error, attempts)
         for record, reason, error in parsed.rejected:
             await self._dead_letter(record, reason, error, 1)
-        await self.inbox.remember(str(e.event_id) for e in outcome.applied)
+        if outcome.failed:
+            failed = {str(event.event_id) for event, _, _ in outcome.failed}
+            await self.inbox.remember(k for k in parsed.keys if k not in seen and k not in failed)
+        else:
+            failed = set()
+            await self.inbox.remember(k for k in parsed.keys if k not in seen)
         # Counted once the batch is through, so a retried batch is not counted twice; dead
         # letters are counted where they are sent.
-        failed = {str(event.event_id) for event, _, _ in outcome.failed}
         for key, record in parsed.sources.items():
             if key not in failed:
                 parsed.counts[(record.topic, "duplicate" if key in seen else "applied")] += 1
@@ -248,6 +257,7 @@ class EventConsumer:
                 parsed.counts[(record.topic, "duplicate")] += 1
                 continue
             parsed.sources[key] = record
+            parsed.keys.append(key)
             parsed.events.append(event)
         return parsed
 
@@ -325,28 +335,27 @@ class EventConsumer:
         )
 
     def _record_delivery(self, records: Sequence[Record]) -> None:
-        now_ms = time.time() * 1000
-        timers: dict[str, Any] = {}
+        """How long the oldest record of each partition in the batch waited since it was
+        produced: a bound on every record's wait, at one observation per partition."""
+        oldest: dict[tuple[str, int], int] = {}
         for r in records:
             if r.timestamp and r.timestamp > 0:
-                timer = timers.get(r.topic)
-                if timer is None:
-                    timer = timers[r.topic] = EVENT_DELIVERY_SECONDS.labels(
-                        self.service, self.group.name, r.topic
-                    )
-                timer.observe(max(0.0, now_ms - r.timestamp) / 1000)
+                oldest.setdefault((r.topic, r.partition), r.timestamp)
+        now_ms = time.time() * 1000
+        for (topic, _), produced_ms in oldest.items():
+            delay = max(0.0, now_ms - produced_ms) / 1000
+            EVENT_DELIVERY_SECONDS.labels(self.service, self.group.name, topic).observe(delay)
 
     def _record_lag(self, consumer: Any, records: Sequence[Record]) -> None:
         if not isinstance(consumer, AIOKafkaConsumer):
             return
-        last: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            last[tp] = max(last.get(tp, -1), r.offset)
-        for tp, offset in last.items():
-            highwater = consumer.highwater(tp)
+        last: dict[tuple[str, int], int] = {}
+        for r in records:  # a partition's records come in offset order
+            last[(r.topic, r.partition)] = r.offset
+        for (topic, partition), offset in last.items():
+            highwater = consumer.highwater(TopicPartition(topic, partition))
             if highwater is not None:
-                CONSUMER_LAG.labels(self.service, self.group.name, tp.topic, str(tp.partition)).set(
+                CONSUMER_LAG.labels(self.service, self.group.name, topic, str(partition)).set(
                     max(0, highwater - offset - 1)
                 )
 

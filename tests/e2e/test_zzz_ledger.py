@@ -1,0 +1,110 @@
+"""Runs last: replaying the money consumers from offset 0 changes nothing, and the money
+invariants (`make ledger-check`) hold after everything the suite did."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from pymongo import AsyncMongoClient
+
+from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, PAYMENT_CREDITS_GROUP, ConsumerGroup
+from servicekit.kafka.admin import partitions_of, reset_to_earliest
+from servicekit.redis_client import create_redis
+from servicekit.testing import KAFKA, REDIS, eventually
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MONGO = "mongodb://127.0.0.1:27017/"
+
+
+def platform(*args: str) -> None:
+    subprocess.run(
+        [str(ROOT / "deploy/local/platform.sh"), *args], check=True, capture_output=True, timeout=180
+    )
+
+
+def ledger_check() -> tuple[int, str]:
+    result = subprocess.run(
+        [str(BIN / "ledger-check"), "--grace-seconds", "20"], capture_output=True, text=True, timeout=120
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+async def money_state() -> dict[str, object]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(MONGO)
+    try:
+        accounts, payments = client["account_service"], client["payment_service"]
+        return {
+            "balances": {d["_id"]: (d["main"], d.get("seq")) async for d in accounts["balances"].find({})},
+            "decisions": await accounts["journal"].count_documents({}),
+            "topups": await accounts["topups"].count_documents({}),
+            "landed": await payments["credits"].count_documents({}),
+        }
+    finally:
+        await client.close()
+
+
+async def offsets(group: ConsumerGroup) -> tuple[int, int, int]:
+    """(records in the group's topics, committed position summed, end offsets summed)."""
+    partitions = await partitions_of(KAFKA, [t.name for t in group.topics])
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group.name, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        first = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        committed = [await consumer.committed(tp) or 0 for tp in partitions]
+        return sum(ends.values()) - sum(first.values()), sum(committed), sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def caught_up(group: ConsumerGroup) -> bool:
+    _, committed, end = await offsets(group)
+    return committed >= end
+
+
+async def consumed_since_start(port: int, group: str) -> float:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+        text = (await client.get("/metrics")).text
+    pattern = re.compile(
+        rf'^events_consumed_total{{[^}}]*group="{re.escape(group)}"[^}}]*}} ([0-9.e+]+)$', re.M
+    )
+    return sum(float(v) for v in pattern.findall(text))
+
+
+async def test_replaying_every_money_consumer_from_the_earliest_offset_changes_nothing() -> None:
+    groups = {"account": ACCOUNT_LEDGER_GROUP, "payment": PAYMENT_CREDITS_GROUP}
+    for group in groups.values():
+        await eventually(lambda g=group: caught_up(g), timeout=60)
+    before = await money_state()
+    redis = create_redis(REDIS)
+    for app, group in groups.items():
+        platform("stop-app", app)
+        try:
+            await reset_to_earliest(KAFKA, group.name, [t.name for t in group.topics])
+            # As if Redis had lost its data too: the store alone must stop the replay.
+            forgotten = [key async for key in redis.scan_iter(match=f"inbox:{group.name}:*")]
+            if forgotten:
+                await redis.delete(*forgotten)
+        finally:
+            platform("start-app")
+    await redis.aclose()
+    for (app, group), port in zip(groups.items(), (8101, 8103), strict=True):
+        await eventually(lambda g=group: caught_up(g), timeout=120)
+        records, _, _ = await offsets(group)
+        assert await consumed_since_start(port, group.name) >= records, f"{app} did not replay its topics"
+    assert await money_state() == before
+
+
+async def test_the_money_invariants_hold_after_the_whole_suite() -> None:
+    # Top-ups of the last seconds may still be on their way: give them a moment.
+    result = await eventually(lambda: ledger_check()[0] == 0, timeout=60, interval=5)
+    code, output = ledger_check()
+    assert result and code == 0, output
