@@ -17,6 +17,11 @@ receipt time (TopupRecorded.data.recorded_at) and Kafka record times:
   total         provider sends -> BalanceChanged appended
   total (ours)  the payment service's handler starts -> BalanceChanged appended
 
+Store operations per payment: every command the services send to the store is counted
+(`store_operations_total`, a pymongo command listener); the bench reads both services'
+counters around the creation phase and around the timed phase (pay -> credited), and prints
+the commands per payment of each.
+
     python bench/payment_flow.py [--concurrency 50] [--payments 50] [--runs 50,2000]
 """
 
@@ -37,6 +42,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
+ACCOUNT = os.environ.get("ACCOUNT_URL", "http://127.0.0.1:8101")
+PAYMENT = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8103")
+INTERNAL_KEY = os.environ.get("INTERNAL_KEY", "local-internal-key")
 PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PAYER = "84901234567"
@@ -110,6 +118,41 @@ async def create(client: httpx.AsyncClient, auth: dict[str, str], target: str) -
     return result
 
 
+async def store_operations() -> dict[str, float]:
+    """Commands each service has sent to the store so far (by command name, summed)."""
+    totals: dict[str, float] = {}
+    async with httpx.AsyncClient(trust_env=False) as client:
+        for name, base in (("account", ACCOUNT), ("payment", PAYMENT)):
+            text = (await client.get(f"{base}/metrics")).text
+            totals[name] = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("store_operations_total{")
+            )
+    return totals
+
+
+def per_payment(before: dict[str, float], after: dict[str, float], payments: int) -> dict[str, float]:
+    return {name: (after[name] - before[name]) / payments for name in before}
+
+
+async def provision(targets: list[str], concurrency: int) -> None:
+    """The numbers topped up must be subscriptions (the directory decides, not the prefix)."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(
+        base_url=ACCOUNT, headers={"X-Internal-Key": INTERNAL_KEY}, trust_env=False
+    ) as client:
+
+        async def one(msisdn: str) -> None:
+            async with gate:
+                r = await client.put(
+                    f"/internal/v1/subscribers/{msisdn}", json={"name": "Bench", "plan": "prepaid"}
+                )
+                r.raise_for_status()
+
+        await asyncio.gather(*(one(t) for t in targets))
+
+
 async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
     # The bench's own address (127.0.0.3) is exempt from the gateway's per-client rate limit.
     bench = httpx.AsyncHTTPTransport(
@@ -120,6 +163,7 @@ async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
     await asyncio.wait_for(watcher.ready.wait(), 30)
     auth = await login(GATEWAY)
     targets = ["8477" + f"{random.randrange(10**7):07d}" for _ in range(payments)]
+    await provision(targets, concurrency)
     async with (
         httpx.AsyncClient(base_url=GATEWAY, transport=bench, timeout=60, trust_env=False) as client,
         httpx.AsyncClient(base_url=PROVIDER, timeout=60, trust_env=False) as provider,
@@ -130,7 +174,9 @@ async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
             async with gate:
                 return await coro
 
+        before_create = await store_operations()
         started = await asyncio.gather(*(limited(create(client, auth, t)) for t in targets))
+        before_pay = await store_operations()
         t0 = time.perf_counter()
         paid = await asyncio.gather(
             *(
@@ -140,11 +186,18 @@ async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
         )
         assert all(r.status_code == 200 for r in paid), [r.text for r in paid if r.status_code != 200][:3]
         ids = [p["payment_id"] for p in started]
-        await wait_for_credits(watcher, ids, timeout=120)
+        await wait_for_credits(watcher, ids, timeout=300)
         elapsed = time.perf_counter() - t0
+        await asyncio.sleep(1.0)  # the bookkeeping that follows a credit (outbox marks, landed marks)
+        after = await store_operations()
         notes = (await provider.get("/sandbox/notifications")).json()
     watch.cancel()
-    return split(watcher, ids, notes, elapsed)
+    result = split(watcher, ids, notes, elapsed)
+    for name, ops in per_payment(before_create, before_pay, payments).items():
+        result[f"store ops/payment, creating ({name})"] = [ops]
+    for name, ops in per_payment(before_pay, after, payments).items():
+        result[f"store ops/payment, paying to credited ({name})"] = [ops]
+    return result
 
 
 async def wait_for_credits(watcher: Watcher, ids: list[str], timeout: float) -> None:
@@ -190,6 +243,8 @@ def report(payments: int, concurrency: int, r: dict[str, list[float]]) -> None:
     for stage in STAGES:
         v = r[stage]
         print(f"  {stage:14} {statistics.median(v):8.1f} {pct(v, 0.99):8.1f} {max(v):8.1f}")
+    for key in sorted(k for k in r if k.startswith("store ops")):
+        print(f"  {key:48} {r[key][0]:6.2f}")
     for stage in ("total", "total (ours)"):
         verdict = "met" if pct(r[stage], 0.99) < 500 else "NOT met"
         print(f"  target: {stage} p99 < 500 ms at 50 concurrent -> {verdict}")

@@ -21,7 +21,8 @@ Optional (default):
       payment provider retries what we refuse, so a tight limit only delays money (a 2000-payment
       burst at 50/s left credits waiting up to 47 s); it exists to stop floods, not peaks
   GATEWAY_BODY_LIMIT (64k), GATEWAY_CONNECT_TIMEOUT (3s), GATEWAY_READ_TIMEOUT (30s),
-  GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT (60s, below the services' 75 s), GATEWAY_WORKERS (auto), GATEWAY_WORKER_CONNECTIONS (4096)
+  GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT (60s, below the services' 75 s), GATEWAY_WORKERS (auto),
+  GATEWAY_WORKER_CONNECTIONS (4096)
   LOGS (.)                               directory of gateway-access.log and gateway-error.log
   GATEWAY_ACCESS_LOG / GATEWAY_ERROR_LOG  override those paths (e.g. /dev/stdout in a container)
   GATEWAY_USER ("")                      emit `user NAME;` (only meaningful when started as root)

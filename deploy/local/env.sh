@@ -58,20 +58,77 @@ die() { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
 # port_open HOST PORT: true when something accepts TCP connections there.
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-# wait_port NAME PORT SECONDS: wait until the port answers, or show the log and fail.
-# One line of `make status`: the process (by pid file) and its port.
-status_line() {
-  local name=$1 port=$2 state="stopped"
-  running "$name" && state="running (pid $(cat "$RUN/$name.pid"))"
-  port_open 127.0.0.1 "$port" && state="$state, port $port open" || state="$state, port $port closed"
-  printf '  %-12s %s\n' "$name" "$state"
+# --- Processes -----------------------------------------------------------------------------------
+# Each part of the platform is one process started by start_bg: $RUN/NAME.pid holds its pid, its
+# output goes to $LOGS/NAME.log. A pid file whose process is gone means the part crashed (the
+# supervisor starts it again); no pid file means it was never started or was stopped on purpose
+# (stop_bg removes the file). Starting and stopping a part holds $RUN/NAME.lock, so `make up`,
+# `make down`, tests and the supervisor never race on one part.
+
+# pid_state NAME: what the process named by $RUN/NAME.pid is doing:
+#   none   no pid file
+#   gone   exited, or a zombie (state Z/X in /proc: `kill -0` still succeeds on a zombie, and a
+#          SIGKILLed process stays one until PID 1 reaps it, about a second here), or its pid now
+#          names another process (its start time differs from the one in $RUN/NAME.start)
+#   alive  otherwise
+pid_state() {
+  local pid fields
+  [[ -f "$RUN/$1.pid" ]] || { echo none; return 0; }
+  pid=$(<"$RUN/$1.pid")
+  if ! proc_fields "$pid" || [[ ${fields[0]} == [ZX] ]] || recycled "$1" "$pid"; then
+    echo gone
+  else
+    echo alive
+  fi
 }
 
+# proc_fields PID: the caller's `fields` array := the fields of /proc/PID/stat after
+# "(command) " (state, ppid, pgrp, ..., starttime at [19]); fails when there is no such process.
+proc_fields() {
+  local line
+  [[ $1 =~ ^[0-9]+$ ]] && line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -ra fields <<<"${line##*) }"
+}
+
+# recycled NAME PID: PID is a process, but not the one start_bg started as NAME (start_bg
+# records its start time, in clock ticks since boot, in $RUN/NAME.start).
+recycled() {
+  local fields
+  [[ -f "$RUN/$1.start" ]] && proc_fields "$2" && [[ ${fields[19]} != "$(<"$RUN/$1.start")" ]]
+}
+
+running() { [[ $(pid_state "$1") == alive ]]; }
+
+# part_state NAME [PORT]: up (alive and, when it has a port, the port open) | starting (alive,
+# port still closed) | crashed (pid_state gone) | stopped (no pid file).
+part_state() {
+  case $(pid_state "$1") in
+    none) echo stopped ;;
+    gone) echo crashed ;;
+    *) if [[ -z ${2:-} ]] || port_open 127.0.0.1 "$2"; then echo up; else echo starting; fi ;;
+  esac
+}
+
+# One line of `make status`: the process (by pid file, /proc and its port).
+status_line() {
+  local name=$1 port=${2:-} state
+  state=$(part_state "$name" "$port")
+  case $state in
+    up | starting) state="running (pid $(<"$RUN/$name.pid"))" ;;
+    crashed) state="crashed (pid $(<"$RUN/$name.pid") gone; the supervisor or make up starts it)" ;;
+  esac
+  if [[ -n $port ]]; then
+    port_open 127.0.0.1 "$port" && state="$state, port $port open" || state="$state, port $port closed"
+  fi
+  printf '  %-24s %s\n' "$name" "$state"
+}
+
+# wait_port NAME PORT SECONDS: wait until the port answers, or show the log and fail.
 wait_port() {
   local name=$1 port=$2 secs=${3:-60} i
   for ((i = 0; i < secs * 10; i++)); do
     port_open 127.0.0.1 "$port" && return 0
-    if [[ -f "$RUN/$name.pid" ]] && ! kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
+    if [[ $(pid_state "$name") == gone ]]; then
       tail -n 40 "$LOGS/$name.log" >&2 || true
       die "$name exited while starting (log: $LOGS/$name.log)"
     fi
@@ -81,27 +138,61 @@ wait_port() {
   die "$name did not open port $port within ${secs}s (log: $LOGS/$name.log)"
 }
 
-running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
-
-# start_bg NAME CMD...: start a long-running process with its own log and pid file.
-start_bg() {
-  local name=$1; shift
-  if running "$name"; then log "$name already running (pid $(cat "$RUN/$name.pid"))"; return 0; fi
-  log "starting $name"
-  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
+# with_lock NAME CMD...: run CMD holding $RUN/NAME.lock on fd 9, unless this process tree holds
+# it already (the supervisor sets MM_LOCK_HELD=NAME around a restart it has decided under it).
+with_lock() {
+  local name=$1 rc=0; shift
+  if [[ ${MM_LOCK_HELD:-} == "$name" ]]; then "$@"; return; fi
+  exec 9>>"$RUN/$name.lock"
+  flock 9
+  "$@" || rc=$?
+  exec 9>&-
+  return $rc
 }
 
-# stop_bg NAME: TERM the process group, then KILL what is left after 15 s.
-stop_bg() {
-  local name=$1 pid i
-  [[ -f "$RUN/$name.pid" ]] || return 0
-  pid=$(cat "$RUN/$name.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $name"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
+# kill_group NAME SIGNAL: signal the process group the part leads (it may have children: nginx
+# workers, PostgreSQL backends, left running when the leader was SIGKILLed), unless its pid
+# was recycled by another process. (Linux does not reuse a pid while it still names a group.)
+kill_group() {
+  local pid
+  pid=$(<"$RUN/$1.pid")
+  [[ $pid =~ ^[0-9]+$ ]] && ! recycled "$1" "$pid" || return 0
+  kill "-$2" -- "-$pid" 2>/dev/null || kill "-$2" "$pid" 2>/dev/null || true
+}
+
+# start_bg NAME CMD...: start a long-running process with its own log and pid file, unless it
+# runs already. What a crashed predecessor left in its process group is killed first.
+start_bg() { with_lock "$1" _start_bg "$@"; }
+_start_bg() {
+  local name=$1 state; shift
+  state=$(pid_state "$name")
+  if [[ $state == alive ]]; then log "$name already running (pid $(<"$RUN/$name.pid"))"; return 0; fi
+  if [[ $state == gone ]]; then
+    kill_group "$name" KILL
+    log "starting $name (it had crashed)"
+  else
+    log "starting $name"
   fi
-  rm -f "$RUN/$name.pid"
+  MM_LOCK_HELD='' setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
+  local pid=$! fields
+  if proc_fields "$pid"; then echo "${fields[19]}" >"$RUN/$name.start"; else rm -f "$RUN/$name.start"; fi
+  echo "$pid" >"$RUN/$name.pid.new"
+  mv -f "$RUN/$name.pid.new" "$RUN/$name.pid"
+}
+
+# stop_bg NAME: TERM the process group, then KILL what is left after STOP_GRACE (15) seconds.
+stop_bg() {
+  [[ -f "$RUN/$1.pid" ]] || return 0
+  with_lock "$1" _stop_bg "$1"
+}
+_stop_bg() {
+  local name=$1 i
+  [[ -f "$RUN/$name.pid" ]] || return 0
+  if running "$name"; then
+    log "stopping $name"
+    kill_group "$name" TERM
+    for ((i = 0; i < ${STOP_GRACE:-15} * 10; i++)); do running "$name" || break; sleep 0.1; done
+  fi
+  kill_group "$name" KILL  # whatever is left, of a live process or of a crashed one
+  rm -f "$RUN/$name.pid" "$RUN/$name.start"
 }

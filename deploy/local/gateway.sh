@@ -50,7 +50,7 @@ gateway_down() {
     pid=$(cat "$RUN/gateway.pid")
     log "stopping gateway (graceful)"
     kill -QUIT "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do running gateway || break; sleep 0.1; done
   fi
   stop_bg gateway
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts/stops the real infrastructure as local processes: Kafka (KRaft, one node),
 # FerretDB (MongoDB wire protocol; SQLite or PostgreSQL backend), Redis.
-# Usage: infra.sh up|down|status [kafka|ferretdb|redis]... | tune
+# Usage: infra.sh up|down|status [kafka|ferretdb|postgres|redis]... | tune
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -42,45 +42,72 @@ PROPS
   wait_port kafka "$KAFKA_PORT" 90
 }
 
+# PostgreSQL refuses to run as root: as root, its commands run as the postgres user. setpriv
+# execs, so the pid file names PostgreSQL itself (runuser stayed its parent: the pid file named
+# runuser, and a PostgreSQL whose runuser was killed ran on unseen).
+pg_bin() { dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")"; }
+AS_POSTGRES=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+as_postgres() {
+  if [[ $(id -u) -eq 0 ]]; then (cd / && "${AS_POSTGRES[@]}" "$@"); else "$@"; fi
+}
+
+# PostgreSQL's data directory: $DATA/postgres, unless the postgres user cannot reach it (a
+# checkout under /root, mode 700: "initdb: could not access directory"). Then it lives under
+# PG_DATA_ROOT (the postgres user's home), in a directory named after $DATA so two checkouts never
+# share one, and $DATA/postgres is a symlink to it. A directory there that the symlink no longer
+# names is a leftover of a state dir wiped since (make clean): it starts afresh, as Kafka does.
+postgres_data() {
+  local here="$DATA/postgres" away
+  if [[ -L $here ]]; then readlink "$here"; return; fi
+  if [[ -f $here/PG_VERSION || $(id -u) -ne 0 ]] || as_postgres test -x "$DATA"; then
+    echo "$here"; return
+  fi
+  away="${PG_DATA_ROOT:-$(getent passwd postgres | cut -d: -f6)/mymobifone}"
+  away="$away/$(basename "$ROOT")-$(sha256sum <<<"$DATA" | cut -c1-12)"
+  if [[ -e $away ]]; then log "removing stale PostgreSQL data in $away"; rm -rf "$away"; fi
+  mkdir -p "$away" && chown postgres: "$away" "$(dirname "$away")" && chmod 700 "$away"
+  rm -rf "$here" && ln -s "$away" "$here"
+  log "PostgreSQL data in $away: the postgres user cannot enter $DATA"
+  echo "$away"
+}
+
 # FerretDB sends prepared statements whose filter names the field as a parameter
 # (_jsonb->$1 @> $2). A generic plan cannot match an expression index on (_jsonb->'_id'), so
 # every lookup scans the table (6.5 ms at 20k documents, growing with it); planning each
 # execution with its values lets the GIN indexes of ferretdb-pg-indexes.sql serve it (0.9 ms,
 # flat). Measured in bench/store_backends.py (postgresql+gin).
 postgres_up() {
-  local pgdata="$DATA/postgres" pgbin
-  pgbin=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
-  # PostgreSQL refuses to run as root: run it as the postgres user when we are root.
-  local as=(); [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
+  local pgdata pgbin i
+  pgdata=$(postgres_data)
+  pgbin=$(pg_bin)
   mkdir -p "$pgdata"; [[ $(id -u) -eq 0 ]] && chown postgres "$pgdata" "$LOGS"
   if [[ ! -f "$pgdata/PG_VERSION" ]]; then
     log "initialising PostgreSQL for FerretDB"
-    "${as[@]}" "$pgbin/initdb" -D "$pgdata" -U ferretdb --auth=trust >>"$LOGS/postgres.log" 2>&1
+    as_postgres "$pgbin/initdb" -D "$pgdata" -U ferretdb --auth=trust >>"$LOGS/postgres.log" 2>&1 \
+      || { tail -n 5 "$LOGS/postgres.log" >&2; die "initdb failed (log: $LOGS/postgres.log)"; }
   fi
-  start_bg postgres "${as[@]}" "$pgbin/postgres" -D "$pgdata" -p "$PG_PORT" -k /tmp \
-    -c listen_addresses=127.0.0.1 -c max_connections=250 -c shared_buffers=256MB \
-    -c plan_cache_mode=force_custom_plan
+  local run=("$pgbin/postgres" -D "$pgdata" -p "$PG_PORT" -k /tmp -c listen_addresses=127.0.0.1
+             -c max_connections=250 -c shared_buffers=256MB -c plan_cache_mode=force_custom_plan)
+  if [[ $(id -u) -eq 0 ]]; then run=("${AS_POSTGRES[@]}" "${run[@]}"); fi
+  (cd / && start_bg postgres "${run[@]}")  # from /: the postgres user may not enter our directory
   wait_port postgres "$PG_PORT" 30
   # The port opens before recovery after an unclean stop ends ("the database system is
   # starting up"): wait until it accepts queries.
-  local i
   for ((i = 0; i < 600; i++)); do
     "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
     sleep 0.1
   done
-  "${as[@]}" "$pgbin/../bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname='ferretdb'" | grep -q 1 \
-    || "${as[@]}" "$pgbin/../bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb
+  [[ $(as_postgres "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname='ferretdb'") == 1 ]] \
+    || as_postgres "$pgbin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb ferretdb
 }
 
-# GIN indexes that let PostgreSQL serve FerretDB's filters (see the SQL file for why).
+# GIN indexes that let PostgreSQL serve FerretDB's filters (see the SQL file for why). The file
+# goes on stdin: the postgres user may not be able to read the checkout.
 ferretdb_tune() {
   [[ -z "$MONGODB_URL_EXTERNAL" && "$FERRETDB_BACKEND" == postgresql ]] || return 0
-  local pgbin as=()
-  pgbin=$(dirname "$(readlink -f "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
-  [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
-  "${as[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d ferretdb -q -v ON_ERROR_STOP=1 \
-    -f "$ROOT/deploy/local/conf/ferretdb-pg-indexes.sql"
+  as_postgres "$(pg_bin)/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb -d ferretdb -q -v ON_ERROR_STOP=1 \
+    <"$ROOT/deploy/local/conf/ferretdb-pg-indexes.sql"
 }
 
 ferretdb_up() {
@@ -112,12 +139,20 @@ redis_up() {
 cmd=${1:-}; shift || true
 parts=("$@"); ((${#parts[@]})) || parts=(kafka ferretdb redis)
 case $cmd in
+  # postgres is started by ferretdb's up and stopped with it; `up postgres` starts it alone.
   up) for p in "${parts[@]}"; do "${p}_up"; done ;;
   tune) ferretdb_tune ;;
-  down) for p in "${parts[@]}"; do stop_bg "$p"; [[ $p == ferretdb ]] && stop_bg postgres; done ;;
+  down)
+    for p in "${parts[@]}"; do
+      stop_bg "$p"
+      if [[ $p == ferretdb ]]; then stop_bg postgres; fi
+    done ;;
   status)
     status_line kafka "$KAFKA_PORT"; status_line ferretdb "$MONGO_PORT"
-    [[ "$FERRETDB_BACKEND" == postgresql ]] && status_line postgres "$PG_PORT"
+    if [[ "$FERRETDB_BACKEND" == postgresql ]]; then
+      status_line postgres "$PG_PORT"
+      if [[ -L "$DATA/postgres" ]]; then printf '  %-24s %s\n' "" "data: $(readlink "$DATA/postgres")"; fi
+    fi
     status_line redis "$REDIS_PORT" ;;
-  *) die "usage: $0 up|down|status" ;;
+  *) die "usage: $0 up|down|status [kafka|ferretdb|postgres|redis]... | tune" ;;
 esac

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The whole local platform: infrastructure, topics, sandboxes, services, gateway,
-# Prometheus and demo data. Harmless to run twice: running parts are left running.
-# Usage: platform.sh up|down|status|logs [name]
+# The whole local platform: infrastructure, topics, sandboxes, services, gateway, Prometheus,
+# demo data and the supervisor. Harmless to run twice: running parts are left running.
+# Usage: platform.sh up|down|status|logs [name]|where
+#        platform.sh parts                 every process of the platform: NAME PORT (- if none)
+#        platform.sh start|restart NAME    (re)start one of them with the code `up` uses
+#        platform.sh stop-app NAME | start-app [NAME] | restart-apps
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-HERE="$(dirname "$0")"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 SECRETS="$STATE/secrets"
 
 export JWT_PUBLIC_KEY_FILE="$SECRETS/jwt_ed25519.pub.pem"
@@ -16,36 +19,66 @@ export KAFKA_BOOTSTRAP MONGODB_URL REDIS_URL
 service_table() {
   echo "smsc-sandbox $SMSC_HTTP_PORT smsc-sandbox SMSC_SMPP_PORT=$SMSC_SMPP_PORT SMSC_HTTP_PORT=$SMSC_HTTP_PORT SMSC_RECORD_FILE=$LOGS/smsc-messages.jsonl"
   echo "payment-provider-sandbox $PAYPROV_PORT payment-provider-sandbox PAYPROV_PORT=$PAYPROV_PORT PAYPROV_IPN_URL=http://127.0.0.1:$GATEWAY_PORT/api/v1/payments/provider/ipn"
+  local name port_var
   for name in $SERVICES; do
-    local upper port
-    upper=$(echo "$name" | tr '[:lower:]' '[:upper:]')
-    port_var="${upper}_PORT"; port=${!port_var}
+    port_var="${name^^}_PORT"
     case $name in
-      account) echo "account $port account-service HTTP_PORT=$port JWT_PRIVATE_KEY_FILE=$SECRETS/jwt_ed25519.pem SMSC_PORT=$SMSC_SMPP_PORT" ;;
-      payment) echo "payment $port payment-service HTTP_PORT=$port PROVIDER_PAY_URL=http://127.0.0.1:$PAYPROV_PORT/paymentv2/vpcpay.html PROVIDER_API_URL=http://127.0.0.1:$PAYPROV_PORT/merchant_webapi/api/transaction PUBLIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT" ;;
-      *) echo "$name $port $name-service HTTP_PORT=$port" ;;
+      account) echo "account ${!port_var} account-service HTTP_PORT=${!port_var} JWT_PRIVATE_KEY_FILE=$SECRETS/jwt_ed25519.pem SMSC_PORT=$SMSC_SMPP_PORT" ;;
+      payment) echo "payment ${!port_var} payment-service HTTP_PORT=${!port_var} PROVIDER_PAY_URL=http://127.0.0.1:$PAYPROV_PORT/paymentv2/vpcpay.html PROVIDER_API_URL=http://127.0.0.1:$PAYPROV_PORT/merchant_webapi/api/transaction PUBLIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT ACCOUNT_INTERNAL_URL=http://127.0.0.1:$ACCOUNT_PORT" ;;
+      *) echo "$name ${!port_var} $name-service HTTP_PORT=${!port_var}" ;;
     esac
   done
+}
+
+# Every process of the platform, in the order `up` starts them: NAME PORT ("-": none).
+parts() {
+  [[ -n ${KAFKA_EXTERNAL:-} ]] || echo "kafka $KAFKA_PORT"
+  if [[ -z $MONGODB_URL_EXTERNAL ]]; then
+    [[ $FERRETDB_BACKEND != postgresql ]] || echo "postgres $PG_PORT"
+    echo "ferretdb $MONGO_PORT"
+  fi
+  [[ -n ${REDIS_EXTERNAL:-} ]] || echo "redis $REDIS_PORT"
+  local name port cmd env
+  while read -r name port cmd env; do
+    [[ ! -x "$ROOT/.venv/bin/$cmd" ]] || echo "$name $port"
+  done < <(service_table)
+  echo "gateway $GATEWAY_PORT"
+  echo "prometheus $PROMETHEUS_PORT"
+  echo "supervisor -"
+}
+
+# start_part NAME: the one place that knows how each part starts (up, the supervisor, tests).
+start_part() {
+  case $1 in
+    kafka | postgres | ferretdb | redis) "$HERE/infra.sh" up "$1" ;;
+    gateway | prometheus) "$HERE/$1.sh" up ;;
+    supervisor) start_bg supervisor env MM_RUN="$RUN" "$PY" "$HERE/supervise.py" ;;
+    *) apps_up "$1" ;;
+  esac
 }
 
 wait_ready() {
   local name=$1 port=$2 path=$3 i
   for ((i = 0; i < 600; i++)); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null; then return 0; fi
+    if curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null; then return 0; fi
     if ! running "$name"; then tail -n 40 "$LOGS/$name.log" >&2; die "$name exited while starting (log: $LOGS/$name.log)"; fi
     sleep 0.1
   done
   tail -n 40 "$LOGS/$name.log" >&2; die "$name not ready on port $port (log: $LOGS/$name.log)"
 }
 
+# apps_up [NAME...]: start the sandboxes and services (those named; all by default) that are
+# not running, then wait until each is ready.
 apps_up() {
-  local name port cmd env
+  local name port cmd env only=" $* "
   while read -r name port cmd env; do
+    [[ $# -eq 0 || $only == *" $name "* ]] || continue
     [[ -x "$ROOT/.venv/bin/$cmd" ]] || { log "skipping $name: $cmd not installed"; continue; }
     # shellcheck disable=SC2086
     start_bg "$name" env $env "$ROOT/.venv/bin/$cmd"
   done < <(service_table)
   while read -r name port cmd env; do
+    [[ $# -eq 0 || $only == *" $name "* ]] || continue
     [[ -x "$ROOT/.venv/bin/$cmd" ]] || continue
     if [[ $name == *sandbox ]]; then wait_ready "$name" "$port" /health; else wait_ready "$name" "$port" /ready; fi
   done < <(service_table)
@@ -71,9 +104,32 @@ up() {
   done
   log "indexing the store's tables for FerretDB's filters"
   "$HERE/infra.sh" tune
-  [[ -x "$HERE/gateway.sh" ]] && "$HERE/gateway.sh" up
-  [[ -x "$HERE/prometheus.sh" ]] && "$HERE/prometheus.sh" up
+  "$HERE/gateway.sh" up
+  "$HERE/prometheus.sh" up
+  # Restarts what dies and a wedged store, as Kubernetes would (SUPERVISE=0: not started).
+  if [[ ${SUPERVISE:-1} != 0 ]]; then start_part supervisor; fi
   where
+}
+
+down() {
+  # The supervisor first, or it would start again what we stop.
+  stop_bg supervisor
+  "$HERE/prometheus.sh" down
+  "$HERE/gateway.sh" down
+  apps_down
+  "$HERE/infra.sh" down
+}
+
+status() {
+  "$HERE/infra.sh" status
+  local name port rest
+  while read -r name port rest; do status_line "$name" "$port"; done < <(service_table)
+  "$HERE/gateway.sh" status
+  "$HERE/prometheus.sh" status
+  status_line supervisor
+  if [[ -f "$LOGS/supervisor.log" ]]; then
+    tail -n 3 "$LOGS/supervisor.log" | sed 's/^/      /'
+  fi
 }
 
 where() {
@@ -93,28 +149,23 @@ INFO
   Payment provider sandbox  http://127.0.0.1:$PAYPROV_PORT/
   Prometheus                http://127.0.0.1:$PROMETHEUS_PORT/
   Kafka $KAFKA_BOOTSTRAP | MongoDB wire $MONGODB_URL | Redis $REDIS_URL
-  Logs: $LOGS/   Stop: make down
+  Logs: $LOGS/   Supervisor: $LOGS/supervisor.log   Stop: make down
 INFO
 }
 
 case ${1:-} in
   up) up ;;
-  apps) apps_up ;;
-  down)
-    [[ -x "$HERE/prometheus.sh" ]] && "$HERE/prometheus.sh" down
-    [[ -x "$HERE/gateway.sh" ]] && "$HERE/gateway.sh" down
-    apps_down; "$HERE/infra.sh" down ;;
+  apps) shift; apps_up "$@" ;;
+  down) down ;;
+  parts) parts ;;
+  start) start_part "${2:?name}" ;;
+  # Stops it (STOP_GRACE seconds of TERM, then KILL) and starts it again.
+  restart) stop_bg "${2:?name}"; start_part "$2" ;;
   restart-apps) apps_down; apps_up ;;
-  stop-app) stop_bg "${2:?name}" ;;
-  start-app) apps_up ;;  # starts whatever is not running
-  status)
-    "$HERE/infra.sh" status
-    while read -r name port rest; do
-      state=stopped; running "$name" && state="running (pid $(cat "$RUN/$name.pid"))"
-      printf '  %-12s %s, port %s\n' "$name" "$state" "$port"
-    done < <(service_table)
-    [[ -x "$HERE/gateway.sh" ]] && "$HERE/gateway.sh" status || true ;;
+  stop-app) stop_bg "${2:?name}" ;;  # the supervisor leaves a part stopped this way alone
+  start-app) shift; apps_up "$@" ;;  # starts whatever is not running
+  status) status ;;
   logs) if [[ -n "${2:-}" ]]; then tail -n 100 -f "$LOGS/$2.log"; else tail -n 20 -f "$LOGS"/*.log; fi ;;
   where) where ;;
-  *) die "usage: $0 up|down|status|logs [name]|restart-apps" ;;
+  *) die "usage: $0 up|down|status|logs [name]|where|parts|start NAME|restart NAME|stop-app NAME|start-app [NAME]|restart-apps" ;;
 esac

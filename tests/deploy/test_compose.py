@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
+# Compose service -> (workspace package, HTTP port) of the images built from DOCKERFILE.
+SANDBOXES = {"smsc": ("smsc-sandbox", "8191"), "payment-provider": ("payment-provider-sandbox", "8192")}
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +62,14 @@ def test_real_mongodb_and_redis(compose: dict) -> None:
         assert "healthcheck" in compose["services"][name]
 
 
-def test_services_are_built_from_their_dockerfiles_and_wired(compose: dict) -> None:
+def test_services_are_built_from_the_one_dockerfile_and_wired(compose: dict) -> None:
     for name in SERVICES:
         service = compose["services"][name]
-        assert service["build"] == {"context": "..", "dockerfile": f"services/{name}/Dockerfile"}
+        assert service["build"] == {
+            "context": "..",
+            "dockerfile": "deploy/docker/Dockerfile",
+            "args": {"PACKAGE": f"{name}-service"},
+        }
         env = environment(service)
         assert env["SERVICE_NAME"] == f"{name}-service"
         assert env["HTTP_PORT"] == "8000"
@@ -83,15 +91,76 @@ def test_services_are_built_from_their_dockerfiles_and_wired(compose: dict) -> N
 
 
 def test_sandboxes_are_built_and_the_provider_notifies_through_the_gateway(compose: dict) -> None:
-    smsc = compose["services"]["smsc"]
     provider = compose["services"]["payment-provider"]
-    assert smsc["build"]["dockerfile"] == "sandboxes/smsc/Dockerfile"
-    assert provider["build"]["dockerfile"] == "sandboxes/payment_provider/Dockerfile"
+    for name, (package, port) in SANDBOXES.items():
+        sandbox = compose["services"][name]
+        assert sandbox["build"] == {
+            "context": "..",
+            "dockerfile": "deploy/docker/Dockerfile",
+            "args": {"PACKAGE": package, "PORT": port},
+        }
+        assert f"127.0.0.1:{port}/health" in " ".join(sandbox["healthcheck"]["test"])
     assert environment(provider)["PAYPROV_IPN_URL"] == "http://gateway:8080/api/v1/payments/provider/ipn"
     assert (
         environment(provider)["PAYPROV_HASH_SECRET"]
         == environment(compose["services"]["payment"])["PROVIDER_HASH_SECRET"]
     )
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/docker/Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_one_parameterised_dockerfile_builds_every_image(compose: dict) -> None:
+    """The per-package Dockerfiles were copies of one another: one recipe, PACKAGE/COMMAND/PORT."""
+    assert not list(ROOT.glob("services/*/Dockerfile")) and not list(ROOT.glob("sandboxes/*/Dockerfile"))
+    built = {name: s["build"] for name, s in compose["services"].items() if "build" in s}
+    assert set(built) == {*SERVICES, *SANDBOXES, "init"}
+    assert {b["dockerfile"] for b in built.values()} == {"deploy/docker/Dockerfile"}
+    assert (ROOT / "deploy" / built["init"]["context"] / built["init"]["dockerfile"]).resolve() == DOCKERFILE
+    instructions = dockerfile_instructions()
+    args = [a for i, a in instructions if i == "ARG"]
+    assert "COMMAND=${PACKAGE}" in args and "PORT=8000" in args and "PACKAGE" in args
+    runs = " ".join(a for i, a in instructions if i == "RUN")
+    assert '--frozen --no-dev --no-editable --package "$PACKAGE"' in runs
+    copies = [a for i, a in instructions if i == "COPY"]
+    # Whole directories: a library renamed inside libs/ needs no change here.
+    for directory in ("contracts", "libs", "services", "sandboxes"):
+        assert f"{directory} {directory}" in copies
+    assert ("USER", "10001") in instructions
+    assert ("EXPOSE", "${PORT}") in instructions
+    assert [a for i, a in instructions if i == "CMD"] == ['["/app/entrypoint"]']
+    [health] = [a for i, a in instructions if i == "HEALTHCHECK"]
+    assert "HEALTH_PORT" in health
+    env = " ".join(a for i, a in instructions if i == "ENV")
+    assert "HEALTH_PORT=${PORT}" in env and "HTTP_PORT=8000" in env
+    ignored = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().split()
+    assert {".cache", ".venv", ".git"} <= set(ignored)
+
+
+def test_each_image_runs_an_entry_point_its_package_declares(compose: dict) -> None:
+    """COMMAND defaults to PACKAGE: each package that exists declares a script of its own name."""
+    packages = {}
+    for pyproject in [*ROOT.glob("services/*/pyproject.toml"), *ROOT.glob("sandboxes/*/pyproject.toml")]:
+        project = tomllib.loads(pyproject.read_text())["project"]
+        packages[project["name"]] = project.get("scripts", {})
+    wanted = {s["build"]["args"]["PACKAGE"] for s in compose["services"].values() if "build" in s}
+    assert {"account-service", "payment-service", "smsc-sandbox", "payment-provider-sandbox"} <= set(packages)
+    for package in wanted & set(packages):
+        assert package in packages[package], f"{package} has no `{package}` script"
+
+
+def test_every_dockerfile_the_deployment_names_exists() -> None:
+    """Compose, the Helm chart and the README point at the one Dockerfile, not at old copies."""
+    texts = [COMPOSE, ROOT / "README.md", *sorted((ROOT / "deploy" / "helm").rglob("*.y*ml"))]
+    texts += sorted((ROOT / "deploy" / "helm").rglob("*.md"))
+    named = {m for path in texts for m in re.findall(r"[\w./-]*Dockerfile\b", path.read_text())}
+    assert "deploy/docker/Dockerfile" in named
+    for name in named - {"Dockerfile"}:
+        assert (ROOT / name).is_file(), f"{name} is named but does not exist"
 
 
 def test_published_ports_are_local_only(compose: dict) -> None:

@@ -47,6 +47,11 @@ EXPORTED = {
     "otp_lockouts_total",
     "payments_total",
     "payment_notifications_total",
+    "consumer_healthy",
+    "ledger_check_violations",
+    "ledger_check_last_success_timestamp_seconds",
+    "payment_late_successes_total",
+    "payment_reconcile_last_run",
 }
 REQUIRED_ALERTS = {
     "ServiceDown",
@@ -58,6 +63,9 @@ REQUIRED_ALERTS = {
     "OutboxStuck",
     "OtpLockoutSpike",
     "PaymentNotificationsRejected",
+    "ConsumerWaitingOutOutage",
+    "LedgerInvariantBroken",
+    "ReconciliationUnexplained",
 }
 
 
@@ -72,7 +80,9 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(out: Path, **env: str) -> Path:
-    full_env = {**os.environ, "MM_STATE": str(out / "state"), **env}
+    """Renders with env.sh's default ports (whatever platform this environment points at)."""
+    ours = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
+    full_env = {**ours, "MM_STATE": str(out / "state"), **env}
     subprocess.run(["bash", str(PROM / "render.sh"), str(out / "conf")], env=full_env, check=True, timeout=60)
     return out / "conf"
 

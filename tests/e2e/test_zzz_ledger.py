@@ -1,4 +1,4 @@
-"""Runs last: replaying the money consumers from offset 0 changes nothing, and the money
+"""Runs last (marker `last`, after tests/platform too): replaying the money consumers from offset 0 changes nothing, and the money
 invariants (`make ledger-check`) hold after everything the suite did."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from servicekit.kafka.admin import partitions_of, reset_to_earliest
 from servicekit.redis_client import create_redis
 from servicekit.testing import KAFKA, REDIS, eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.last]
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MONGO = "mongodb://127.0.0.1:27017/"

@@ -12,12 +12,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
+from .kafka.errors import kind_of
 from .logs import correlation_id
 from .metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -134,10 +135,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
-    @app.exception_handler(ConnectionFailure)
-    @app.exception_handler(ServerSelectionTimeoutError)
+    @app.exception_handler(PyMongoError)
     @app.exception_handler(RedisError)
     async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
+        if kind_of(exc) != "transient":  # the store refused this request's data: a bug
+            log.exception("store refused a request", exc_info=exc)
+            return _error(500, "internal_error", "something went wrong; quote the request id to support")
         log.error("dependency unavailable", extra={"error": repr(exc)})
         return _error(503, "unavailable", "temporarily unavailable, try again shortly", {"Retry-After": "2"})
 

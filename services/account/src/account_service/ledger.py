@@ -122,9 +122,14 @@ class LedgerService:
                 sub.decided.append(self._decide(sub, event, now))
         try:
             careful = await self._journal(subscribers)
+            settled = [s for s in subscribers.values() if s not in careful]
+            # The history rows of decisions already journaled go in beside the balance writes
+            # (a write that fails is completed by the retry, which finds them journaled).
             await asyncio.gather(
-                self.store.bounded_all(self._save(s) for s in subscribers.values() if s not in careful),
+                self.store.bounded_all(self._save(s) for s in settled),
                 *(self._settle_carefully(s, now) for s in careful),
+                self._project([doc for s in settled for doc in s.decided]),
+                self._mark_bills_paid(bills),
             )
         except (Conflict, DuplicateKeyError) as exc:
             # Another writer moved a balance we held (a rebalance overlap): read again, retry.
@@ -135,11 +140,12 @@ class LedgerService:
             for number in subscribers:  # what was written is read again on the retry
                 self._states.pop(number, None)
             raise
-        applied = [doc for sub in subscribers.values() for doc in sub.applied]
         # What readers see is in place before the events announce it.
         await asyncio.gather(
-            self._project(applied), self._mark_bills_paid(bills), self._refresh_cache(subscribers.values())
+            self._project([doc for s in careful for doc in s.applied]),
+            self._refresh_cache(subscribers.values()),
         )
+        applied = [doc for sub in subscribers.values() for doc in sub.applied]
         await self.publisher.publish_serialized([e for doc in applied for e in doc["events"]])
 
     # -- loading and deciding ------------------------------------------------------------------
