@@ -1,5 +1,6 @@
-"""Runs last (marker `last`, after tests/platform too): replaying the money consumers from offset 0 changes nothing, and the money
-invariants (`make ledger-check`) hold after everything the suite did."""
+"""Runs last (marker `last`, after tests/platform too): replaying the money consumers from
+offset 0 changes nothing, and the money invariants (`make ledger-check`) hold after
+everything the suite did."""
 
 from __future__ import annotations
 
