@@ -14,7 +14,7 @@ import pytest
 from servicekit.testing import eventually
 
 from .conftest import header_login
-from .payments import APPROVED_VISA, pay, payment, start_topup, switch
+from .payments import APPROVED_VISA, notifications, pay, payment, sandbox, start_topup, switch
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +94,42 @@ async def _status(client: httpx.AsyncClient, auth: dict[str, str], payment_id: s
 
 async def _balance_is(client: httpx.AsyncClient, auth: dict[str, str], expected: int) -> bool:
     return await balance(client, auth) == expected
+
+
+async def test_a_payment_still_in_progress_at_the_provider_is_never_expired_and_its_late_success_credits(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
+    auth = await header_login(carrier, subscriber)
+    paid = (await start_topup(carrier, auth, 35_000)).json()
+    # The bank has not confirmed yet: the provider says "in progress" and has not notified us.
+    await switch(paid["payment_id"], query_in_progress=True, drop=True)
+    await pay(paid["payment_url"], APPROVED_VISA)
+    code, output = reconcile("--pending-after-seconds", "0", "--credit-wait-seconds", "3600")
+    assert code == 0, output
+    assert (await payment(carrier, auth, paid["payment_id"]))["status"] == "pending", output
+    assert "still in progress at the provider (asked again later): 0" not in output
+    # Long past its window, the confirmation comes after all: it is credited.
+    async with sandbox() as provider:
+        r = await provider.post(f"/sandbox/notifications/{paid['payment_id']}/resend")
+        assert r.status_code == 200, r.text
+    assert (await eventually(lambda: _status(carrier, auth, paid["payment_id"]), timeout=30)) == "succeeded"
+    await eventually(lambda: _balance_is(carrier, auth, 35_000))
+
+
+async def test_a_payment_we_expired_and_the_provider_then_confirms_is_credited(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
+    auth = await header_login(carrier, subscriber)
+    late = (await start_topup(carrier, auth, 25_000)).json()
+    # Not at the provider yet (the customer is slow to open the page): we expire it...
+    code, output = reconcile("--pending-after-seconds", "0", "--credit-wait-seconds", "3600")
+    assert code == 0, output
+    assert (await payment(carrier, auth, late["payment_id"]))["status"] == "expired"
+    # ...and then the customer pays within the provider's window: the card is charged.
+    await pay(late["payment_url"], APPROVED_VISA)
+    notes = await notifications(late["payment_id"])
+    assert [a["rsp_code"] for n in notes for a in n["attempts"]][-1] == "00", notes
+    assert (await eventually(lambda: _status(carrier, auth, late["payment_id"]))) == "succeeded"
+    await eventually(lambda: _balance_is(carrier, auth, 25_000))
+    await asyncio.sleep(1.0)
+    assert await balance(carrier, auth) == 25_000

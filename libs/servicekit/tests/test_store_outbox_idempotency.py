@@ -155,3 +155,12 @@ async def test_old_keys_are_deleted_by_the_cleanup_and_recent_ones_kept(store: S
     assert await keys.delete_expired() == 1
     remaining = [d["_id"] for d in await store["idempotency_keys"].find({}).to_list()]
     assert remaining == ["pay:84901234567:key-new-0001"]
+
+
+async def test_many_ids_are_found_as_surely_as_a_few(store: Store) -> None:
+    await store["many"].insert_many([{"_id": f"d{n}", "n": n} for n in range(700)])
+    few = await store.find_by_ids("many", ["d1", "d5", "missing"])
+    many = await store.find_by_ids("many", [f"d{n}" for n in range(0, 1400, 2)])  # half exist
+    assert sorted(few) == ["d1", "d5"]
+    assert sorted(many) == sorted(f"d{n}" for n in range(0, 700, 2))
+    assert many["d698"]["n"] == 698

@@ -36,12 +36,19 @@ class VersionedCache:
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
 
-    async def get(self, key: str) -> tuple[int, bytes] | None:
-        raw = await self.redis.get(self._key(key))
+    def redis_key(self, key: str) -> str:
+        """Where an entry lives (to fetch it with other keys in one round trip: `parse`)."""
+        return self._key(key)
+
+    @staticmethod
+    def parse(raw: object) -> tuple[int, bytes] | None:
         if not isinstance(raw, bytes):
             return None
         version, _, payload = raw.partition(b"|")
         return int(version), payload
+
+    async def get(self, key: str) -> tuple[int, bytes] | None:
+        return self.parse(await self.redis.get(self._key(key)))
 
     async def put(self, key: str, version: int, payload: bytes) -> None:
         await self._put(keys=[self._key(key)], args=[version, payload, self.ttl])

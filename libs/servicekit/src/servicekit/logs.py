@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -40,9 +43,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+    """Lines are formatted where they are logged (the correlation id is a context variable of
+    that task) and written by a background thread: a write to stdout, flushed per line, would
+    otherwise block the event loop on every request's access line."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.handlers.QueueHandler(lines)
     handler.setFormatter(JsonFormatter(service))
+    _listener = logging.handlers.QueueListener(lines, logging.StreamHandler(sys.stdout))
+    _listener.start()
+    atexit.register(_listener.stop)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

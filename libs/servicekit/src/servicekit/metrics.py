@@ -51,8 +51,8 @@ OUTBOX_OLDEST = Gauge(
 SERVICE_READY = Gauge("service_ready", "1 when Kafka, the store and Redis answer", ["service"])
 CONSUMER_HEALTHY = Gauge(
     "consumer_healthy",
-    "1 while a consumer group applies its batches; 0 while it waits out an outage",
-    ["service", "group"],
+    "1 while a member of a consumer group applies its batches; 0 while it waits out an outage",
+    ["service", "group", "member"],
 )
 STORE_OPERATIONS = Counter(
     "store_operations_total",

@@ -136,7 +136,11 @@ class Store:
         return list(await asyncio.gather(*(self.bounded(w) for w in works)))
 
     async def find_by_ids(self, collection: str, ids: Iterable[Any]) -> dict[Any, Doc]:
-        """Documents by `_id`, missing ones absent from the result."""
+        """Documents by `_id`, missing ones absent from the result.
+
+        On FerretDB one indexed find each, a bounded number at a time: its `$in` reads and
+        decodes the whole collection (2,000 ids of 12,000 payments: 11.5 s, against about 2 s
+        one by one)."""
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}

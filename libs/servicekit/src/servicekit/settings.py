@@ -38,6 +38,9 @@ class KitSettings(BaseSettings):
     internal_key: SecretStr = SecretStr("local-internal-key")
 
     consumer_max_records: int = 500
+    # Members of each consumer group in one process (each gets its share of the partitions;
+    # topics have 3). More processes (replicas) share them the same way.
+    consumer_instances: int = 3
     consumer_batch_timeout_ms: int = 50
     # aiokafka keeps one fetch in flight per broker and leaves out partitions that still have
     # buffered records; a partition drained meanwhile waits for that fetch to come back, which

@@ -1,5 +1,8 @@
 """The money invariants, proved on the stored data (`make ledger-check`, and a metric).
 
+The account service runs the check over the last hours every `audit_interval_seconds`; the
+command runs it over everything.
+
 1. balances: every balance equals the sum of its journal entries, account by account, and
    its journal is an unbroken run of decisions 1..seq;
 2. topups: every top-up the payment service settled as succeeded (card or scratch card) is
@@ -75,27 +78,85 @@ class Report:
 
 
 class LedgerAudit:
+    """`run()` proves the invariants over everything (the command); `run(recent=...)` over what
+    changed lately (the periodic check): the balances of subscribers with decisions in the last
+    hours, with their whole journals, and the payments settled in them. Documents are found by
+    the hour they were made in, an equality the store serves from an index (FerretDB reads a
+    whole collection for a time range)."""
+
     def __init__(self, accounts: Store, payments: Store, grace: timedelta = timedelta(minutes=2)) -> None:
         self.accounts = accounts
         self.payments = payments
         self.grace = grace
 
-    async def run(self, now: datetime | None = None) -> Report:
+    async def run(self, now: datetime | None = None, recent: timedelta | None = None) -> Report:
         now = now or datetime.now(UTC)
+        if recent is None:
+            journal = await self.accounts[JOURNAL].find({}, LEAN).to_list()
+            balances = await self.accounts[BALANCES].find({}).to_list()
+            finals = await self.payments[PAYMENT_FINALS].find({}, {"evidence": 0}).to_list()
+            uses = await self.payments[SCRATCH_USES].find({}).to_list()
+            credited = journal
+        else:
+            journal, balances, finals, uses, credited = await self._recent(now - recent, now)
         report = Report()
-        journal = await self.accounts[JOURNAL].find({}, {"state_after": 0, "views": 0}).to_list()
-        balances = await self.accounts[BALANCES].find({}).to_list()
-        finals = await self.payments[PAYMENT_FINALS].find({}, {"evidence": 0}).to_list()
-        uses = await self.payments[SCRATCH_USES].find({}).to_list()
         report.counted = {
             "balances": len(balances),
             "decisions": len(journal),
             "payments settled": len(finals),
         }
         report.findings["balances"] = check_balances(balances, journal)
-        report.findings["topups"] = check_topups(journal, finals, uses, now - self.grace)
+        report.findings["topups"] = check_topups(credited, finals, uses, now - self.grace)
         report.findings["events"] = check_events(finals, now - self.grace)
         return report
+
+    async def _recent(
+        self, since: datetime, now: datetime
+    ) -> tuple[list[Doc], list[Doc], list[Doc], list[Doc], list[Doc]]:
+        hours = _hours_between(since, now)
+        recent = await _by_hours(self.accounts, JOURNAL, "hour", hours)
+        numbers = {d["msisdn"] for d in recent}
+        journal = [
+            doc
+            for docs in await self.accounts.bounded_all(
+                self.accounts[JOURNAL].find({"msisdn": n}, LEAN).to_list() for n in numbers
+            )
+            for doc in docs
+        ]
+        balances = list((await self.accounts.find_by_ids(BALANCES, numbers)).values())
+        finals = await _by_hours(self.payments, PAYMENT_FINALS, "settled_hour", hours)
+        uses = await _by_hours(self.payments, SCRATCH_USES, "used_hour", hours)
+        # The payments behind recent credits (settled before the window, credited in it).
+        topups = [d for d in recent if d.get("kind") == "topup" and _from_payment_service(d)]
+        wanted = [str(d["_id"]).removeprefix("topup:") for d in topups]
+        cards = [w for w in wanted if w.startswith("PAY")]
+        finals += (
+            await self.payments.find_by_ids(PAYMENT_FINALS, cards + [c + ":paid-late" for c in cards])
+        ).values()
+        uses += (
+            await self.payments.find_by_ids(SCRATCH_USES, [w[2:] for w in wanted if w.startswith("SC")])
+        ).values()
+        finals = list({f["_id"]: f for f in finals}.values())
+        uses = list({u["_id"]: u for u in uses}.values())
+        # The credits of recently settled payments (credited in the window or not at all).
+        owed = [str(f.get("payment_id", f["_id"])) for f in finals] + [u["topup_id"] for u in uses]
+        credited = list((await self.accounts.find_by_ids(JOURNAL, [f"topup:{o}" for o in owed])).values())
+        credited = list({d["_id"]: d for d in [*credited, *topups]}.values())
+        return journal, balances, finals, uses, credited
+
+
+LEAN = {"state_after": 0, "views": 0, "events": 0}  # what the checks do not read
+
+
+def _hours_between(start: datetime, end: datetime) -> list[str]:
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    count = int((end - first).total_seconds() // 3600) + 1
+    return [(first + timedelta(hours=n)).strftime("%Y%m%d%H") for n in range(count)]
+
+
+async def _by_hours(store: Store, collection: str, field: str, hours: list[str]) -> list[Doc]:
+    found = await store.bounded_all(store[collection].find({field: h}).to_list() for h in hours)
+    return [doc for docs in found for doc in docs]
 
 
 def check_balances(balances: Iterable[Doc], journal: Iterable[Doc]) -> list[str]:
@@ -186,8 +247,11 @@ class AuditSchedule:
 
     LEASE = "account:ledger-check:lease"
 
-    def __init__(self, audit: LedgerAudit, redis: Redis, interval: float) -> None:
+    def __init__(
+        self, audit: LedgerAudit, redis: Redis, interval: float, recent: timedelta = timedelta(hours=2)
+    ) -> None:
         self.audit = audit
+        self.recent = recent
         self.redis = redis
         self.interval = interval
         self.owner = secrets.token_hex(8)
@@ -201,7 +265,7 @@ class AuditSchedule:
         try:
             if not await self.redis.set(self.LEASE, self.owner, nx=True, ex=max(60, int(self.interval))):
                 return None
-            report = await self.audit.run()
+            report = await self.audit.run(recent=self.recent)
         except Exception:
             CHECK_RUNS.labels("failed").inc()
             return None

@@ -207,6 +207,7 @@ class LedgerService:
             "msisdn": after.msisdn,
             "seq": after.seq,
             "at": now,
+            "hour": now.strftime("%Y%m%d%H"),  # the audit finds recent decisions by it
             "kind": "topup" if isinstance(cause, TopupRecorded) else "usage",
             "cause_event_id": str(cause.event_id),
             "cause_event_type": cause.event_type,

@@ -30,11 +30,12 @@ class AccountQueries:
             raise not_found("subscriber")
         return doc
 
-    async def _balance_document(self, msisdn: str) -> dict[str, Any] | None:
+    async def _balance_document(self, msisdn: str, cached: bytes | None) -> dict[str, Any] | None:
         """The balance document: from the read cache (the ledger consumer puts every new
-        version there before it commits), else from the store, filling the cache."""
+        version there before it commits; `cached` when the caller fetched it already), else
+        from the store, filling the cache."""
         if self.cache is not None:
-            hit = await self.cache.get(msisdn)
+            hit = VersionedCache.parse(cached) if cached is not None else await self.cache.get(msisdn)
             if hit is not None:
                 return _from_cache(hit[1])
         doc = await self.store[BALANCES].find_one({"_id": msisdn})
@@ -43,8 +44,12 @@ class AccountQueries:
             await self.cache.put(msisdn, int(doc["rev"]), cached_balances(account, doc.get("updated_at")))
         return doc
 
-    async def balances(self, msisdn: str) -> dict[str, Any]:
-        doc = await self._balance_document(msisdn)
+    def balance_cache_keys(self, msisdn: str) -> list[str]:
+        """For `caller_prefetching`: the cached balances come with the session check."""
+        return [self.cache.redis_key(msisdn)] if self.cache is not None else []
+
+    async def balances(self, msisdn: str, cached: bytes | None = None) -> dict[str, Any]:
+        doc = await self._balance_document(msisdn, cached)
         if doc is None:
             subscriber = await self.profile(msisdn)  # a known number with nothing credited yet
             doc = {"_id": msisdn, "plan": subscriber.get("plan", "prepaid")}

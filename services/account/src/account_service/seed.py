@@ -175,6 +175,7 @@ def _opening(balances: dict[str, Any], now: datetime) -> dict[str, Any]:
         "msisdn": msisdn,
         "seq": 1,
         "at": now,
+        "hour": now.strftime("%Y%m%d%H"),
         "kind": "opening",
         "cause_event_id": None,
         "cause_event_type": "Migration",

@@ -24,6 +24,7 @@ INDEXES = {
     META: [],
     JOURNAL: [
         IndexModel([("msisdn", ASCENDING), ("seq", ASCENDING)], name="decision_order", unique=True),
+        IndexModel([("hour", ASCENDING)], name="by_hour"),  # the periodic audit's window
     ],
     CHARGES: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],
     TOPUPS: [IndexModel(_BY_SUBSCRIBER_NEWEST, name="by_subscriber_newest")],

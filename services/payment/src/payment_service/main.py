@@ -26,7 +26,9 @@ def create_service(settings: PaymentSettings | None = None) -> Service:
     name = settings.service_name
     finals = OutboxRelay(service.store, service.publisher, name, FINALS)
     uses = OutboxRelay(service.store, service.publisher, name, SCRATCH_USES)
-    payments = PaymentService.from_settings(settings, store=service.store, relay=finals, service=name)
+    payments = PaymentService.from_settings(
+        settings, store=service.store, relay=finals, service=name, redis=service.redis
+    )
     cards = ScratchCards(
         store=service.store,
         redis=service.redis,

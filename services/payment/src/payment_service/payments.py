@@ -19,7 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
+import orjson
 from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 import vnpay
 from mobi_contracts import AnyEvent, Topic
@@ -39,7 +42,7 @@ from servicekit.idempotency import IdempotencyKeys, fingerprint
 from servicekit.mongo import Store, insert_versioned
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
-from .domain.rules import AmountRules, ProviderResult, event_id, judge, payment_id_for
+from .domain.rules import AmountRules, ProviderResult, event_id, hour_of, judge, minute_of, payment_id_for
 from .provider import Provider, result_of
 from .settings import PaymentSettings
 from .store import FINALS, PAYMENTS
@@ -113,6 +116,39 @@ class AccountDirectory:
         await self.http.aclose()
 
 
+class OpenPayments:
+    """Pending payments in Redis too, put there at creation: a payment document never changes
+    after it is created (the outcome is its final record), so the provider's notification can
+    read it here instead of from the store (one store read less per payment, on the path the
+    provider waits on). The store stays the truth: a miss or a Redis error reads the store."""
+
+    FIELDS = ("_id", "msisdn", "kind", "amount_vnd", "method", "target_msisdn", "bill_id", "order_info",
+              "correlation_id", "created_at", "expires_at")  # fmt: skip
+
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl = ttl_seconds
+
+    async def put(self, payment: dict[str, Any]) -> None:
+        doc = {k: payment.get(k) for k in self.FIELDS}
+        try:
+            await self.redis.set(f"payment:open:{payment['_id']}", orjson.dumps(doc), ex=self.ttl)
+        except RedisError as exc:
+            log.warning("could not cache an open payment", extra={"error": repr(exc)})
+
+    async def get(self, payment_id: str) -> dict[str, Any] | None:
+        try:
+            raw = await self.redis.get(f"payment:open:{payment_id}")
+        except RedisError:
+            return None
+        if not isinstance(raw, bytes):
+            return None
+        doc: dict[str, Any] = orjson.loads(raw)
+        for key in ("created_at", "expires_at"):
+            doc[key] = datetime.fromisoformat(doc[key])
+        return doc
+
+
 class PaymentService:
     def __init__(
         self,
@@ -126,8 +162,10 @@ class PaymentService:
         ttl: timedelta,
         service: str,
         topic: Topic = PAYMENT_EVENTS,
+        open_payments: OpenPayments | None = None,
     ) -> None:
         self.topic = topic
+        self.open_payments = open_payments
         self._tasks: set[asyncio.Task[None]] = set()
         self.store = store
         self.relay = relay
@@ -140,10 +178,18 @@ class PaymentService:
 
     @classmethod
     def from_settings(
-        cls, settings: PaymentSettings, *, store: Store, relay: OutboxRelay, service: str
+        cls,
+        settings: PaymentSettings,
+        *,
+        store: Store,
+        relay: OutboxRelay,
+        service: str,
+        redis: Redis | None = None,
     ) -> PaymentService:
-        """The service as configured; the caller closes `bills` when done."""
+        """The service as configured; the caller closes `accounts` when done."""
+        open_ttl = settings.payment_ttl_minutes * 60 + settings.reconcile_give_up_seconds
         return cls(
+            open_payments=OpenPayments(redis, open_ttl) if redis is not None else None,
             store=store,
             relay=relay,
             provider=Provider(settings),
@@ -236,6 +282,8 @@ class PaymentService:
             "provider": self.provider.name,
             "correlation_id": correlation_id,
             "created_at": now,
+            "created_minute": minute_of(now),
+            "created_hour": hour_of(now),
             "expires_at": now + self.ttl,
         }
         try:
@@ -249,6 +297,8 @@ class PaymentService:
             )
             return existing
         PAYMENTS_TOTAL.labels(self.service, kind, "pending").inc()
+        if self.open_payments is not None:
+            await self.open_payments.put(payment)
         return payment
 
     def _payment_url(self, payment: dict[str, Any]) -> str:
@@ -275,7 +325,7 @@ class PaymentService:
                 "provider notification refused", extra={"why": str(exc), "txn_ref": params.get("vnp_TxnRef")}
             )
             return vnpay.IpnAnswer.for_error(exc)
-        payment = await self.store[PAYMENTS].find_one({"_id": notification.txn_ref})
+        payment = await self._open_payment(notification.txn_ref)
         if payment is None:
             NOTIFICATIONS_TOTAL.labels(self.service, "unknown_order").inc()
             return vnpay.IpnAnswer.order_not_found()
@@ -300,6 +350,10 @@ class PaymentService:
         if outcome == "duplicate":
             return vnpay.IpnAnswer.already_confirmed()
         return vnpay.IpnAnswer.confirm_success()
+
+    async def _open_payment(self, payment_id: str) -> dict[str, Any] | None:
+        cached = await self.open_payments.get(payment_id) if self.open_payments else None
+        return cached or await self.store[PAYMENTS].find_one({"_id": payment_id})
 
     # -- settling ---------------------------------------------------------------------------------------
 
@@ -368,6 +422,8 @@ class PaymentService:
             "card_type": result.card_type if result else None,
             "topup_event_id": str(event_id(payment["_id"], "topup")) if status == "succeeded" else None,
             "settled_at": now,
+            "settled_minute": minute_of(now),
+            "settled_hour": hour_of(now),
             "events": entries,  # kept after relaying, for reconciliation
             # What the provider signed (never card data: the provider does not send it), for disputes.
             "evidence": evidence or {},

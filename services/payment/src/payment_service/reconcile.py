@@ -11,9 +11,14 @@
 
 The payment service runs it every `reconcile_interval_seconds` (one replica at a time, by a
 lease in Redis) and exports the result as metrics; `payment-reconcile` runs it once for an
-operator, prints a report and exits 1 when rows remain that none of the above explains.
-Each run looks at payments created, and top-ups settled, within `lookback` (indexed range
-queries on MongoDB; FerretDB filters ranges in its own process, which is fine at this rate).
+operator over the whole `lookback`, prints a report and exits 1 when rows remain that none
+of the above explains.
+
+A run costs what happened since the last one, not the history: the service keeps in Redis
+how far it has looked (`ReconcileState`) and the few payments it must look at again (still in
+progress at the provider, credits re-sent); payments and top-ups are found by the hours and
+minutes they were created or settled in (equalities the store serves from an index; FerretDB
+filters a time range by reading the whole collection).
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ import asyncio
 import logging
 import secrets
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
 import vnpay
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.logs import configure_logging
-from servicekit.mongo import Store
+from servicekit.mongo import Doc, Store
 from servicekit.outbox import OutboxRelay
 
-from .domain.rules import judge
+from .domain.rules import buckets_between, judge
 from .payments import PaymentService
 from .settings import PaymentSettings
 from .store import CREDITS, FINALS, PAYMENTS, SCRATCH_USES
@@ -84,6 +91,39 @@ class Report:
             RECONCILE_FOUND.labels(service, kind).set(count)
 
 
+@dataclass
+class ReconcileState:
+    """How far reconciliation has looked, and what it must look at again."""
+
+    created_until: datetime | None = None  # payments created before this were looked at
+    settled_until: datetime | None = None  # top-ups settled before this were checked for a credit
+    open_payments: set[str] = field(default_factory=set)  # still in progress at the provider
+    awaiting_credit: set[str] = field(default_factory=set)  # "<collection>/<id>": re-sent
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(
+            {
+                "created_until": self.created_until,
+                "settled_until": self.settled_until,
+                "open_payments": sorted(self.open_payments),
+                "awaiting_credit": sorted(self.awaiting_credit),
+            }
+        )
+
+    @classmethod
+    def loads(cls, raw: bytes | None) -> ReconcileState:
+        if not raw:
+            return cls()
+        doc = orjson.loads(raw)
+        when = {
+            k: datetime.fromisoformat(doc[k]) if doc.get(k) else None
+            for k in ("created_until", "settled_until")
+        }
+        return cls(
+            **when, open_payments=set(doc["open_payments"]), awaiting_credit=set(doc["awaiting_credit"])
+        )
+
+
 class Reconciler:
     def __init__(
         self,
@@ -105,19 +145,36 @@ class Reconciler:
         self.give_up_after = give_up_after
         self.lookback = lookback
 
-    async def run(self, now: datetime | None = None) -> Report:
+    async def run(self, now: datetime | None = None, state: ReconcileState | None = None) -> Report:
+        """One pass; `state` (updated in place) makes it start where the last pass stopped."""
         now = now or datetime.now(UTC)
+        state = state if state is not None else ReconcileState()
         report = Report()
         for relay in self.relays:
             report.outbox_relayed += await relay.sweep(older_than=timedelta(0))
-        await self._settle_stale_pendings(now, report)
-        await self._resend_uncredited(now, report)
+        await self._settle_stale_pendings(now, state, report)
+        await self._resend_uncredited(now, state, report)
         return report
 
-    async def _settle_stale_pendings(self, now: datetime, report: Report) -> None:
-        created = {"$gte": now - self.lookback, "$lte": now - self.pending_after}
-        candidates = await self.store[PAYMENTS].find({"created_at": created}).to_list()
+    async def _between(self, collection: str, prefix: str, start: datetime, end: datetime) -> list[Doc]:
+        """Documents whose `<prefix>_at` is in [start, end), found by their hour and minute."""
+        if end <= start:
+            return []
+        hours, minutes = buckets_between(start, end)
+        col = self.store[collection]
+        found = await asyncio.gather(
+            *(col.find({f"{prefix}_hour": h}).to_list() for h in hours),
+            *(col.find({f"{prefix}_minute": m}).to_list() for m in minutes),
+        )
+        return [doc for docs in found for doc in docs if start <= doc[f"{prefix}_at"] < end]
+
+    async def _settle_stale_pendings(self, now: datetime, state: ReconcileState, report: Report) -> None:
+        start, end = state.created_until or now - self.lookback, now - self.pending_after
+        candidates = await self._between(PAYMENTS, "created", start, end)
+        again = await self.store.find_by_ids(PAYMENTS, state.open_payments)
+        candidates += [p for p in again.values() if p["_id"] not in {c["_id"] for c in candidates}]
         settled = await self.store.find_by_ids(FINALS, (p["_id"] for p in candidates))
+        state.open_payments = set()
         for payment in candidates:
             if payment["_id"] in settled:
                 continue
@@ -130,50 +187,77 @@ class Reconciler:
                 )
             except vnpay.VnpayError as exc:
                 report.unexplained.append((payment["_id"], f"provider query failed: {exc}"))
+                state.open_payments.add(payment["_id"])
                 continue
-            await self._settle_from_query(payment, result, now, report)
+            if not await self._settle_from_query(payment, result, now, report):
+                state.open_payments.add(payment["_id"])
+        state.created_until = max(end, start)
 
-    async def _settle_from_query(
-        self, payment: dict[str, Any], result: Any, now: datetime, report: Report
-    ) -> None:
+    async def _settle_from_query(self, payment: Doc, result: Any, now: datetime, report: Report) -> bool:
+        """True when the payment is settled now (or cannot be by us: a dispute)."""
         if result is None:  # the provider never saw it: the customer never reached the payment page
             await self.service.settle(payment, "expired", None, "11", now)
             report.expired.append(payment["_id"])
-            return
+            return True
         verdict = judge(payment["amount_vnd"], result)
         if verdict.action == "reject_amount":
             report.unexplained.append(
                 (payment["_id"], f"provider amount {result.amount_vnd} != {payment['amount_vnd']}")
             )
-        elif verdict.action == "wait":  # in progress at the provider: never expire a maybe-paid payment
+            return False
+        if verdict.action == "wait":  # in progress at the provider: never expire a maybe-paid payment
             report.in_progress.append(payment["_id"])
             if now - payment["expires_at"] > self.give_up_after:
                 report.unexplained.append((payment["_id"], "still in progress at the provider"))
-        elif verdict.status == "failed" and result.transaction_no in (None, "", "0"):
+            return False
+        if verdict.status == "failed" and result.transaction_no in (None, "", "0"):
             # Not paid, and no card was even tried: the payment window passed.
             await self.service.settle(payment, "expired", result, "11", now)
             report.expired.append(payment["_id"])
-        else:
-            assert verdict.status is not None
-            await self.service.settle(payment, verdict.status, result, verdict.reason_code, now)
-            report.settled_after_query.append(payment["_id"])
+            return True
+        assert verdict.status is not None
+        await self.service.settle(payment, verdict.status, result, verdict.reason_code, now)
+        report.settled_after_query.append(payment["_id"])
+        return True
 
-    async def _resend_uncredited(self, now: datetime, report: Report) -> None:
-        window = {"$gte": now - self.lookback, "$lte": now - self.credit_wait}
-        settled = await self.store[FINALS].find({"status": "succeeded", "settled_at": window}).to_list()
-        used = await self.store[SCRATCH_USES].find({"used_at": window}).to_list()
-        due = [(f, f["settled_at"]) for f in settled if f.get("kind") == "topup"]
-        due += [(u, u["used_at"]) for u in used]
-        credited = await self.store.find_by_ids(CREDITS, (doc["topup_event_id"] for doc, _ in due))
-        for doc, when in due:
+    async def _resend_uncredited(self, now: datetime, state: ReconcileState, report: Report) -> None:
+        start, end = state.settled_until or now - self.lookback, now - self.credit_wait
+        settled = await self._between(FINALS, "settled", start, end)
+        used = await self._between(SCRATCH_USES, "used", start, end)
+        due = {f"{FINALS}/{f['_id']}": (f, f["settled_at"]) for f in settled if _succeeded_topup(f)}
+        due |= {f"{SCRATCH_USES}/{u['_id']}": (u, u["used_at"]) for u in used}
+        due |= await self._awaiting(state.awaiting_credit - set(due))
+        credited = await self.store.find_by_ids(CREDITS, (doc["topup_event_id"] for doc, _ in due.values()))
+        state.awaiting_credit = set()
+        for key, (doc, when) in due.items():
             if doc["topup_event_id"] in credited:
                 continue
             if now - when > self.give_up_after:
                 report.unexplained.append((doc["_id"], "top-up still not credited after re-sending"))
-                continue
-            topups = [e for e in doc.get("events", []) if e["headers"].get("event-type") == "TopupRecorded"]
-            await self.publisher.publish_serialized(topups)
-            report.credits_resent.append(doc["_id"])
+            else:
+                topups = [
+                    e for e in doc.get("events", []) if e["headers"].get("event-type") == "TopupRecorded"
+                ]
+                await self.publisher.publish_serialized(topups)
+                report.credits_resent.append(doc["_id"])
+            state.awaiting_credit.add(key)
+        state.settled_until = max(end, start)
+
+    async def _awaiting(self, keys: Iterable[str]) -> dict[str, tuple[Doc, datetime]]:
+        by_collection: dict[str, list[str]] = {FINALS: [], SCRATCH_USES: []}
+        for key in keys:
+            collection, _, doc_id = key.partition("/")
+            by_collection.setdefault(collection, []).append(doc_id)
+        out: dict[str, tuple[Doc, datetime]] = {}
+        for collection, ids in by_collection.items():
+            time_field = "settled_at" if collection == FINALS else "used_at"
+            for doc_id, doc in (await self.store.find_by_ids(collection, ids)).items():
+                out[f"{collection}/{doc_id}"] = (doc, doc[time_field])
+        return out
+
+
+def _succeeded_topup(final: Doc) -> bool:
+    return bool(final["status"] == "succeeded" and final.get("kind") == "topup")
 
 
 def reconciler_for(
@@ -201,9 +285,11 @@ def reconciler_for(
 
 
 class ReconcileSchedule:
-    """Runs reconciliation every `interval` in one replica at a time (a lease in Redis)."""
+    """Runs reconciliation every `interval` in one replica at a time (a lease in Redis), each
+    run starting where the last one stopped (its state, in Redis)."""
 
     LEASE = "payment:reconcile:lease"
+    STATE = "payment:reconcile:state"
 
     def __init__(self, reconciler: Reconciler, redis: Redis, interval: float, service: str) -> None:
         self.reconciler = reconciler
@@ -216,18 +302,26 @@ class ReconcileSchedule:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                if await self.redis.set(self.LEASE, self.owner, nx=True, ex=max(30, int(self.interval * 3))):
-                    try:
-                        report = await self.reconciler.run()
-                    finally:
-                        await self.redis.delete(self.LEASE)
-                    report.export(self.service)
-                    RECONCILE_RUNS.labels(self.service, "ok").inc()
-                    if report.unexplained:
-                        log.error("reconciliation found unexplained payments", extra={"rows": report.lines()})
+                await self.run_once()
             except Exception:
                 RECONCILE_RUNS.labels(self.service, "failed").inc()
                 log.exception("reconciliation run failed")
+
+    async def run_once(self) -> Report | None:
+        if not await self.redis.set(self.LEASE, self.owner, nx=True, ex=max(30, int(self.interval * 3))):
+            return None
+        try:
+            raw = await self.redis.get(self.STATE)
+            state = ReconcileState.loads(raw if isinstance(raw, bytes) else None)
+            report = await self.reconciler.run(state=state)
+            await self.redis.set(self.STATE, state.dumps())
+        finally:
+            await self.redis.delete(self.LEASE)
+        report.export(self.service)
+        RECONCILE_RUNS.labels(self.service, "ok").inc()
+        if report.unexplained:
+            log.error("reconciliation found unexplained payments", extra={"rows": report.lines()})
+        return report
 
 
 async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_wait: timedelta) -> Report:

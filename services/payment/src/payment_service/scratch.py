@@ -21,7 +21,7 @@ from servicekit.errors import ApiError, too_many, unavailable
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
-from .domain.rules import event_id, pin_digest, pin_matches
+from .domain.rules import event_id, hour_of, minute_of, pin_digest, pin_matches
 from .store import SCRATCH_CARDS, SCRATCH_USES
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class ScratchCards:
             "topup_id": topup_id,
             "topup_event_id": str(event.event_id),
             "used_at": now,
+            "used_minute": minute_of(now),
+            "used_hour": hour_of(now),
             "events": entries,
         }
         if not await self.store.claim(SCRATCH_USES, card["_id"], **with_pending(use, entries, now), rev=1):

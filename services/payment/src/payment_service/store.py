@@ -25,14 +25,18 @@ INDEXES = {
     CREDITS: [],
     PAYMENTS: [
         IndexModel([("msisdn", ASCENDING), ("created_at", DESCENDING)], name="by_payer_newest"),
-        IndexModel([("created_at", ASCENDING)], name="by_created"),  # reconciliation window
+        # Reconciliation finds payments by the minute and hour they were created in.
+        IndexModel([("created_minute", ASCENDING)], name="by_created_minute"),
+        IndexModel([("created_hour", ASCENDING)], name="by_created_hour"),
     ],
     FINALS: [
         IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending"),
-        IndexModel([("settled_at", ASCENDING)], name="by_settled"),
+        IndexModel([("settled_minute", ASCENDING)], name="by_settled_minute"),
+        IndexModel([("settled_hour", ASCENDING)], name="by_settled_hour"),
     ],
     SCRATCH_USES: [
         IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending"),
-        IndexModel([("used_at", ASCENDING)], name="by_used"),
+        IndexModel([("used_minute", ASCENDING)], name="by_used_minute"),
+        IndexModel([("used_hour", ASCENDING)], name="by_used_hour"),
     ],
 }

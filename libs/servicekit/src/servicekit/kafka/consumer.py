@@ -101,8 +101,10 @@ class EventConsumer:
         publisher: EventPublisher,
         retry: RetryPolicy | None = None,
         probe: DependencyProbe | None = None,
+        member: int = 0,
     ) -> None:
         self.group = group
+        self.member = str(member)  # which of the group's members in this process
         self.handler = handler
         self.service = service
         self.inbox = inbox
@@ -114,7 +116,7 @@ class EventConsumer:
         self._outage_attempt = 0
         self.failing_since: float | None = None
         self.last_error = ""
-        CONSUMER_HEALTHY.labels(service, group.name).set(1)
+        CONSUMER_HEALTHY.labels(service, group.name, self.member).set(1)
 
     @property
     def healthy(self) -> bool:
@@ -226,7 +228,7 @@ class EventConsumer:
                 "consumer waiting out an outage", extra={"group": self.group.name, "error": repr(exc)}
             )
         self.last_error = f"{type(exc).__name__}: {exc}"[:200]
-        CONSUMER_HEALTHY.labels(self.service, self.group.name).set(0)
+        CONSUMER_HEALTHY.labels(self.service, self.group.name, self.member).set(0)
 
     def _mark_healthy(self) -> None:
         if self.failing_since is not None:
@@ -236,7 +238,7 @@ class EventConsumer:
             )
         self.failing_since = None
         self._outage_attempt = 0
-        CONSUMER_HEALTHY.labels(self.service, self.group.name).set(1)
+        CONSUMER_HEALTHY.labels(self.service, self.group.name, self.member).set(1)
 
     def _parse(self, records: Sequence[Record]) -> _Parsed:
         parsed = _Parsed()
