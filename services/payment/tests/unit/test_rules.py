@@ -91,7 +91,8 @@ def test_buckets_cover_a_window_with_whole_hours_and_the_minutes_around_them() -
         datetime(2026, 11, 26, 14, 37, 20, tzinfo=UTC), datetime(2026, 11, 26, 17, 5, 1, tzinfo=UTC)
     )
     assert hours == ["2026112615", "2026112616"]
-    assert minutes == [f"20261126{14}{m:02d}" for m in range(37, 60)] + [f"2026112617{m:02d}" for m in range(6)]
+    before = [f"2026112614{m:02d}" for m in range(37, 60)]
+    assert minutes == [*before, *(f"2026112617{m:02d}" for m in range(6))]
 
 
 def test_a_window_inside_one_minute_is_that_minute() -> None:
