@@ -2,7 +2,7 @@
 
 from .envelope import AnyEvent, Envelope, EventData, RawEnvelope, utcnow
 from .msisdn import InvalidMsisdn, Msisdn, MsisdnInput, is_mobifone, normalize_msisdn
-from .registry import EVENT_CLASSES, MalformedEvent, UnknownEvent, parse_event, serialize_event
+from .registry import EVENT_CLASSES, MalformedEvent, UnknownEvent, parse_event, parse_with_id, serialize_event
 from .topics import CONSUMER_GROUPS, TOPICS, ConsumerGroup, Topic, all_topics
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "is_mobifone",
     "normalize_msisdn",
     "parse_event",
+    "parse_with_id",
     "serialize_event",
     "utcnow",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from pydantic import ValidationError
 
-from .envelope import AnyEvent, RawEnvelope
+from .envelope import AnyEvent
 from .topics import TOPICS
 
 EVENT_CLASSES: dict[tuple[str, int], type[AnyEvent]] = {
@@ -27,19 +27,42 @@ class MalformedEvent(ValueError):
 
 
 def parse_event(raw: bytes, known: dict[tuple[str, int], type[AnyEvent]] | None = None) -> AnyEvent:
+    return parse_with_id(raw, known)[0]
+
+
+def parse_with_id(
+    raw: bytes, known: dict[tuple[str, int], type[AnyEvent]] | None = None
+) -> tuple[AnyEvent, str]:
+    """The event and its `event_id` as sent (consumers key their dedupe by it).
+
+    The envelope's head is read from the decoded JSON directly, and the event validated once,
+    by its class: a second model for the head doubled the cost of a consumed record."""
     classes = EVENT_CLASSES if known is None else known
     try:
         doc = orjson.loads(raw)
-        head = RawEnvelope.model_validate(doc)
-    except (orjson.JSONDecodeError, ValidationError, TypeError) as exc:
+    except orjson.JSONDecodeError as exc:
         raise MalformedEvent(f"not an event envelope: {exc}") from exc
-    cls = classes.get((head.event_type, head.event_version))
+    head = _head(doc)
+    cls = classes.get(head)
     if cls is None:
-        raise UnknownEvent(head.event_type, head.event_version)
+        raise UnknownEvent(*head)
     try:
-        return cls.model_validate(doc)
+        return cls.model_validate(doc), doc["event_id"]
     except ValidationError as exc:
-        raise MalformedEvent(f"{head.event_type} v{head.event_version} failed validation: {exc}") from exc
+        raise MalformedEvent(f"{head[0]} v{head[1]} failed validation: {exc}") from exc
+
+
+def _head(doc: object) -> tuple[str, int]:
+    if not isinstance(doc, dict):
+        raise MalformedEvent("not an event envelope: not a JSON object")
+    event_type, version, event_id = doc.get("event_type"), doc.get("event_version"), doc.get("event_id")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEvent("not an event envelope: no event_type")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedEvent("not an event envelope: event_version is not an integer")
+    if not isinstance(event_id, str):
+        raise MalformedEvent("not an event envelope: no event_id")
+    return event_type, version
 
 
 def serialize_event(event: AnyEvent) -> bytes:
