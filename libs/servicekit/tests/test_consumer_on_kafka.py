@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 import orjson
 import pytest
-from faststream.kafka import KafkaBroker
 from pymongo.errors import OperationFailure
 from redis.asyncio import Redis
 
@@ -18,10 +17,8 @@ from mobi_contracts import ConsumerGroup, Envelope
 from mobi_contracts.events.payment import TopupRecorded
 from servicekit.kafka.consumer import EventConsumer, RetryPolicy
 from servicekit.kafka.errors import DependencyProbe, TransientError
-from servicekit.kafka.inbox import Inbox
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.testing import (
-    KAFKA,
     committed_offsets,
     eventually,
     make_group,
@@ -29,6 +26,7 @@ from servicekit.testing import (
     read_all,
     topup_recorded,
 )
+from servicekit.testing import consuming as kit_consuming
 
 pytestmark = pytest.mark.integration
 
@@ -48,22 +46,8 @@ async def consuming(
     retry: RetryPolicy = FAST_RETRY,
     probe: DependencyProbe | None = None,
 ) -> AsyncIterator[EventConsumer]:
-    broker = KafkaBroker(KAFKA)
-    consumer = EventConsumer(
-        group,
-        handler,
-        service="tests",
-        inbox=Inbox(redis, group.name, 600),
-        publisher=publisher,
-        retry=retry,
-        probe=probe,
-    )
-    consumer.subscribe(broker, max_records=100, batch_timeout_ms=20)
-    await broker.start()
-    try:
+    async with kit_consuming(group, handler, redis, publisher, retry=retry, probe=probe) as consumer:
         yield consumer
-    finally:
-        await broker.stop()
 
 
 async def test_batch_that_keeps_failing_is_not_committed_and_is_redelivered_after_restart(

@@ -14,17 +14,22 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from mobi_contracts import AnyEvent, ConsumerGroup, Topic
 from mobi_contracts.events.payment import TopupMethod, TopupRecorded, TopupRecordedData
 
 from .kafka.admin import ensure_topics
+from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
+from .kafka.errors import DependencyProbe
+from .kafka.inbox import Inbox
 from .kafka.publisher import EventPublisher
 from .mongo import Store
 from .redis_client import create_redis
@@ -54,14 +59,54 @@ def mongodb_url() -> Iterator[str]:
         yield "mongodb://127.0.0.1:27017/"
 
 
-@pytest.fixture
-async def store(mongodb_url: str) -> AsyncIterator[Store]:
-    db = f"test_{uuid.uuid4().hex[:10]}"
+@asynccontextmanager
+async def scratch_store(mongodb_url: str, prefix: str = "test") -> AsyncIterator[Store]:
+    """A store on a database of its own, dropped afterwards."""
+    db = f"{prefix}_{uuid.uuid4().hex[:10]}"
     s = Store(mongodb_url, db, app_name="tests")
     await s.connect()
-    yield s
-    await s.client.drop_database(db)
-    await s.close()
+    try:
+        yield s
+    finally:
+        await s.client.drop_database(db)
+        await s.close()
+
+
+@pytest.fixture
+async def store(mongodb_url: str) -> AsyncIterator[Store]:
+    async with scratch_store(mongodb_url) as s:
+        yield s
+
+
+@asynccontextmanager
+async def consuming(
+    group: ConsumerGroup,
+    handler: BatchHandler,
+    redis: Redis,
+    publisher: EventPublisher,
+    *,
+    retry: RetryPolicy | None = None,
+    probe: DependencyProbe | None = None,
+    inbox: Inbox | None = None,
+    max_records: int = 100,
+) -> AsyncIterator[EventConsumer]:
+    """The kit's consumer of `group` on real Kafka, for the duration of the block."""
+    broker = KafkaBroker(KAFKA, logger=None)
+    consumer = EventConsumer(
+        group,
+        handler,
+        service="tests",
+        inbox=inbox or Inbox(redis, group.name, 600),
+        publisher=publisher,
+        retry=retry,
+        probe=probe,
+    )
+    consumer.subscribe(broker, max_records=max_records, batch_timeout_ms=20, fetch_max_wait_ms=50)
+    await broker.start()
+    try:
+        yield consumer
+    finally:
+        await broker.stop()
 
 
 @pytest.fixture

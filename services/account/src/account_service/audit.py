@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from redis.asyncio import Redis
 
 from servicekit.logs import configure_logging
 from servicekit.mongo import Doc, Store
+from servicekit.schedule import LeasedJob
 
 from .settings import AccountSettings
 from .store import BALANCES, JOURNAL
@@ -243,32 +243,21 @@ def check_events(finals: Iterable[Doc], settled_before: datetime) -> list[str]:
 
 
 class AuditSchedule:
-    """Runs the audit every `interval` in one replica at a time and exports its result."""
-
-    LEASE = "account:ledger-check:lease"
+    """Runs the audit of recent changes every `interval` in one replica at a time and exports
+    its result."""
 
     def __init__(
         self, audit: LedgerAudit, redis: Redis, interval: float, recent: timedelta = timedelta(hours=2)
     ) -> None:
         self.audit = audit
         self.recent = recent
-        self.redis = redis
-        self.interval = interval
-        self.owner = secrets.token_hex(8)
+        self.job = LeasedJob(redis, "account:ledger-check", every=interval)
 
     async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.run_once()
+        await self.job.run_forever(self.run_once)
 
-    async def run_once(self) -> Report | None:
-        try:
-            if not await self.redis.set(self.LEASE, self.owner, nx=True, ex=max(60, int(self.interval))):
-                return None
-            report = await self.audit.run(recent=self.recent)
-        except Exception:
-            CHECK_RUNS.labels("failed").inc()
-            return None
+    async def run_once(self) -> Report:
+        report = await self.audit.run(recent=self.recent)
         report.export()
         CHECK_RUNS.labels("ok" if report.ok else "violations").inc()
         LAST_CHECK.set(datetime.now(UTC).timestamp())

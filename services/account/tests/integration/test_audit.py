@@ -3,7 +3,6 @@ by the full check (`make ledger-check`) and by the periodic check of recent chan
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,7 @@ from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.outbox import outbox_entries
-from servicekit.testing import make_topic, topup_recorded
+from servicekit.testing import make_topic, scratch_store, topup_recorded
 
 pytestmark = pytest.mark.integration
 A = "84901119001"
@@ -25,12 +24,8 @@ A = "84901119001"
 
 @pytest.fixture
 async def payments(mongodb_url: str) -> AsyncIterator[Store]:
-    db = f"test_payments_{uuid.uuid4().hex[:8]}"
-    store = Store(mongodb_url, db, app_name="tests")
-    await store.connect()
-    yield store
-    await store.client.drop_database(db)
-    await store.close()
+    async with scratch_store(mongodb_url, "test_payments") as store:
+        yield store
 
 
 @pytest.fixture

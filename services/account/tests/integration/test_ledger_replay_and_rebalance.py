@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from account_service.ledger import LedgerService
@@ -21,12 +20,10 @@ from account_service.store import BALANCES, INDEXES, JOURNAL, SUBSCRIBERS, TOPUP
 from mobi_contracts import ConsumerGroup, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.payment import TopupRecorded
-from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.testing import (
-    KAFKA,
     committed_offsets,
     eventually,
     make_group,
@@ -34,6 +31,7 @@ from servicekit.testing import (
     read_all,
     topup_recorded,
 )
+from servicekit.testing import consuming as kit_consuming
 
 pytestmark = pytest.mark.integration
 WORKER = Path(__file__).with_name("ledger_worker.py")
@@ -55,20 +53,12 @@ async def topics(unique: str) -> tuple[Topic, Topic]:
     return source, sink
 
 
-@asynccontextmanager
-async def consuming(
+def consuming(
     group: ConsumerGroup, ledger: LedgerService, redis: Redis, publisher: EventPublisher
-) -> AsyncIterator[None]:
-    broker = KafkaBroker(KAFKA, logger=None)
+) -> AbstractAsyncContextManager[object]:
     # A fresh inbox: the replay must be stopped by the journal, not by Redis.
     inbox = Inbox(redis, f"{group.name}-{os.urandom(4).hex()}", 600)
-    consumer = EventConsumer(group, ledger.apply, service="tests", inbox=inbox, publisher=publisher)
-    consumer.subscribe(broker, max_records=100, batch_timeout_ms=20, fetch_max_wait_ms=50)
-    await broker.start()
-    try:
-        yield
-    finally:
-        await broker.stop()
+    return kit_consuming(group, ledger.apply, redis, publisher, inbox=inbox)
 
 
 async def snapshot(store: Store) -> tuple[dict[str, int], int, int]:

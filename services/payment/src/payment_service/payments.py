@@ -88,29 +88,26 @@ class AccountDirectory:
             base_url=base_url, timeout=5.0, headers={"X-Internal-Key": internal_key}
         )
 
-    async def bill(self, bill_id: str) -> dict[str, Any] | None:
+    async def _lookup(self, path: str, what: str) -> dict[str, Any] | None:
+        """The account service's answer, None when it does not know the thing (404)."""
         try:
-            response = await self.http.get(f"/internal/v1/bills/{bill_id}")
+            response = await self.http.get(path)
         except httpx.HTTPError as exc:
-            raise unavailable("cannot look up the bill right now") from exc
+            raise unavailable(f"cannot {what} right now") from exc
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise unavailable("cannot look up the bill right now")
-        bill: dict[str, Any] = response.json()
-        return bill
+            raise unavailable(f"cannot {what} right now")
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def bill(self, bill_id: str) -> dict[str, Any] | None:
+        return await self._lookup(f"/internal/v1/bills/{bill_id}", "look up the bill")
 
     async def is_subscriber(self, msisdn: str) -> bool:
         """An active MobiFone subscription (the directory decides: numbers are portable)."""
-        try:
-            response = await self.http.get(f"/internal/v1/subscribers/{msisdn}")
-        except httpx.HTTPError as exc:
-            raise unavailable("cannot check the number right now") from exc
-        if response.status_code == 404:
-            return False
-        if response.status_code != 200:
-            raise unavailable("cannot check the number right now")
-        return bool(response.json().get("status") == "active")
+        found = await self._lookup(f"/internal/v1/subscribers/{msisdn}", "check the number")
+        return found is not None and found.get("status") == "active"
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import secrets
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from prometheus_client import Counter, Gauge
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 import vnpay
@@ -42,6 +41,7 @@ from servicekit.kafka.publisher import EventPublisher
 from servicekit.logs import configure_logging
 from servicekit.mongo import Doc, Store
 from servicekit.outbox import OutboxRelay
+from servicekit.schedule import LeasedJob
 
 from .domain.rules import buckets_between, judge
 from .payments import PaymentService
@@ -50,7 +50,6 @@ from .store import CREDITS, FINALS, PAYMENTS, SCRATCH_USES
 
 log = logging.getLogger(__name__)
 
-RECONCILE_RUNS = Counter("payment_reconcile_runs_total", "Reconciliation runs", ["service", "result"])
 RECONCILE_FOUND = Gauge(
     "payment_reconcile_last_run",
     "What the last reconciliation run found, by kind (unexplained > 0 needs a person)",
@@ -288,37 +287,23 @@ class ReconcileSchedule:
     """Runs reconciliation every `interval` in one replica at a time (a lease in Redis), each
     run starting where the last one stopped (its state, in Redis)."""
 
-    LEASE = "payment:reconcile:lease"
     STATE = "payment:reconcile:state"
 
     def __init__(self, reconciler: Reconciler, redis: Redis, interval: float, service: str) -> None:
         self.reconciler = reconciler
         self.redis = redis
-        self.interval = interval
         self.service = service
-        self.owner = secrets.token_hex(8)
+        self.job = LeasedJob(redis, "payment:reconcile", every=interval)
 
     async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.run_once()
-            except Exception:
-                RECONCILE_RUNS.labels(self.service, "failed").inc()
-                log.exception("reconciliation run failed")
+        await self.job.run_forever(self.run_once)
 
-    async def run_once(self) -> Report | None:
-        if not await self.redis.set(self.LEASE, self.owner, nx=True, ex=max(30, int(self.interval * 3))):
-            return None
-        try:
-            raw = await self.redis.get(self.STATE)
-            state = ReconcileState.loads(raw if isinstance(raw, bytes) else None)
-            report = await self.reconciler.run(state=state)
-            await self.redis.set(self.STATE, state.dumps())
-        finally:
-            await self.redis.delete(self.LEASE)
+    async def run_once(self) -> Report:
+        raw = await self.redis.get(self.STATE)
+        state = ReconcileState.loads(raw if isinstance(raw, bytes) else None)
+        report = await self.reconciler.run(state=state)
+        await self.redis.set(self.STATE, state.dumps())
         report.export(self.service)
-        RECONCILE_RUNS.labels(self.service, "ok").inc()
         if report.unexplained:
             log.error("reconciliation found unexplained payments", extra={"rows": report.lines()})
         return report
