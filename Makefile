@@ -4,7 +4,7 @@ LOCAL := deploy/local
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status logs where install infra topics test test-unit lint fmt docs ledger-check bench bench-store bench-consumer bench-api bench-payment clean
+.PHONY: up down status logs where install infra topics test test-unit lint fmt docs ledger-check bench bench-store bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty clean
 
 up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
 	@$(LOCAL)/platform.sh up
@@ -51,7 +51,7 @@ ledger-check:  ## prove the money invariants on the running platform (exit 1 on 
 docs:          ## regenerate docs/asyncapi.json and docs/events/*.schema.json from contracts
 	@$(VENV)/python -m servicekit.catalogue
 
-bench: bench-store bench-consumer bench-api bench-payment
+bench: bench-store bench-consumer bench-api bench-otp bench-payment bench-stores
 
 bench-store:   ## FerretDB on PostgreSQL vs SQLite, per operation
 	@bench/store_backends.sh
@@ -62,8 +62,27 @@ bench-consumer: ## kit consumer vs hand-written aiokafka loop, same work
 bench-api:     ## GET /api/v1/me/balances through nginx vs the service directly
 	@$(VENV)/python bench/api_latency.py
 
+bench-otp:     ## POST /auth/otp answer time, subscribers vs other numbers (no timing oracle)
+	@$(VENV)/python bench/otp_timing.py
+
 bench-payment: ## card top-ups, provider notification -> credited balance, 50 concurrent
 	@$(VENV)/python bench/payment_flow.py
+
+bench-stores:  ## nearest-store lookups through the gateway vs a brute-force scan
+	@$(VENV)/python bench/stores_nearest.py
+
+bench-loyalty: ## loyalty: TopupRecorded -> points ledger entries vs bare consume; transfers through the gateway
+	@$(VENV)/python bench/loyalty_earning.py
+	@$(VENV)/python bench/loyalty_transfers.py
+
+bench-grants:  ## account ledger: VAS data-pack charges and loyalty rewards vs top-ups
+	@$(VENV)/python bench/ledger_grants.py
+
+bench-vas:     ## one VAS renewal pass over SUBS (100,000) due subscriptions, to the account service and back
+	@$(VENV)/python bench/vas_renewals.py --subscriptions $${SUBS:-100000}
+
+bench-notify:  ## one promotion to 1,000,000 seeded devices vs a bare HTTP/2 sender (DEVICES=...)
+	@$(VENV)/python bench/notify_fanout.py --devices $${DEVICES:-1000000}
 
 clean: down
 	rm -rf .cache/data .cache/logs .cache/run

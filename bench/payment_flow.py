@@ -41,10 +41,13 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
+from servicekit.internal_keys import caller_headers
+
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 ACCOUNT = os.environ.get("ACCOUNT_URL", "http://127.0.0.1:8101")
 PAYMENT = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8103")
-INTERNAL_KEY = os.environ.get("INTERNAL_KEY", "local-internal-key")
+# The operators' tools call internal routes as "ops" (local key unless OPS_INTERNAL_KEY is set).
+OPS_HEADERS = caller_headers("ops", os.environ.get("OPS_INTERNAL_KEY") or None)
 PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PAYER = "84901234567"
@@ -139,9 +142,7 @@ def per_payment(before: dict[str, float], after: dict[str, float], payments: int
 async def provision(targets: list[str], concurrency: int) -> None:
     """The numbers topped up must be subscriptions (the directory decides, not the prefix)."""
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(
-        base_url=ACCOUNT, headers={"X-Internal-Key": INTERNAL_KEY}, trust_env=False
-    ) as client:
+    async with httpx.AsyncClient(base_url=ACCOUNT, headers=OPS_HEADERS, trust_env=False) as client:
 
         async def one(msisdn: str) -> None:
             async with gate:

@@ -17,6 +17,7 @@ from mobi_contracts import (
     all_topics,
     parse_event,
 )
+from mobi_contracts.broadcast import BroadcastEnvelope
 from mobi_contracts.events.payment import TopupRecorded
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -96,7 +97,12 @@ def test_topics_are_unique_keyed_by_subscriber_and_groups_have_dead_letter_topic
     names = [t.name for t in all_topics()]
     assert len(names) == len(set(names))
     for topic in TOPICS:
-        assert "MSISDN" in topic.key and topic.partitions >= 3
+        assert topic.partitions >= 3
+        # Keyed by the subscriber, except topics declared as not per subscriber (campaigns),
+        # which carry only BroadcastEnvelope events (no subject; keyed by a data field).
+        assert ("MSISDN" in topic.key) == topic.per_subscriber, topic.name
+        for event in topic.events:
+            assert issubclass(event, BroadcastEnvelope) != topic.per_subscriber, (topic.name, event)
     for group in CONSUMER_GROUPS:
         assert group.dead_letter.name == f"dlq.{group.name}"
         assert set(group.handles) <= {e for t in group.topics for e in t.events}
@@ -105,3 +111,10 @@ def test_topics_are_unique_keyed_by_subscriber_and_groups_have_dead_letter_topic
 def test_event_key_is_the_subject() -> None:
     event = parse_event((EXAMPLES / "TopupRecorded" / "v1.json").read_bytes())
     assert event.key == b"84901234567"
+
+
+def test_a_broadcast_event_has_no_subject_and_is_keyed_by_its_data() -> None:
+    event = parse_event((EXAMPLES / "PromotionPublished" / "v1.json").read_bytes())
+    assert isinstance(event, BroadcastEnvelope)
+    assert event.subject is None
+    assert event.key == b"tet-2027-data-x2"

@@ -3,12 +3,15 @@
 
 Usage: render.py OUT_DIR   (normally through render.sh, which supplies env.sh's defaults)
 
-Writes OUT_DIR/nginx.conf and OUT_DIR/gateway-key.conf (mode 0600: the gateway key is a
-secret, so it stays out of nginx.conf). Every input comes from the environment and is
-validated: a typo in a CIDR list must fail the render, not silently trust the internet.
+Writes OUT_DIR/nginx.conf, OUT_DIR/gateway.js (njs, beside nginx.conf) and
+OUT_DIR/gateway-key.conf (mode 0600: the gateway keys are secrets, so they stay out of
+nginx.conf). Every input comes from the environment and is validated: a typo in a CIDR list
+must fail the render, not silently trust the internet.
 
-Required: GATEWAY_PORT, GATEWAY_KEY, GATEWAY_RUN_DIR (pid file; temp dirs in its temp/) and, for each
-service in SERVICES, <NAME>_PORT (unless GATEWAY_UPSTREAM_TEMPLATE is set).
+Required: GATEWAY_PORT, GATEWAY_RUN_DIR (pid file; temp dirs in its temp/) and, for each
+service in SERVICES, GATEWAY_KEY_<NAME> (the key the gateway sends that service only, in
+X-Gateway-Key: a service that leaks its key cannot speak as the gateway to another one; every
+key different) and <NAME>_PORT (unless GATEWAY_UPSTREAM_TEMPLATE is set).
 Optional (default):
   SERVICES ("account payment")          services that are deployed; the others answer 503
   GATEWAY_LISTEN_ADDR (127.0.0.1)       "" listens on every address
@@ -30,6 +33,8 @@ Optional (default):
   GATEWAY_FORWARDED_PROTO ($scheme)      X-Forwarded-Proto sent upstream
   GATEWAY_KEY_INCLUDE (gateway-key.conf) path nginx.conf includes for the key
   GATEWAY_TEMP_DIR ($GATEWAY_RUN_DIR/temp) parent of nginx's temp dirs (must exist)
+  GATEWAY_NJS_MODULE (/usr/lib/nginx/modules/ngx_http_js_module.so, Debian's libnginx-mod-http-js;
+      the official nginx images: /etc/nginx/modules/ngx_http_js_module.so)
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "nginx.conf.tmpl"
 ROUTES = HERE / "routes.tsv"
+NJS = HERE / "gateway.js"
 
 KNOWN_SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
 MATCHES = {"exact": "=", "prefix": "^~", "regex": "~"}
@@ -183,6 +189,29 @@ def status_server(status_port: int | None) -> str:
     )
 
 
+def gateway_keys(deployed: list[str]) -> str:
+    """gateway-key.conf: the key each service gets in X-Gateway-Key ($gw_service is set by the
+    route's location); any other request sends an empty key."""
+    keys: dict[str, str] = {}
+    for name in deployed:
+        variable = f"GATEWAY_KEY_{name.upper()}"
+        key = checked(
+            variable, env(variable), r"[A-Za-z0-9._~+/=-]{8,256}", "8-256 characters of [A-Za-z0-9._~+/=-]"
+        )
+        for other, other_key in keys.items():
+            if key == other_key:
+                raise RenderError(
+                    f"{variable} is GATEWAY_KEY_{other.upper()}'s key: each service needs its own"
+                )
+        keys[name] = key
+    lines = [f'    {name} "{key}";' for name, key in keys.items()]
+    return (
+        "# The key each service requires in X-Gateway-Key (secrets: keep this file private).\n"
+        "map $gw_service $gw_gateway_key {\n"
+        '    default "";\n' + "".join(line + "\n" for line in lines) + "}\n"
+    )
+
+
 def render(routes_text: str, template: str) -> tuple[str, str]:
     """Returns (nginx.conf, gateway-key.conf) for the current environment."""
     services = split_list(env("SERVICES", "account payment"))
@@ -191,8 +220,7 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
             raise RenderError(f"SERVICES: unknown service {name!r} (known: {' '.join(KNOWN_SERVICES)})")
     deployed = [name for name in KNOWN_SERVICES if name in services]
 
-    key = env("GATEWAY_KEY")
-    checked("GATEWAY_KEY", key, r"[A-Za-z0-9._~+/=-]{8,256}", "8-256 characters of [A-Za-z0-9._~+/=-]")
+    key_conf = gateway_keys(deployed)
 
     duration, number = r"[1-9][0-9]*(ms|s|m)?", r"[0-9]{1,6}"
     keepalive_timeout = setting("GATEWAY_UPSTREAM_KEEPALIVE_TIMEOUT", "60s", duration, "a duration")
@@ -237,6 +265,7 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
         "ERROR_LOG": env("GATEWAY_ERROR_LOG", f"{logs}/gateway-error.log"),
         "ACCESS_LOG": env("GATEWAY_ACCESS_LOG", f"{logs}/gateway-access.log"),
         "KEY_INCLUDE": env("GATEWAY_KEY_INCLUDE", "gateway-key.conf"),
+        "NJS_MODULE": env("GATEWAY_NJS_MODULE", "/usr/lib/nginx/modules/ngx_http_js_module.so"),
         "LISTEN": f"{listen_addr}:{gateway_port}" if listen_addr else str(gateway_port),
         "CARRIER_GEO": "\n".join(f"        {cidr} 1;" for cidr in carriers),
         "EXEMPT_GEO": "\n".join(f"        {cidr} 1;" for cidr in exempt),
@@ -254,17 +283,13 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
         "ROUTES": route_text,
         "STATUS_SERVER": status_server(status_port),
     }
-    for name in ("PID_FILE", "TEMP_DIR", "ERROR_LOG", "ACCESS_LOG", "KEY_INCLUDE"):
+    for name in ("PID_FILE", "TEMP_DIR", "ERROR_LOG", "ACCESS_LOG", "KEY_INCLUDE", "NJS_MODULE"):
         checked(name, values[name], r"[A-Za-z0-9_./:@+-]+", "a path without spaces or quotes")
 
     def substitute(match: re.Match[str]) -> str:
         return values[match.group(1)]
 
     conf = re.sub(r"@([A-Z_]+)@", substitute, template)
-    key_conf = (
-        "# The key services require in X-Gateway-Key (a secret: keep this file private).\n"
-        f'map $host $gw_gateway_key {{\n    default "{key}";\n}}\n'
-    )
     return conf, key_conf
 
 
@@ -284,6 +309,7 @@ def main(argv: list[str]) -> int:
     with os.fdopen(fd, "w") as handle:
         handle.write(key_conf)
     os.chmod(key_path, 0o600)
+    (out / "gateway.js").write_text(NJS.read_text())
     (out / "nginx.conf").write_text(conf)
     return 0
 

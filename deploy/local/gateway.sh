@@ -8,7 +8,7 @@
 #   reopen  reopen the log files (after logrotate moved them: USR1)
 #   render  render and test only (prints the config dir)
 # Settings: deploy/local/env.sh (GATEWAY_PORT, SERVICES, *_PORT) and the gateway's own
-# variables listed in deploy/gateway/render.py (CARRIER_PROXY_CIDRS, GATEWAY_KEY, ...).
+# variables listed in deploy/gateway/render.py (CARRIER_PROXY_CIDRS, GATEWAY_KEY_<SERVICE>, ...).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 

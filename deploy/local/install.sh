@@ -75,7 +75,8 @@ install_system() {
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   command -v go >/dev/null || apt_install golang-go
-  local pkgs=(redis-server nginx prometheus wrk)
+  # libnginx-mod-http-js (njs): the gateway counts X-MSISDN headers with it (duplicate_msisdn).
+  local pkgs=(redis-server nginx libnginx-mod-http-js prometheus wrk)
   [[ "$FERRETDB_BACKEND" == postgresql ]] && pkgs+=(postgresql)
   apt_install "${pkgs[@]}"
 }

@@ -11,7 +11,11 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 SECRETS="$STATE/secrets"
 
 export JWT_PUBLIC_KEY_FILE="$SECRETS/jwt_ed25519.pub.pem"
-export GATEWAY_KEY="${GATEWAY_KEY:-local-gateway-key}"
+# No shared gateway key: each service assumes its own local default (servicekit's
+# own_gateway_key), the one the gateway sends it; GATEWAY_KEY_<NAME> overrides one service's
+# key for both (apps_up, deploy/gateway/render.sh). Unset, or one inherited by the supervisor
+# from an older platform.sh would reach every service.
+unset GATEWAY_KEY
 export LOG_LEVEL="${LOG_LEVEL:-INFO}"
 export KAFKA_BOOTSTRAP MONGODB_URL REDIS_URL
 
@@ -19,12 +23,15 @@ export KAFKA_BOOTSTRAP MONGODB_URL REDIS_URL
 service_table() {
   echo "smsc-sandbox $SMSC_HTTP_PORT smsc-sandbox SMSC_SMPP_PORT=$SMSC_SMPP_PORT SMSC_HTTP_PORT=$SMSC_HTTP_PORT SMSC_RECORD_FILE=$LOGS/smsc-messages.jsonl"
   echo "payment-provider-sandbox $PAYPROV_PORT payment-provider-sandbox PAYPROV_PORT=$PAYPROV_PORT PAYPROV_IPN_URL=http://127.0.0.1:$GATEWAY_PORT/api/v1/payments/provider/ipn"
+  echo "push-sandbox $PUSH_SANDBOX_PORT push-sandbox PUSH_SANDBOX_PORT=$PUSH_SANDBOX_PORT"
   local name port_var
   for name in $SERVICES; do
     port_var="${name^^}_PORT"
     case $name in
       account) echo "account ${!port_var} account-service HTTP_PORT=${!port_var} JWT_PRIVATE_KEY_FILE=$SECRETS/jwt_ed25519.pem SMSC_PORT=$SMSC_SMPP_PORT" ;;
       payment) echo "payment ${!port_var} payment-service HTTP_PORT=${!port_var} PROVIDER_PAY_URL=http://127.0.0.1:$PAYPROV_PORT/paymentv2/vpcpay.html PROVIDER_API_URL=http://127.0.0.1:$PAYPROV_PORT/merchant_webapi/api/transaction PUBLIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT ACCOUNT_INTERNAL_URL=http://127.0.0.1:$ACCOUNT_PORT" ;;
+      loyalty) echo "loyalty ${!port_var} loyalty-service HTTP_PORT=${!port_var} ACCOUNT_INTERNAL_URL=http://127.0.0.1:$ACCOUNT_PORT" ;;
+      notify) echo "notify ${!port_var} notify-service HTTP_PORT=${!port_var} PUSH_BASE_URL=http://127.0.0.1:$PUSH_SANDBOX_PORT" ;;
       *) echo "$name ${!port_var} $name-service HTTP_PORT=${!port_var}" ;;
     esac
   done
@@ -70,12 +77,13 @@ wait_ready() {
 # apps_up [NAME...]: start the sandboxes and services (those named; all by default) that are
 # not running, then wait until each is ready.
 apps_up() {
-  local name port cmd env only=" $* "
+  local name port cmd env only=" $* " key_var
   while read -r name port cmd env; do
     [[ $# -eq 0 || $only == *" $name "* ]] || continue
     [[ -x "$ROOT/.venv/bin/$cmd" ]] || { log "skipping $name: $cmd not installed"; continue; }
+    key_var="GATEWAY_KEY_${name^^}" && key_var=${key_var//-/_}
     # shellcheck disable=SC2086
-    start_bg "$name" env $env "$ROOT/.venv/bin/$cmd"
+    start_bg "$name" env $env ${!key_var:+GATEWAY_KEY=${!key_var}} "$ROOT/.venv/bin/$cmd"
   done < <(service_table)
   while read -r name port cmd env; do
     [[ $# -eq 0 || $only == *" $name "* ]] || continue
@@ -98,8 +106,10 @@ up() {
   apps_up
   log "seeding demo data"
   local seed
-  for seed in account-seed payment-seed; do
-    [[ " $SERVICES " == *" ${seed%-seed} "* ]] || continue
+  # Each installed service may have a `<name>-seed` command (idempotent demo data).
+  for seed in $SERVICES; do
+    seed="$seed-seed"
+    [[ -x "$ROOT/.venv/bin/$seed" ]] || continue
     "$ROOT/.venv/bin/$seed" >>"$LOGS/seed.log" 2>&1 || { tail -20 "$LOGS/seed.log"; die "$seed failed"; }
   done
   log "indexing the store's tables for FerretDB's filters"
@@ -147,6 +157,7 @@ INFO
   Event catalogue           docs/asyncapi.json (make docs)
   SMS centre sandbox        http://127.0.0.1:$SMSC_HTTP_PORT/messages?to=84901234567 (SMPP on $SMSC_SMPP_PORT)
   Payment provider sandbox  http://127.0.0.1:$PAYPROV_PORT/
+  Push sandbox (FCM, APNs)  http://127.0.0.1:$PUSH_SANDBOX_PORT/sandbox/stats
   Prometheus                http://127.0.0.1:$PROMETHEUS_PORT/
   Kafka $KAFKA_BOOTSTRAP | MongoDB wire $MONGODB_URL | Redis $REDIS_URL
   Logs: $LOGS/   Supervisor: $LOGS/supervisor.log   Stop: make down

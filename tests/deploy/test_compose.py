@@ -77,7 +77,6 @@ def test_services_are_built_from_the_one_dockerfile_and_wired(compose: dict) -> 
         assert env["KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert env["MONGODB_URL"] == "mongodb://mongo:27017/"
         assert env["REDIS_URL"] == "redis://redis:6379/0"
-        assert env["GATEWAY_KEY"]
         assert env["JWT_PUBLIC_KEY_FILE"].startswith("/run/mymobifone/jwt/")
         assert "8000/health" in " ".join(service["healthcheck"]["test"])
         deps = service["depends_on"]
@@ -88,6 +87,29 @@ def test_services_are_built_from_the_one_dockerfile_and_wired(compose: dict) -> 
     assert environment(compose["services"]["payment"])["ACCOUNT_INTERNAL_URL"] == "http://account:8000"
     init = compose["services"]["init"]
     assert "servicekit.kafka.admin" in " ".join(init["command"])
+
+
+def test_each_service_has_its_own_keys_and_the_gateway_sends_it_its_own(
+    compose: dict, tmp_path: Path
+) -> None:
+    """One shared key would let a service that leaks it log anyone in by header (only the
+    account service's gateway key trusts X-MSISDN) and call every other's internal API."""
+    envs = {name: environment(compose["services"][name]) for name in SERVICES}
+    for variable in ("GATEWAY_KEY", "INTERNAL_KEY"):
+        keys = [env[variable] for env in envs.values()]
+        assert all(keys) and len(set(keys)) == len(keys), variable
+    for name, env in envs.items():
+        # The laptop profile, whose defaults these are (servicekit: own_gateway_key, local_key);
+        # any other ENVIRONMENT makes the services refuse them.
+        assert env["ENVIRONMENT"] == "local"
+        assert env["GATEWAY_KEY"] == f"local-gateway-key-{name}-service"
+        assert env["INTERNAL_KEY"] == f"local-internal-key-{name}-service"
+        raw = compose["services"][name]["environment"]["GATEWAY_KEY"]
+        assert raw.startswith(f"${{GATEWAY_KEY_{name.upper()}:-"), raw  # one variable sets both sides
+    gateway_dir, _ = render_like_compose(compose, tmp_path)
+    key_conf = (gateway_dir / "gateway-key.conf").read_text()
+    for name, env in envs.items():
+        assert f'    {name} "{env["GATEWAY_KEY"]}";\n' in key_conf
 
 
 def test_sandboxes_are_built_and_the_provider_notifies_through_the_gateway(compose: dict) -> None:
@@ -205,6 +227,8 @@ def test_compose_gateway_config_is_valid(compose: dict, tmp_path: Path) -> None:
     # Container-only names and paths replaced by local stand-ins, then nginx -t.
     conf = re.sub(r"server [a-z]+:8000;", "server 127.0.0.1:8000;", conf)
     conf = conf.replace("/rendered/gateway/", f"{gateway_dir}/")
+    assert "load_module /etc/nginx/modules/ngx_http_js_module.so;" in conf  # the nginx image's njs
+    conf = conf.replace("/etc/nginx/modules/", "/usr/lib/nginx/modules/")  # Debian's (install.sh)
     conf = conf.replace("pid /tmp/", f"pid {tmp_path}/")
     conf = conf.replace("_temp_path /tmp/", f"_temp_path {tmp_path}/")
     (gateway_dir / "nginx.conf").write_text(conf)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from servicekit.internal_keys import KNOWN_CALLERS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "mymobifone"
@@ -19,6 +25,44 @@ SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
 KUBE = "1.30.0"
 RELEASE, NAMESPACE = "rel", "mm"
 PREFIX = f"{RELEASE}-mymobifone"
+# Callers of /internal routes whose keys the Secret holds with the default values.
+CALLERS = (
+    "account",
+    "vas",
+    "payment",
+    "loyalty",
+    "notify",
+    "stores",
+    "ops",
+    "campaign-tools",
+    "content-provider",
+)
+
+
+def made_up_secrets() -> dict:
+    """Values for the chart-created Secret, made up per test run: the repository ships none (a
+    committed key would work for anyone deploying with it). The JWT keys are placeholders: the
+    chart does not parse them."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    extra_keys = {key for svc in values["services"].values() for key in (svc.get("secretEnv") or {}).values()}
+    extra = {key: secrets.token_urlsafe(32) for key in extra_keys}
+    extra["smsc-password"] = secrets.token_hex(4)  # SMPP v3.4: at most 8 characters
+    placeholder = "-----BEGIN {0}-----\nnot-a-key-test-placeholder\n-----END {0}-----\n"
+    return {
+        "secrets": {
+            "existingSecret": "",
+            "mongodbUrl": f"mongodb://mymobifone:{secrets.token_urlsafe(24)}@mongo-0.mongo.data.svc:27017/",
+            "redisUrl": f"redis://:{secrets.token_urlsafe(24)}@redis-master.data.svc:6379/0",
+            "jwtPublicKey": placeholder.format("PUBLIC KEY"),
+            "jwtPrivateKey": placeholder.format("PRIVATE KEY"),
+            "extra": extra,
+        }
+    }
+
+
+TEST_SECRETS = made_up_secrets()
+SECRET_VALUES = Path(tempfile.mkdtemp(prefix="helm-test-secrets-")) / "secrets.yaml"
+SECRET_VALUES.write_text(yaml.safe_dump(TEST_SECRETS))
 
 pytestmark = pytest.mark.skipif(
     not Path(HELM).is_file(),
@@ -30,10 +74,17 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
-def render(*sets: str, values: Path | None = CI_VALUES) -> list[dict]:
-    args = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE]
-    if values:
-        args += ["-f", str(values)]
+def value_args(values: Path | tuple[Path, ...] | None) -> list[str]:
+    files = (values,) if isinstance(values, Path) else values or ()
+    return [arg for path in files for arg in ("-f", str(path))]
+
+
+# By default: the CI values with the chart creating the Secret from TEST_SECRETS.
+DEFAULT_VALUES = (CI_VALUES, SECRET_VALUES)
+
+
+def render(*sets: str, values: Path | tuple[Path, ...] | None = DEFAULT_VALUES) -> list[dict]:
+    args = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE, *value_args(values)]
     for item in sets:
         args += ["--set", item]
     result = helm(*args)
@@ -41,10 +92,8 @@ def render(*sets: str, values: Path | None = CI_VALUES) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def render_error(*sets: str, values: Path | None = CI_VALUES) -> str:
-    args = ["template", RELEASE, str(CHART), "--kube-version", KUBE]
-    if values:
-        args += ["-f", str(values)]
+def render_error(*sets: str, values: Path | tuple[Path, ...] | None = DEFAULT_VALUES) -> str:
+    args = ["template", RELEASE, str(CHART), "--kube-version", KUBE, *value_args(values)]
     for item in sets:
         args += ["--set", item]
     result = helm(*args)
@@ -77,8 +126,9 @@ def env_of(c: dict) -> dict[str, object]:
 # --- lint and validation -----------------------------------------------------------------------
 
 
-def test_lint_with_complete_values() -> None:
-    result = helm("lint", str(CHART), "-f", str(CI_VALUES), "--kube-version", KUBE, "--strict")
+@pytest.mark.parametrize("values", [CI_VALUES, DEFAULT_VALUES], ids=["existing-secret", "created-secret"])
+def test_lint_with_complete_values(values: Path | tuple[Path, ...]) -> None:
+    result = helm("lint", str(CHART), *value_args(values), "--kube-version", KUBE, "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -89,10 +139,40 @@ def test_lint_with_complete_values() -> None:
         (("secrets.mongodbUrl=",), "secrets.mongodbUrl is required"),
         (("services.billing.enabled=true",), "services.billing: unknown service"),
         (("services.account.secretEnv.NEW=missing-key",), "secretEnv.NEW needs secrets.extra.missing-key"),
-        (("services.account.enabled=false",), "services.payment.calls: account is not enabled"),
+        # (whichever caller of account comes first: loyalty, payment, vas)
+        (("services.account.enabled=false",), ".calls: account is not enabled"),
         (("gateway.carrierProxyCidrs={0.0.0.0/0}",), "would match every address"),
         (("gateway.carrierProxyCidrs={10.0.0.0/33}",), "is not an address/prefix"),
         (("gateway.rate=fast",), "expected e.g. 20 or 20r/s"),
+        # Secrets: empty, laptop/example defaults, short, shared, or the old single keys.
+        (("secrets.extra.otp-pepper=",), "secrets.extra.otp-pepper is empty"),
+        (
+            ("secrets.extra.otp-pepper=local-otp-pepper-change-me-0123456789",),
+            "otp-pepper is a known default",
+        ),
+        (("secrets.extra.provider-hash-secret=sandbox-hash-secret-change-me",), "is a known default"),
+        (("secrets.extra.scratch-pin-pepper=Example-Pepper-0123456789-0123456789",), "is a known default"),
+        (
+            ("secrets.extra.provider-hash-secret=short-secret",),
+            "provider-hash-secret is shorter than 32 bytes",
+        ),
+        (
+            ("secrets.gatewayKeys.account=local-gateway-key-account-service",),
+            "gatewayKeys.account is a known",
+        ),
+        (("secrets.gatewayKeys.payment=compose-gateway-key-payment-0123456789",), "is a known default"),
+        (("secrets.internalKeys.ops=tooShort0123",), "internalKeys.ops is shorter than 32 bytes"),
+        (
+            ("secrets.gatewayKeys.account=" + "a" * 40, "secrets.gatewayKeys.payment=" + "a" * 40),
+            "each service and caller needs its own",
+        ),
+        (("secrets.internalKeys.ops=" + "x" * 36 + '"',), "only A-Z a-z 0-9"),
+        (("secrets.gatewayKey=" + "k" * 40,), "secrets.gatewayKey is gone"),
+        (("secrets.internalKey=" + "k" * 40,), "secrets.internalKey is gone"),
+        (("config.ENVIRONMENT=local",), 'config.ENVIRONMENT must be set and not "local"'),
+        (("config.ENVIRONMENT=",), "config.ENVIRONMENT must be set"),
+        (("services.vas.env.ENVIRONMENT=local",), "config.ENVIRONMENT must be set"),
+        (("services.account.internalCallers={billing-service}",), 'unknown caller "billing-service"'),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], message: str) -> None:
@@ -101,6 +181,39 @@ def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], message: st
 
 def test_default_values_alone_are_refused() -> None:
     assert "kafka.bootstrap is required" in render_error(values=None)
+
+
+def test_ci_values_ship_no_usable_secret() -> None:
+    """The CI values are public: they name an existing Secret and hold no key at all."""
+    ci = yaml.safe_load(CI_VALUES.read_text())
+    assert ci["secrets"] == {"existingSecret": "mymobifone-ci-secrets"}
+    for path in (CHART / "ci").rglob("*"):
+        if path.is_file():
+            assert "-----BEGIN" not in path.read_text(), path
+    docs = render(values=CI_VALUES)
+    assert not find(docs, "Secret")
+    env = env_of(container(one(docs, "Deployment", f"{PREFIX}-account"), "account"))
+    assert env["GATEWAY_KEY"] == {
+        "secretKeyRef": {"name": "mymobifone-ci-secrets", "key": "gateway-key-account"}
+    }
+
+
+def test_an_smsc_password_may_be_short_but_not_a_default() -> None:
+    """SMPP v3.4 passwords have at most 8 characters: exempt from the length rule only."""
+    render("secrets.extra.smsc-password=Xy7#kQ2p")
+    assert "smsc-password is a known default" in render_error("secrets.extra.smsc-password=local-pw")
+    assert "smsc-password is empty" in render_error("secrets.extra.smsc-password=")
+
+
+def test_services_run_outside_the_local_profile_so_they_refuse_defaults_themselves() -> None:
+    config = one(render(), "ConfigMap", f"{PREFIX}-config")["data"]
+    assert config["ENVIRONMENT"] == "production"
+
+
+def test_the_charts_callers_are_the_kits() -> None:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    [known] = re.findall(r'define "mymobifone.knownCallers" -}}\n(.*)\n', helpers)
+    assert known.split() == list(KNOWN_CALLERS)
 
 
 # --- services ----------------------------------------------------------------------------------
@@ -143,8 +256,8 @@ def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> No
         for variable, key in [
             ("MONGODB_URL", "mongodb-url"),
             ("REDIS_URL", "redis-url"),
-            ("GATEWAY_KEY", "gateway-key"),
-            ("INTERNAL_KEY", "internal-key"),
+            ("GATEWAY_KEY", f"gateway-key-{name}"),  # its own, never another service's
+            ("INTERNAL_KEY", f"internal-key-{name}"),
         ]:
             assert env[variable] == {"secretKeyRef": {"name": secret, "key": key}}
         assert env["JWT_PUBLIC_KEY_FILE"] == "/etc/mymobifone/jwt/jwt-public-key.pem"
@@ -166,26 +279,81 @@ def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> No
     assert payment["PROVIDER_HASH_SECRET"] == hash_secret
 
 
+def secret_data(docs: list[dict]) -> dict[str, str]:
+    data = one(docs, "Secret", f"{PREFIX}-secrets")["data"]
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
 def test_secret_holds_every_key_and_configmaps_hold_none() -> None:
     docs = render()
-    secret = one(docs, "Secret", f"{PREFIX}-secrets")
-    assert set(secret["data"]) >= {
+    data = secret_data(docs)
+    assert set(data) == {
         "mongodb-url",
         "redis-url",
-        "gateway-key",
-        "internal-key",
         "jwt-public-key",
         "jwt-private-key",
-        "otp-pepper",
-        "smsc-password",
-        "provider-hash-secret",
-        "scratch-pin-pepper",
+        *(f"gateway-key-{name}" for name in SERVICES),
+        *(f"internal-key-{caller}" for caller in CALLERS),
+        *TEST_SECRETS["secrets"]["extra"],
     }
-    ci = yaml.safe_load(CI_VALUES.read_text())["secrets"]
+    keys = [data[f"gateway-key-{name}"] for name in SERVICES] + [data[f"internal-key-{c}"] for c in CALLERS]
+    assert len(set(keys)) == len(keys), "every service and caller has its own key"
+    assert all(len(key) == 48 for key in keys)  # generated: none given
     for config_map in find(docs, "ConfigMap"):
         text = yaml.safe_dump(config_map)
-        for value in (ci["gatewayKey"], ci["internalKey"], "change-me", *ci["extra"].values()):
-            assert value not in text, (config_map["metadata"]["name"], value)
+        for value in (*keys, *TEST_SECRETS["secrets"]["extra"].values()):
+            assert value not in text, config_map["metadata"]["name"]
+
+
+def test_given_keys_are_used_for_their_service_or_caller_only() -> None:
+    account, ops = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    data = secret_data(render(f"secrets.gatewayKeys.account={account}", f"secrets.internalKeys.ops={ops}"))
+    assert data["gateway-key-account"] == account
+    assert data["internal-key-ops"] == ops
+    assert account not in {v for k, v in data.items() if k != "gateway-key-account"}
+
+
+def expand(env: list[dict], values: dict[str, str]) -> dict[str, str]:
+    """A container's environment as Kubernetes sets it: secretKeyRef values from `values`
+    (the Secret's data), `$(VAR)` replaced by variables defined before it."""
+    result: dict[str, str] = {}
+    for item in env:
+        if "valueFrom" in item:
+            ref = item["valueFrom"].get("secretKeyRef")
+            if ref:
+                result[item["name"]] = values[ref["key"]]
+            continue
+        result[item["name"]] = re.sub(
+            r"\$\((\w+)\)", lambda m: result.get(m.group(1), m.group(0)), item["value"]
+        )
+    return result
+
+
+def test_each_service_accepts_the_internal_keys_of_its_callers_only() -> None:
+    docs = render()
+    data = secret_data(docs)
+    accepted = {}
+    for name in SERVICES:
+        env = expand(container(one(docs, "Deployment", f"{PREFIX}-{name}"), name)["env"], data)
+        assert env["GATEWAY_KEY"] == data[f"gateway-key-{name}"]
+        assert env["INTERNAL_KEY"] == data[f"internal-key-{name}"]
+        accepted[name] = json.loads(env["INTERNAL_CALLER_KEYS"])
+        for caller, key in accepted[name].items():
+            assert key == data[f"internal-key-{caller.removesuffix('-service')}"], (name, caller)
+    assert set(accepted["account"]) == {"payment-service", "vas-service", "loyalty-service", "ops"}
+    assert set(accepted["payment"]) == {"ops"}
+    assert set(accepted["notify"]) == {"campaign-tools", "ops"}
+    assert set(accepted["vas"]) == {"content-provider", "ops"}
+    # The key payment calls with is the one account accepts from payment, and no other.
+    assert accepted["account"]["payment-service"] == data["internal-key-payment"]
+
+
+def test_a_disabled_service_gets_no_keys() -> None:
+    docs = render("services.stores.enabled=false")
+    data = secret_data(docs)
+    assert "gateway-key-stores" not in data and "internal-key-stores" not in data
+    config = one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]
+    assert "STORES" not in config["gateway-key.conf.template"]
 
 
 def test_existing_secret_is_used_instead_of_creating_one() -> None:
@@ -193,12 +361,7 @@ def test_existing_secret_is_used_instead_of_creating_one() -> None:
     assert not find(docs, "Secret")
     env = env_of(container(one(docs, "Deployment", f"{PREFIX}-account"), "account"))
     assert env["MONGODB_URL"] == {"secretKeyRef": {"name": "platform-secrets", "key": "mongodb-url"}}
-
-
-def test_generated_gateway_key_when_none_given() -> None:
-    docs = render("secrets.gatewayKey=")
-    key = one(docs, "Secret", f"{PREFIX}-secrets")["data"]["gateway-key"]
-    assert len(key) >= 48  # base64 of 48 random characters
+    assert env["GATEWAY_KEY"] == {"secretKeyRef": {"name": "platform-secrets", "key": "gateway-key-account"}}
 
 
 def test_hpa_replaces_fixed_replicas() -> None:
@@ -239,7 +402,8 @@ def local_render(tmp_path: Path, **env: str) -> str:
         "SERVICES": " ".join(SERVICES),
         "GATEWAY_PORT": "8080",
         "GATEWAY_LISTEN_ADDR": "",
-        "GATEWAY_KEY": "unused-here-0123",
+        **{f"GATEWAY_KEY_{name.upper()}": f"unused-here-{name}" for name in SERVICES},
+        "GATEWAY_NJS_MODULE": "/etc/nginx/modules/ngx_http_js_module.so",
         "GATEWAY_RUN_DIR": "/tmp",
         "GATEWAY_TEMP_DIR": "/tmp",
         "GATEWAY_ERROR_LOG": "/dev/stderr",
@@ -281,14 +445,22 @@ def test_gateway_config_is_the_local_renderers_output(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="no nginx")
 def test_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
-    conf = nginx_conf(render())
+    config = one(render(), "ConfigMap", f"{PREFIX}-gateway")["data"]
+    conf = config["nginx.conf"]
     assert not re.search(r"@[A-Z_]+@", conf), "a placeholder was left unreplaced"
     # Local stand-ins for what only exists in the pod: cluster DNS names and writable paths.
     conf = re.sub(r"server [a-z0-9.-]+\.svc:8000;", "server 127.0.0.1:8000;", conf)
     conf = conf.replace("/etc/nginx/conf.d/gateway-key.conf", str(tmp_path / "key.conf"))
     conf = conf.replace("pid /tmp/", f"pid {tmp_path}/")
     conf = conf.replace("_temp_path /tmp/", f"_temp_path {tmp_path}/")
-    (tmp_path / "key.conf").write_text('map $host $gw_gateway_key { default "k"; }\n')
+    assert "load_module /etc/nginx/modules/ngx_http_js_module.so;" in conf  # the nginx image's njs
+    conf = conf.replace("/etc/nginx/modules/", "/usr/lib/nginx/modules/")  # Debian's (install.sh)
+    # The key file as the image's envsubst writes it.
+    key_conf = config["gateway-key.conf.template"]
+    for name in SERVICES:
+        key_conf = key_conf.replace(f"${{GATEWAY_KEY_{name.upper()}}}", f"key-of-{name}")
+    (tmp_path / "key.conf").write_text(key_conf)
+    (tmp_path / "gateway.js").write_text(config["gateway.js"])
     (tmp_path / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     result = subprocess.run(
@@ -307,16 +479,33 @@ def test_gateway_deployment() -> None:
     assert nginx["args"] == ["nginx", "-c", "/etc/nginx/gateway/nginx.conf"]
     assert nginx["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert nginx["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    key_ref = {"secretKeyRef": {"name": f"{PREFIX}-secrets", "key": "gateway-key"}}
-    assert env_of(nginx)["GATEWAY_KEY"] == key_ref
+    env = env_of(nginx)
+    for name in SERVICES:
+        key_ref = {"secretKeyRef": {"name": f"{PREFIX}-secrets", "key": f"gateway-key-{name}"}}
+        assert env[f"GATEWAY_KEY_{name.upper()}"] == key_ref
+    # The image's envsubst replaces exactly these variables (nginx's own $variables stay).
+    envsubst = re.compile(str(env["NGINX_ENVSUBST_FILTER"]))
+    assert {name for name in env if envsubst.search(name)} == {f"GATEWAY_KEY_{n.upper()}" for n in SERVICES}
+    assert not envsubst.search("GATEWAY_KEY") and not envsubst.search("HOSTNAME")
     mounts = {m["mountPath"] for m in nginx["volumeMounts"]}
-    assert {"/etc/nginx/gateway/nginx.conf", "/etc/nginx/templates/gateway-key.conf.template"} <= mounts
-    assert "/etc/nginx/conf.d" in mounts  # where the image's envsubst writes the key
+    assert {
+        "/etc/nginx/gateway/nginx.conf",
+        "/etc/nginx/gateway/gateway.js",
+        "/etc/nginx/templates/gateway-key.conf.template",
+    } <= mounts
+    assert "/etc/nginx/conf.d" in mounts  # where the image's envsubst writes the keys
     exporter = container(deployment, "exporter")
     assert "--nginx.scrape-uri=http://127.0.0.1:8081/nginx_status" in exporter["args"]
     config = one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]
-    assert '"${GATEWAY_KEY}"' in config["gateway-key.conf.template"]
+    # Each service's own key, chosen by the route's $gw_service; none for anything else.
+    template = config["gateway-key.conf.template"]
+    assert "map $gw_service $gw_gateway_key {" in template
+    assert '    default "";' in template
+    for name in SERVICES:
+        assert f'    {name} "${{GATEWAY_KEY_{name.upper()}}}";' in template
+    assert config["gateway.js"] == (ROOT / "deploy" / "gateway" / "gateway.js").read_text()
     conf = config["nginx.conf"]
+    assert "js_set $gw_msisdn_repeated gw.msisdnRepeated;" in conf
     assert "        10.20.0.0/16 1;\n        100.64.12.0/24 1;\n" in conf
     assert "server rel-mymobifone-account.mm.svc:8000;" in conf
     assert "listen 8080 default_server;" in conf
@@ -345,7 +534,9 @@ def test_only_the_gateway_and_callers_reach_services() -> None:
         peers = [peer for rule in policy["ingress"] for peer in rule["from"]]
         pod_peers = [p["podSelector"]["matchLabels"] for p in peers if "namespaceSelector" not in p]
         callers = {p["app.kubernetes.io/component"] for p in pod_peers}
-        assert callers == ({"gateway", "payment"} if name == "account" else {"gateway"}), name
+        # The account service's subscriber lookups are called by payment, vas and loyalty.
+        account_callers = {"gateway", "payment", "vas", "loyalty"}
+        assert callers == (account_callers if name == "account" else {"gateway"}), name
         assert gateway_selector in pod_peers
         # Prometheus, from its namespace only.
         [monitoring] = [p for p in peers if "namespaceSelector" in p]
@@ -426,6 +617,7 @@ def test_packaged_chart_carries_the_shared_files(tmp_path: Path) -> None:
     names = set(listing.split())
     assert "mymobifone/files/gateway/nginx.conf.tmpl" in names
     assert "mymobifone/files/gateway/routes.tsv" in names
+    assert "mymobifone/files/gateway/gateway.js" in names
     assert "mymobifone/files/prometheus-rules/alerts.yml" in names
     assert not any(name.endswith((".py", ".sh")) for name in names)
     rendered = helm("template", RELEASE, str(package), "-f", str(CI_VALUES), "--kube-version", KUBE)

@@ -5,6 +5,7 @@ internal API, as the operator's BSS would."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -13,12 +14,15 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from servicekit.internal_keys import caller_headers
+
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 ACCOUNT = os.environ.get("ACCOUNT_URL", "http://127.0.0.1:8101")
 PAYMENT = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8103")
 SMSC = os.environ.get("SMSC_URL", "http://127.0.0.1:8191")
 PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
-INTERNAL_KEY = os.environ.get("INTERNAL_KEY", "local-internal-key")
+# The operators' tools call internal routes as "ops" (local key unless OPS_INTERNAL_KEY is set).
+OPS_HEADERS = caller_headers("ops", os.environ.get("OPS_INTERNAL_KEY") or None)
 CARRIER_PROXY = "127.0.0.2"  # inside CARRIER_PROXY_CIDRS of the local gateway
 
 pytestmark = pytest.mark.e2e
@@ -63,12 +67,14 @@ async def subscriber(new_number: Callable[[], str]) -> str:
     return msisdn
 
 
-async def provision(msisdn: str, plan: str = "prepaid", status: str = "active") -> None:
+async def provision(
+    msisdn: str, plan: str = "prepaid", status: str = "active", name: str = "Khách Kiểm Thử"
+) -> None:
     async with httpx.AsyncClient(base_url=ACCOUNT, trust_env=False) as client:
         r = await client.put(
             f"/internal/v1/subscribers/{msisdn}",
-            json={"name": "Khách Kiểm Thử", "plan": plan, "status": status},
-            headers={"X-Internal-Key": INTERNAL_KEY},
+            json={"name": name, "plan": plan, "status": status},
+            headers=OPS_HEADERS,
         )
         r.raise_for_status()
 
@@ -81,10 +87,37 @@ async def header_login(carrier: httpx.AsyncClient, msisdn: str) -> dict[str, str
     return {"Authorization": f"Bearer {r.json()['access_token']}", "X-MSISDN": msisdn}
 
 
-async def latest_code(msisdn: str) -> str:
+async def sms_count(msisdn: str) -> int:
     async with httpx.AsyncClient(base_url=SMSC, trust_env=False) as client:
-        r = await client.get("/messages/latest", params={"to": msisdn})
-        assert r.status_code == 200, f"no SMS to {msisdn}: {r.text}"
-        match = re.search(r"\b(\d{6})\b", r.json()["text"])
-        assert match, r.json()["text"]
+        r = await client.get("/messages", params={"to": msisdn, "limit": 1000})
+        return len(r.json())
+
+
+async def latest_code(msisdn: str, sent_before: int = 0, wait_seconds: float = 10.0) -> str:
+    """The code of the newest SMS to the number, once more than `sent_before` SMS reached it:
+    codes are sent from a queue after the request was answered."""
+    async with httpx.AsyncClient(base_url=SMSC, trust_env=False) as client:
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while True:
+            r = await client.get("/messages", params={"to": msisdn, "limit": 1000})
+            messages = r.json() if r.status_code == 200 else []
+            if len(messages) > sent_before:
+                break
+            assert asyncio.get_running_loop().time() < deadline, f"no new SMS to {msisdn}"
+            await asyncio.sleep(0.05)
+        match = re.search(r"\b(\d{6})\b", messages[0]["text"])
+        assert match, messages[0]["text"]
         return match.group(1)
+
+
+async def set_first_password(carrier: httpx.AsyncClient, msisdn: str, password: str) -> dict[str, str]:
+    """Sets the number's portal password from a phone on mobile data, proving it with a fresh
+    code by SMS (as the app does); returns the headers of the new session it gets."""
+    auth = await header_login(carrier, msisdn)
+    sent = await sms_count(msisdn)
+    r = await carrier.post("/api/v1/auth/otp", json={"msisdn": msisdn})
+    assert r.status_code == 202, r.text
+    code = await latest_code(msisdn, sent_before=sent)
+    r = await carrier.put("/api/v1/me/password", json={"password": password, "otp_code": code}, headers=auth)
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}", "X-MSISDN": msisdn}

@@ -12,7 +12,7 @@ import pytest
 
 from servicekit.testing import eventually
 
-from .conftest import INTERNAL_KEY, PAYMENT, header_login, provision
+from .conftest import OPS_HEADERS, PAYMENT, header_login, provision
 from .payments import (
     APPROVED_MASTERCARD,
     APPROVED_NCB,
@@ -264,6 +264,35 @@ async def test_a_bill_is_paid_by_card_and_shows_paid(
     assert r.status_code == 404
 
 
+async def test_a_bill_has_one_open_payment_whatever_the_idempotency_key(
+    carrier: httpx.AsyncClient, new_number: Callable[[], str]
+) -> None:
+    msisdn = new_number()
+    await provision(msisdn, plan="postpaid")
+    bill_id = f"B-ONCE-{msisdn}"
+    await _issue_bill(msisdn, bill_id, 120_000)
+    auth = await header_login(carrier, msisdn)
+    first_key = uuid.uuid4().hex
+
+    async def start(key: str) -> httpx.Response:
+        return await carrier.post(
+            f"/api/v1/me/bills/{bill_id}/pay",
+            json={"method": "domestic"},
+            headers=auth | {"Idempotency-Key": key},
+        )
+
+    answers = await asyncio.gather(start(first_key), *(start(uuid.uuid4().hex) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 4
+    opened = next(a for a in answers if a.status_code == 201).json()
+    refused = next(a for a in answers if a.status_code == 409).json()
+    assert (refused["error"], refused["payment_id"]) == ("bill_payment_in_progress", opened["payment_id"])
+    if answers[0].status_code == 201:  # the same key again is the same payment
+        assert (await start(first_key)).json()["payment_id"] == opened["payment_id"]
+    await pay(opened["payment_url"], APPROVED_NCB)
+    await eventually(lambda: _bill_status(carrier, auth, bill_id, "paid"))
+    assert (await start(uuid.uuid4().hex)).json()["error"] == "bill_already_paid"
+
+
 async def test_a_scratch_card_used_twice_at_once_credits_once(
     carrier: httpx.AsyncClient, subscriber: str, new_number: Callable[[], str]
 ) -> None:
@@ -330,7 +359,7 @@ async def _issue_bill(msisdn: str, bill_id: str, amount: int) -> None:
         r = await account.put(
             f"/internal/v1/bills/{bill_id}",
             json={"msisdn": msisdn, "period": "2026-10", "amount_vnd": amount, "due_date": "2026-11-30"},
-            headers={"X-Internal-Key": INTERNAL_KEY},
+            headers=OPS_HEADERS,
         )
         assert r.status_code == 204, r.text
 
@@ -352,7 +381,59 @@ async def _new_card(value: int) -> tuple[str, str]:
                     }
                 ],
             },
-            headers={"X-Internal-Key": INTERNAL_KEY},
+            headers=OPS_HEADERS,
         )
         assert r.status_code == 201, r.text
     return serial, pin
+
+
+async def test_twenty_parallel_wrong_pins_get_only_the_allowed_tries(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
+    serial, pin = await _new_card(10_000)
+    auth = await header_login(carrier, subscriber)
+    guesses = [
+        carrier.post(
+            "/api/v1/me/topups/scratch-card",
+            json={"serial": serial, "pin": f"{(int(pin) + i) % 10**13:013d}"},
+            headers=auth,
+        )
+        for i in range(1, 21)
+    ]
+    statuses = sorted(r.status_code for r in await asyncio.gather(*guesses))
+    assert statuses.count(422) <= 5 and set(statuses) <= {422, 429}, statuses
+
+
+async def test_a_card_guessed_at_by_many_subscribers_is_locked_for_everyone(
+    carrier: httpx.AsyncClient, new_number: Callable[[], str]
+) -> None:
+    serial, pin = await _new_card(10_000)
+    wrong = f"{(int(pin) + 1) % 10**13:013d}"
+    guessers = []
+    for _ in range(3):
+        number = new_number()
+        await provision(number)
+        guessers.append(await header_login(carrier, number))
+    for auth in guessers:
+        for _ in range(4):  # under each subscriber's own limit of 5
+            await carrier.post(
+                "/api/v1/me/topups/scratch-card", json={"serial": serial, "pin": wrong}, headers=auth
+            )
+    owner = new_number()
+    await provision(owner)
+    r = await carrier.post(
+        "/api/v1/me/topups/scratch-card",
+        json={"serial": serial, "pin": pin},
+        headers=await header_login(carrier, owner),
+    )
+    assert (r.status_code, r.json()["error"]) == (429, "locked_out"), (
+        "12 wrong PINs for one card lock the card"
+    )
+
+
+async def test_the_return_page_forbids_scripts_frames_and_forms(wifi: httpx.AsyncClient) -> None:
+    r = await wifi.get("/api/v1/payments/provider/return?vnp_TxnRef=<script>alert(1)</script>")
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    policy = r.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "<script>" not in r.text

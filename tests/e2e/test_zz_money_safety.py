@@ -11,6 +11,7 @@ millisecond timestamps (which start with 1) from counting.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -116,7 +117,13 @@ async def _dump_topics() -> str:
     try:
         topics = [t for t in await consumer.topics() if not t.startswith("__")]
         consumer.subscribe(topics)
-        while batch := await consumer.getmany(timeout_ms=2000, max_records=5000):
+        # With hundreds of topics (tests, benchmarks) the first assignment can take longer than
+        # one poll: read until something came and then a poll comes back empty.
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=5000)
+            if not batch and (parts or asyncio.get_running_loop().time() > deadline):
+                break
             for records in batch.values():
                 for r in records:
                     parts.append((r.key or b"").decode(errors="replace"))

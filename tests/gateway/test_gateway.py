@@ -28,7 +28,8 @@ GATEWAY_SH = ROOT / "deploy" / "local" / "gateway.sh"
 SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
 CARRIER = "127.0.0.2"  # stands in for the carrier's header-enrichment proxy
 EXEMPT = "127.0.0.3"  # the load benchmark's source address: never rate limited
-GATEWAY_KEY = "test-gateway-key-0123"
+# Each service's own X-Gateway-Key (GATEWAY_KEY_<NAME>).
+GATEWAY_KEYS = {name: f"test-gateway-key-{name}-0123" for name in SERVICES}
 
 if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
     pytest.skip(
@@ -120,19 +121,23 @@ class Gateway:
 def start_gateway(tmp: Path, services: str, live: tuple[str, ...], **overrides: str) -> tuple[Gateway, list]:
     """Starts echo upstreams for `live` and a gateway routing `services`; returns both."""
     state = tmp / "state"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_PORT") and k not in ("SERVICES",)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_PORT") and not k.startswith("GATEWAY_KEY") and k != "SERVICES"
+    }
     port = free_port()
     env.update(
         MM_STATE=str(state),
         GATEWAY_PORT=str(port),
         SERVICES=services,
-        GATEWAY_KEY=GATEWAY_KEY,
         GATEWAY_WORKERS="2",
         CARRIER_PROXY_CIDRS=f"{CARRIER}/32",
         RATE_LIMIT_EXEMPT_CIDRS=f"{EXEMPT}/32",
     )
     env.pop("LOGS", None)
     env.pop("GATEWAY_RUN_DIR", None)
+    env.update({f"GATEWAY_KEY_{name.upper()}": key for name, key in GATEWAY_KEYS.items()})
     env.update(overrides)
     servers = []
     upstreams = {}
@@ -269,8 +274,84 @@ def test_gateway_key_is_always_set_and_cannot_be_forged(gateway: Gateway) -> Non
     with gateway.client() as client:
         plain = upstream_headers(client.get("/api/v1/me"))
         forged = upstream_headers(client.get("/api/v1/me", headers={"X-Gateway-Key": "guess"}))
-    assert plain["x-gateway-key"] == [GATEWAY_KEY]
-    assert forged["x-gateway-key"] == [GATEWAY_KEY]
+    assert plain["x-gateway-key"] == [GATEWAY_KEYS["account"]]
+    assert forged["x-gateway-key"] == [GATEWAY_KEYS["account"]]
+
+
+@pytest.mark.parametrize("source", ["127.0.0.1", CARRIER])
+def test_payment_never_receives_the_account_services_key(gateway: Gateway, source: str) -> None:
+    """Only the account key lets X-MSISDN log anyone in: a service that leaks the key it gets
+    must not hold that one."""
+    account_key = GATEWAY_KEYS["account"]
+    with gateway.client(source) as client:
+        for path in ("/api/v1/me/payments/P1", "/api/v1/payments/return"):
+            for headers in ({}, {"X-Gateway-Key": account_key, "X-MSISDN": MSISDN}):
+                got = upstream_headers(client.get(path, headers=headers))
+                assert got["x-gateway-key"] == [GATEWAY_KEYS["payment"]], (path, headers)
+        # The same connection, account then payment: the key follows the route, not the client.
+        assert upstream_headers(client.get("/api/v1/me"))["x-gateway-key"] == [account_key]
+        got = upstream_headers(client.post("/api/v1/me/bills/B1/pay", json={}))
+        assert got["x-gateway-key"] == [GATEWAY_KEYS["payment"]]
+
+
+def render_keys(tmp_path: Path, **keys: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "SERVICES": "account payment",
+        "GATEWAY_PORT": "8080",
+        "GATEWAY_RUN_DIR": str(tmp_path),
+        "GATEWAY_UPSTREAM_TEMPLATE": "{name}:8000",
+        **keys,
+    }
+    render_py = ROOT / "deploy" / "gateway" / "render.py"
+    return subprocess.run(
+        ["python3", str(render_py), str(tmp_path / "out")], env=env, capture_output=True, text=True
+    )
+
+
+def test_render_needs_a_distinct_key_per_service(tmp_path: Path) -> None:
+    missing = render_keys(tmp_path, GATEWAY_KEY="one-shared-key-0123", GATEWAY_KEY_ACCOUNT="account-key-0123")
+    assert missing.returncode != 0
+    assert "GATEWAY_KEY_PAYMENT is not set" in missing.stderr
+    shared = render_keys(tmp_path, GATEWAY_KEY_ACCOUNT="same-key-0123", GATEWAY_KEY_PAYMENT="same-key-0123")
+    assert shared.returncode != 0
+    assert "each service needs its own" in shared.stderr
+    bad = render_keys(tmp_path, GATEWAY_KEY_ACCOUNT='k"; default "x', GATEWAY_KEY_PAYMENT="payment-key-0123")
+    assert bad.returncode != 0
+    ok = render_keys(tmp_path, GATEWAY_KEY_ACCOUNT="account-key-0123", GATEWAY_KEY_PAYMENT="payment-key-0123")
+    assert ok.returncode == 0, ok.stderr
+    key_file = tmp_path / "out" / "gateway-key.conf"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    text = key_file.read_text()
+    assert 'account "account-key-0123";' in text
+    assert 'payment "payment-key-0123";' in text
+    assert 'default "";' in text
+    assert "key-0123" not in (tmp_path / "out" / "nginx.conf").read_text()
+
+
+# --- One X-MSISDN only ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", [CARRIER, "127.0.0.1"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-MSISDN", "84909999999"), ("X-MSISDN", MSISDN)],  # the phone's own before the proxy's
+        [("X-MSISDN", MSISDN), ("X-MSISDN", MSISDN)],
+        [("X-MSISDN", MSISDN), ("x-msisdn", "84909999999")],
+        [("x-MsIsDn", ""), ("X-MSISDN", MSISDN)],
+    ],
+)
+def test_more_than_one_msisdn_header_is_refused(
+    gateway: Gateway, source: str, headers: list[tuple[str, str]]
+) -> None:
+    with gateway.client(source) as client:
+        response = client.post("/api/v1/auth/header-login", headers=headers)
+        body = assert_gateway_error(response, 400, "duplicate_msisdn_header")
+        assert "service" not in body  # never proxied: not the echo upstream's answer
+        # One header from the carrier still passes.
+        single = upstream_headers(client.post("/api/v1/auth/header-login", headers={"X-MSISDN": MSISDN}))
+    assert single.get("x-msisdn") == ([MSISDN] if source == CARRIER else None)
 
 
 # --- Request ids -----------------------------------------------------------------------------
@@ -331,6 +412,7 @@ def test_each_path_reaches_its_service(gateway: Gateway, method: str, path: str,
     assert response.status_code == 200, response.text
     echoed = response.json()
     assert echoed["service"] == service
+    assert [v for k, v in echoed["headers"] if k.lower() == "x-gateway-key"] == [GATEWAY_KEYS[service]]
     assert echoed["method"] == method
     assert echoed["path"] == path  # passed on unchanged, query string included
     assert response.headers["cache-control"] == "no-store"
@@ -401,6 +483,16 @@ def raw_bytes(gateway: Gateway, data: bytes) -> tuple[int, dict[str, str], bytes
         (b"GET /api/v1/me HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 400, "header_too_large"),
         (b"GET /api/v1/me HTTP/1.1\r\nHost: gw\r\nContent-Length: x\r\n\r\n", 400, "bad_request"),
         (b"TRACE /api/v1/me HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", 405, "method_not_allowed"),
+        (
+            b"POST /api/v1/me/feedback HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            501,
+            "not_implemented",
+        ),
+        (
+            b"POST /api/v1/me/feedback HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "not_implemented",
+        ),
     ],
 )
 def test_malformed_requests_get_json_errors(gateway: Gateway, data: bytes, status: int, code: str) -> None:

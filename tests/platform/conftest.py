@@ -22,14 +22,17 @@ from typing import Any
 import httpx
 import pytest
 
+from servicekit.internal_keys import caller_headers
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
-INTERNAL_KEY = os.environ.get("INTERNAL_KEY", "local-internal-key")
+# The operators' tools call internal routes as "ops" (local key unless OPS_INTERNAL_KEY is set).
+OPS_HEADERS = caller_headers("ops", os.environ.get("OPS_INTERNAL_KEY") or None)
 CARRIER_PROXY = "127.0.0.2"  # inside CARRIER_PROXY_CIDRS of the local gateway
 SETTINGS = (
     "ROOT RUN LOGS DATA MONGODB_URL MONGODB_URL_EXTERNAL FERRETDB_BACKEND SERVICES GATEWAY_PORT "
-    "ACCOUNT_PORT PAYMENT_PORT PAYPROV_PORT SMSC_HTTP_PORT KAFKA_PORT REDIS_PORT MONGO_PORT PG_PORT "
-    "PROMETHEUS_PORT"
+    "ACCOUNT_PORT VAS_PORT PAYMENT_PORT LOYALTY_PORT NOTIFY_PORT STORES_PORT PAYPROV_PORT SMSC_HTTP_PORT "
+    "PUSH_SANDBOX_PORT KAFKA_PORT REDIS_PORT MONGO_PORT PG_PORT PROMETHEUS_PORT"
 )
 
 
@@ -98,7 +101,9 @@ class Platform:
 
     @property
     def services(self) -> list[str]:
-        return self.env["SERVICES"].split()
+        # Services not installed (their package not in the workspace yet) are not started.
+        bin_dir = Path(self.env["ROOT"]) / ".venv" / "bin"
+        return [name for name in self.env["SERVICES"].split() if (bin_dir / f"{name}-service").exists()]
 
     def pid(self, name: str) -> int | None:
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import CARRIER_PROXY, INTERNAL_KEY, Platform
+from .conftest import CARRIER_PROXY, OPS_HEADERS, Platform
 
 APPROVED_VISA = "4111111111111111"
 
@@ -33,7 +33,7 @@ class Subscriber:
             r = await account.put(
                 f"/internal/v1/subscribers/{self.msisdn}",
                 json={"name": "Khách Kiểm Thử", "plan": "prepaid", "status": "active"},
-                headers={"X-Internal-Key": INTERNAL_KEY},
+                headers=OPS_HEADERS,
             )
             r.raise_for_status()
         r = await self.client.post("/api/v1/auth/header-login", headers={"X-MSISDN": self.msisdn})
@@ -109,7 +109,7 @@ async def new_scratch_card(platform: Platform, value: int) -> tuple[str, str]:
                     }
                 ],
             },
-            headers={"X-Internal-Key": INTERNAL_KEY},
+            headers=OPS_HEADERS,
         )
         assert r.status_code == 201, r.text
     return serial, pin

@@ -110,9 +110,10 @@ def wedge_the_store(url: str, database: str) -> str:
 
 
 async def store_failing(platform: Platform) -> bool:
-    """Every service's readiness reports the store failing."""
+    """The money services' readiness reports the store failing (the others may answer from
+    what they hold in memory, e.g. the stores catalogue)."""
     async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
-        for name in platform.services:
+        for name in ("account", "payment"):
             try:
                 r = await client.get(platform.url(name) + "/ready")
             except httpx.HTTPError:

@@ -10,8 +10,37 @@ from dataclasses import dataclass, field
 
 from .envelope import AnyEvent
 from .events.account import BalanceChanged, BalanceChangeRejected
+from .events.loyalty import (
+    ECodeIssued,
+    MemberCardRequested,
+    MemberEnrolled,
+    PointsEarned,
+    PointsExpired,
+    PointsRedeemed,
+    PointsReversed,
+    PointsTransferred,
+    RedemptionGranted,
+    RedemptionRefused,
+    TierChanged,
+)
 from .events.network import UsageRecorded
+from .events.notify import PromotionPublished
 from .events.payment import BillPaid, PaymentFailed, PaymentSucceeded, TopupRecorded
+from .events.stores import FeedbackAnswered, FeedbackReceived
+from .events.vas import (
+    DataPackPurchased,
+    PlanChanged,
+    VasCancelled,
+    VasCharged,
+    VasChargeFailed,
+    VasChargeRequested,
+    VasConfirmed,
+    VasRefundRequested,
+    VasRenewalDue,
+    VasRenewalSkipped,
+    VasRenewed,
+    VasSubscribed,
+)
 
 DAY_MS = 24 * 3600 * 1000
 KEY_SUBJECT = "subject MSISDN (84xxxxxxxxx, UTF-8): one subscriber's events stay in order"
@@ -26,6 +55,9 @@ class Topic:
     partitions: int = 3
     retention_ms: int = 7 * DAY_MS
     key: str = KEY_SUBJECT
+    # False only for topics of events about no one subscriber (BroadcastEnvelope, e.g. a
+    # campaign for millions): they are keyed by `key`, not by an MSISDN.
+    per_subscriber: bool = True
 
     def config(self) -> dict[str, str]:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
@@ -40,7 +72,7 @@ PAYMENT_EVENTS = Topic(
 ACCOUNT_EVENTS = Topic(
     name="account.events.v1",
     description="Balance changes (one per ledger entry) and refused debits.",
-    events=(BalanceChanged, BalanceChangeRejected),
+    events=(BalanceChanged, BalanceChangeRejected, RedemptionGranted, RedemptionRefused),
     producer="account-service",
 )
 NETWORK_USAGE = Topic(
@@ -50,7 +82,72 @@ NETWORK_USAGE = Topic(
     producer="ocs-mediation",
 )
 
-TOPICS: tuple[Topic, ...] = (PAYMENT_EVENTS, ACCOUNT_EVENTS, NETWORK_USAGE)
+# --- VAS and data packs (services/vas) ---
+VAS_EVENTS = Topic(
+    name="vas.events.v1",
+    description="VAS subscriptions, charges and renewals, data packs and plan changes; redemption grants.",
+    events=(
+        VasChargeRequested,
+        PlanChanged,
+        RedemptionGranted,
+        RedemptionRefused,
+        VasSubscribed,
+        VasConfirmed,
+        VasCharged,
+        VasChargeFailed,
+        VasRenewalDue,
+        VasRenewed,
+        VasRenewalSkipped,
+        VasCancelled,
+        VasRefundRequested,
+        DataPackPurchased,
+    ),
+    producer="vas-service",
+)
+# --- loyalty programme (services/loyalty) ---
+LOYALTY_EVENTS = Topic(
+    name="loyalty.events.v1",
+    description="Loyalty membership, points earned, transferred, redeemed, expired and reversed.",
+    events=(
+        MemberEnrolled,
+        PointsEarned,
+        PointsTransferred,
+        PointsRedeemed,
+        PointsExpired,
+        PointsReversed,
+        TierChanged,
+        ECodeIssued,
+        MemberCardRequested,
+    ),
+    producer="loyalty-service",
+)
+# --- campaign promotions (published by campaign teams, read by services/notify) ---
+PROMOTIONS = Topic(
+    name="promotions.v1",
+    description="Promotions published by campaign teams (or notify's admin API) for fan-out.",
+    events=(PromotionPublished,),
+    producer="campaign-tools",
+    # The documented exception to "keyed by MSISDN": a promotion is about no one subscriber.
+    key="promotion_id (UTF-8): a promotion has no subject; its re-publishes share a partition",
+    per_subscriber=False,
+)
+# --- stores and support (services/stores) ---
+STORES_EVENTS = Topic(
+    name="stores.events.v1",
+    description="Subscriber feedback received and answered.",
+    events=(FeedbackReceived, FeedbackAnswered),
+    producer="stores-service",
+)
+
+TOPICS: tuple[Topic, ...] = (
+    PAYMENT_EVENTS,
+    ACCOUNT_EVENTS,
+    NETWORK_USAGE,
+    VAS_EVENTS,
+    LOYALTY_EVENTS,
+    PROMOTIONS,
+    STORES_EVENTS,
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +177,16 @@ class ConsumerGroup:
 
 ACCOUNT_LEDGER_GROUP = ConsumerGroup(
     name="account-service",
-    topics=(PAYMENT_EVENTS, NETWORK_USAGE),
-    handles=(TopupRecorded, BillPaid, UsageRecorded),
+    topics=(PAYMENT_EVENTS, NETWORK_USAGE, VAS_EVENTS, LOYALTY_EVENTS),
+    handles=(
+        TopupRecorded,
+        BillPaid,
+        UsageRecorded,
+        VasChargeRequested,
+        VasRefundRequested,
+        PlanChanged,
+        PointsRedeemed,
+    ),
 )
 
 PAYMENT_CREDITS_GROUP = ConsumerGroup(
@@ -90,7 +195,55 @@ PAYMENT_CREDITS_GROUP = ConsumerGroup(
     handles=(BalanceChanged,),
 )
 
-CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (ACCOUNT_LEDGER_GROUP, PAYMENT_CREDITS_GROUP)
+# Loyalty earns points from payments and hears the granters' answers to its redemptions.
+LOYALTY_GROUP = ConsumerGroup(
+    name="loyalty-service",
+    topics=(PAYMENT_EVENTS, ACCOUNT_EVENTS, VAS_EVENTS),
+    handles=(TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused),
+)
+
+# Notify: campaigns to fan out, projections for audiences (billing, tier, VAS), and the
+# events that become transactional pushes (receipts, alerts). One line per handled type.
+NOTIFY_GROUP = ConsumerGroup(
+    name="notify-service",
+    topics=(PROMOTIONS, PAYMENT_EVENTS, ACCOUNT_EVENTS, VAS_EVENTS, LOYALTY_EVENTS, STORES_EVENTS),
+    handles=(
+        PromotionPublished,
+        TopupRecorded,
+        BalanceChanged,
+        PlanChanged,
+        MemberEnrolled,
+        TierChanged,
+        PointsTransferred,
+        FeedbackAnswered,
+        VasConfirmed,
+        VasCancelled,
+        VasSubscribed,
+        VasChargeFailed,
+        VasRenewalDue,
+        DataPackPurchased,
+        ECodeIssued,
+        PointsExpired,
+        VasRenewed,
+        RedemptionGranted,
+    ),
+)
+
+# VAS: the account service's answers to its charges, and loyalty redemptions of a VAS.
+VAS_GROUP = ConsumerGroup(
+    name="vas-service",
+    topics=(ACCOUNT_EVENTS, LOYALTY_EVENTS),
+    handles=(BalanceChanged, BalanceChangeRejected, PointsRedeemed),
+)
+
+# New services declare their groups above this line and add them here, one per line.
+CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
+    ACCOUNT_LEDGER_GROUP,
+    PAYMENT_CREDITS_GROUP,
+    LOYALTY_GROUP,
+    NOTIFY_GROUP,
+    VAS_GROUP,
+)
 
 
 def all_topics() -> tuple[Topic, ...]:

@@ -91,8 +91,8 @@ account vas payment loyalty notify stores
 {{- printf "%s:%s" $repo $tag -}}
 {{- end -}}
 
-{{/* A shared key: the given value, else the one already in the cluster's Secret, else a new
-     random one. (list $ "gateway-key" .Values.secrets.gatewayKey) */}}
+{{/* A generated key: the given value, else the one already in the cluster's Secret, else a new
+     random one. (list $ "gateway-key-account" (index .Values.secrets.gatewayKeys "account")) */}}
 {{- define "mymobifone.generatedKey" -}}
 {{- $root := index . 0 -}}
 {{- $key := index . 1 -}}
@@ -107,6 +107,92 @@ account vas payment loyalty notify stores
 {{- randAlphaNum 48 -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Keys ----------------------------------------------------------------------------------
+     Every service has its own gateway key (the gateway sends it in X-Gateway-Key to that
+     service only) and every caller of /internal routes its own internal key, so one leaked key
+     speaks for one party only. Secret keys: gateway-key-<service>, internal-key-<caller> with
+     the caller's "-service" suffix dropped (internal-key-payment, internal-key-ops). */}}
+
+{{/* The enabled services, space separated, in knownServices order. */}}
+{{- define "mymobifone.enabledServices" -}}
+{{- $root := . -}}
+{{- $names := list -}}
+{{- range $name := splitList " " (include "mymobifone.knownServices" .) -}}
+{{- if include "mymobifone.serviceEnabled" (list $root $name) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- join " " $names -}}
+{{- end -}}
+
+{{/* Who may call /internal routes (servicekit/internal_keys.py KNOWN_CALLERS). */}}
+{{- define "mymobifone.knownCallers" -}}
+account-service payment-service vas-service loyalty-service notify-service stores-service ops campaign-tools content-provider
+{{- end -}}
+
+{{/* The callers that need an internal key: every enabled service (for its own calls) and every
+     caller an enabled service accepts (services.<name>.internalCallers), space separated. */}}
+{{- define "mymobifone.internalKeyCallers" -}}
+{{- $root := . -}}
+{{- $callers := list -}}
+{{- range $name := splitList " " (include "mymobifone.enabledServices" .) | compact -}}
+{{- $callers = append $callers (printf "%s-service" $name) -}}
+{{- $callers = concat $callers ((include "mymobifone.serviceConfig" (list $root $name) | fromYaml).internalCallers | default list) -}}
+{{- end -}}
+{{- $callers | uniq | sortAlpha | join " " -}}
+{{- end -}}
+
+{{/* The Secret key holding a caller's internal key: "payment-service" -> internal-key-payment. */}}
+{{- define "mymobifone.internalKeyName" -}}
+{{- printf "internal-key-%s" (trimSuffix "-service" .) -}}
+{{- end -}}
+
+{{/* Every key the Secret must hold for the enabled services, as YAML: key -> "secret" (must be
+     a real secret: not a default, at least 32 bytes) or "value" (must only be present). */}}
+{{- define "mymobifone.requiredSecretKeys" -}}
+{{- $root := . -}}
+{{- $keys := dict "mongodb-url" "value" "redis-url" "value" "jwt-public-key" "value" -}}
+{{- range $name := splitList " " (include "mymobifone.enabledServices" .) | compact -}}
+{{- $cfg := include "mymobifone.serviceConfig" (list $root $name) | fromYaml -}}
+{{- $_ := set $keys (printf "gateway-key-%s" $name) "secret" -}}
+{{- if $cfg.jwtPrivateKey -}}{{- $_ := set $keys "jwt-private-key" "value" -}}{{- end -}}
+{{- range $env, $key := $cfg.secretEnv -}}{{- $_ := set $keys $key "secret" -}}{{- end -}}
+{{- end -}}
+{{- range $caller := splitList " " (include "mymobifone.internalKeyCallers" .) | compact -}}
+{{- $_ := set $keys (include "mymobifone.internalKeyName" $caller) "secret" -}}
+{{- end -}}
+{{- toYaml $keys -}}
+{{- end -}}
+
+{{/* What is wrong with a secret's value, or "" (the services' own rule: servicekit.settings).
+     Not empty, not a laptop/example default, at least 32 bytes except where a protocol keeps
+     it short (SMPP v3.4 passwords: at most 8 characters). (list "where" "key-name" value) */}}
+{{- define "mymobifone.secretProblem" -}}
+{{- $where := index . 0 -}}
+{{- $key := index . 1 -}}
+{{- $value := index . 2 | default "" | toString -}}
+{{- $short := list "smsc-password" -}}
+{{- if not $value -}}
+{{- printf "%s is empty" $where -}}
+{{- else if regexMatch "(?i)change-?me|local-|sandbox-|compose-|example|default" $value -}}
+{{- printf "%s is a known default or example value" $where -}}
+{{- else if and (lt (len $value) 32) (not (has $key $short)) -}}
+{{- printf "%s is shorter than 32 bytes" $where -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateway's key file, rendered by the nginx image's envsubst from the pod's environment
+     (GATEWAY_KEY_<SERVICE> from the Secret), so no key sits in a ConfigMap. */}}
+{{- define "mymobifone.gateway.keyTemplate" -}}
+# The key each service requires in X-Gateway-Key (secrets).
+map $gw_service $gw_gateway_key {
+    default "";
+{{- range $name := splitList " " (include "mymobifone.enabledServices" .) | compact }}
+    {{ $name }} "${GATEWAY_KEY_{{ upper $name }}}";
+{{- end }}
+}
 {{- end -}}
 
 {{/* Gateway nginx.conf -------------------------------------------------------------------
@@ -196,6 +282,7 @@ account vas payment loyalty notify stores
   | replace "@ERROR_LOG@" "/dev/stderr"
   | replace "@ACCESS_LOG@" "/dev/stdout"
   | replace "@KEY_INCLUDE@" "/etc/nginx/conf.d/gateway-key.conf"
+  | replace "@NJS_MODULE@" (toString $g.njsModule)
   | replace "@LISTEN@" (toString $g.port)
   | replace "@CARRIER_GEO@" (include "mymobifone.gateway.cidrs" $g.carrierProxyCidrs)
   | replace "@EXEMPT_GEO@" (include "mymobifone.gateway.cidrs" $g.rateLimitExemptCidrs)

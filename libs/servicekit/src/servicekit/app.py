@@ -116,7 +116,8 @@ class Service:
             )
         self.app.state.token_verifier = self.token_verifier
         self.app.state.internal_key = settings.internal_key.get_secret_value()
-        self.app.state.gateway_key = settings.gateway_key.get_secret_value()
+        self.app.state.internal_caller_keys = settings.accepted_internal_keys
+        self.app.state.gateway_key = settings.own_gateway_key
 
     # -- wiring, called from a service's main.py -------------------------------------------
 
@@ -222,7 +223,7 @@ class Service:
 
     # -- health, readiness, metrics, docs -------------------------------------------------------
 
-    async def check_ready(self, timeout: float = 3) -> dict[str, str]:  # noqa: ASYNC109
+    async def _dependency_checks(self, timeout: float) -> dict[str, str]:  # noqa: ASYNC109
         probes: dict[str, Callable[[], Awaitable[Any]]] = {
             "store": self.store.ping,
             "redis": self.redis.ping,
@@ -237,19 +238,23 @@ class Service:
                 return f"error: {type(exc).__name__}"
 
         results = await asyncio.gather(*(check(p) for p in probes.values()))
-        checks = dict(zip(probes, results, strict=True))
+        return dict(zip(probes, results, strict=True))
+
+    async def check_ready(self, timeout: float = 3) -> dict[str, str]:  # noqa: ASYNC109
+        """The dependencies, and one line per consumer group: the first member waiting out an
+        outage, else ok."""
+        checks = await self._dependency_checks(timeout)
         for consumer in self.consumers:
-            if consumer.healthy and f"consumer {consumer.group.name}" in checks:
-                continue  # one line per group: the first member waiting out an outage shows
-            checks[f"consumer {consumer.group.name}"] = (
-                "ok" if consumer.healthy else f"waiting out an outage: {consumer.last_error}"
-            )
+            line = f"consumer {consumer.group.name}"
+            if not consumer.healthy:
+                checks.setdefault(line, f"waiting out an outage: {consumer.last_error}")
+        for consumer in self.consumers:
+            checks.setdefault(f"consumer {consumer.group.name}", "ok")
         return checks
 
     async def dependencies_answer(self) -> bool:
         """For consumers: do the store, Redis and Kafka answer right now?"""
-        checks = await self.check_ready(timeout=2)
-        return all(v == "ok" for k, v in checks.items() if not k.startswith("consumer"))
+        return all(v == "ok" for v in (await self._dependency_checks(timeout=2)).values())
 
     def _add_operational_routes(self) -> None:
         app = self.app

@@ -2,8 +2,12 @@
 
 Only the account service holds the private key; other services get the public key. A
 token names its session (`sid`); logging out marks the session revoked in Redis, and
-verification checks that mark, so a stolen access token dies with its session. If Redis
-cannot answer, verification refuses (fails closed) rather than trusting a token blindly.
+verification checks that mark, so a stolen access token dies with its session. A token also
+carries the number's session generation (`gen`) at login and when the session began (`sat`):
+a password change, or the number changing owner or status, raises the generation and so ends
+every session of the number at once; and no session lives longer than SESSION_MAX_AGE, however
+often it is refreshed. If Redis cannot answer, verification refuses (fails closed) rather than
+trusting a token blindly.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,10 +32,16 @@ from .errors import unauthorized, unavailable
 
 ALGORITHM = "EdDSA"
 LEEWAY = 5  # seconds of clock skew allowed on exp
+SESSION_MAX_AGE = 90 * 24 * 3600  # a session's whole life, refreshes included
 
 
 def revoked_session_key(session_id: str) -> str:
     return f"session:revoked:{session_id}"
+
+
+def session_generation_key(msisdn: str) -> str:
+    """Raised (INCR) to end every session of a number; absent means generation 0."""
+    return f"session:gen:{msisdn}"
 
 
 @dataclass(frozen=True)
@@ -52,16 +62,22 @@ class TokenSigner:
         self.audience = audience
         self.ttl = ttl_seconds
 
-    def issue(self, msisdn: str, session_id: str, method: str) -> str:
+    def issue(
+        self, msisdn: str, session_id: str, method: str, generation: int = 0, started_at: int | None = None
+    ) -> str:
         now = int(time.time())
+        started = now if started_at is None else started_at
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": msisdn,
             "sid": session_id,
             "amr": [method],
+            "gen": generation,
+            "sat": started,
             "iat": now,
-            "exp": now + self.ttl,
+            # An access token never outlives its session's maximum age.
+            "exp": min(now + self.ttl, started + SESSION_MAX_AGE),
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
@@ -112,19 +128,23 @@ class TokenVerifier:
         """The caller of a valid token of a live session; with `prefetch`, the Redis values of
         the keys it names for the subscriber come in the same round trip as the session check."""
         claims = self._claims(token)
+        if time.time() - int(claims.get("sat", claims["iat"])) > SESSION_MAX_AGE:
+            raise unauthorized("session too old; log in again")
         extra = list(prefetch(claims["sub"])) if prefetch else []
+        head = [revoked_session_key(claims["sid"]), session_generation_key(claims["sub"])]
         try:
-            values = await self.redis.mget([revoked_session_key(claims["sid"]), *extra])
+            values = await self.redis.mget([*head, *extra])
         except RedisError as exc:
             raise unavailable("cannot check the session right now") from exc
-        if values[0] is not None:
+        if values[0] is not None or int(values[1] or 0) > int(claims.get("gen", 0)):
             raise unauthorized("session ended")
         return Caller(
             msisdn=claims["sub"],
             session_id=claims["sid"],
             method=(claims.get("amr") or ["?"])[0],
             prefetched={
-                k: v if isinstance(v, bytes) else None for k, v in zip(extra, values[1:], strict=True)
+                k: v if isinstance(v, bytes) else None
+                for k, v in zip(extra, values[len(head) :], strict=True)
             },
         )
 
@@ -141,20 +161,11 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def current_caller(request: Request) -> Caller:
+async def current_caller(request: Request, prefetch: KeysFor | None = None) -> Caller:
+    """The request's caller; with `prefetch`, the Redis values of the keys it names for the
+    subscriber come in the session check's round trip (for a hot read such as the balances)."""
     verifier: TokenVerifier = request.app.state.token_verifier
-    return await verifier.verify(_bearer(request))
-
-
-def caller_prefetching(keys_for: KeysFor) -> Callable[[Request], Awaitable[Caller]]:
-    """A dependency like `CurrentCaller` that also fetches `keys_for(msisdn)` from Redis in the
-    session check's round trip (for a hot read such as the balances)."""
-
-    async def caller(request: Request) -> Caller:
-        verifier: TokenVerifier = request.app.state.token_verifier
-        return await verifier.verify(_bearer(request), keys_for)
-
-    return caller
+    return await verifier.verify(_bearer(request), prefetch)
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

@@ -47,8 +47,9 @@ class VersionedCache:
         version, _, payload = raw.partition(b"|")
         return int(version), payload
 
-    async def get(self, key: str) -> tuple[int, bytes] | None:
-        return self.parse(await self.redis.get(self._key(key)))
+    async def get_raw(self, key: str) -> bytes | None:
+        raw = await self.redis.get(self._key(key))
+        return raw if isinstance(raw, bytes) else None
 
     async def put(self, key: str, version: int, payload: bytes) -> None:
         await self._put(keys=[self._key(key)], args=[version, payload, self.ttl])

@@ -25,8 +25,10 @@ def unauthorized(message: str = "missing or invalid access token") -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def unavailable(message: str = "temporarily unavailable, try again shortly") -> ApiError:
-    return ApiError(503, "unavailable", message, headers={"Retry-After": "2"})
+def unavailable(
+    message: str = "temporarily unavailable, try again shortly", retry_after: int = 2
+) -> ApiError:
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(retry_after)})
 
 
 def too_many(code: str, message: str, retry_after: int) -> ApiError:

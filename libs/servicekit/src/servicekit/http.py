@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -171,7 +173,19 @@ def client_key(request: Request, gateway_key: str) -> str:
         enriched = request.headers.get("x-msisdn")
         if enriched:
             return f"msisdn:{enriched}"
-    return f"ip:{client_address(request, gateway_key)}"
+    return f"ip:{address_block(client_address(request, gateway_key))}"
+
+
+def address_block(address: str) -> str:
+    """The unit a client is limited by: an IPv4 address, or an IPv6 /64 (one home or phone
+    gets a whole /64 and can pick any address in it, so per-/128 limits mean nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 def require_internal_key(request: Request) -> None:
@@ -180,3 +194,24 @@ def require_internal_key(request: Request) -> None:
     presented = request.headers.get("x-internal-key", "")
     if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
         raise ApiError(403, "forbidden", "internal endpoint")
+
+
+def internal_callers(*allowed: str) -> Callable[[Request], str]:
+    """Dependency for an /internal route: only the named callers, each with its own key.
+
+    `Depends(internal_callers("payment-service", "ops"))`; returns the caller's name."""
+    if not allowed:
+        raise ValueError("name the callers an internal route accepts")
+
+    def check(request: Request) -> str:
+        caller = request.headers.get("x-internal-caller", "")
+        presented = request.headers.get("x-internal-key", "")
+        keys: dict[str, str] = request.app.state.internal_caller_keys
+        expected = keys.get(caller, "")
+        if not (caller in allowed and expected and presented):
+            raise ApiError(403, "forbidden", "internal endpoint: caller not allowed")
+        if not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise ApiError(403, "forbidden", "internal endpoint: caller not allowed")
+        return caller
+
+    return check

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+# Markers of the laptop-only values shipped in code, compose and the chart's examples.
+_DEFAULT_MARKERS = ("change-me", "changeme", "local-", "sandbox-", "compose-", "example", "default")
 
 
 class KitSettings(BaseSettings):
@@ -32,10 +37,20 @@ class KitSettings(BaseSettings):
     jwt_public_key_file: Path | None = None
     jwt_issuer: str = "mymobifone-account"
     jwt_audience: str = "mymobifone-app"
-    # The gateway proves a request came through it (header enrichment is trusted only then).
-    gateway_key: SecretStr = SecretStr("local-gateway-key")
-    # Service-to-service calls on /internal/... (never routed by the gateway).
-    internal_key: SecretStr = SecretStr("local-internal-key")
+    # The gateway proves a request came through it (header enrichment and the client address
+    # are trusted only then). Each service has its own key (GATEWAY_KEY_<SERVICE> at the
+    # gateway), so a service that leaks its key cannot speak as the gateway to another one:
+    # only the account service's key lets X-MSISDN log anyone in. Local profile: empty means
+    # `local-gateway-key-<service>` (own_gateway_key).
+    gateway_key: SecretStr = SecretStr("")
+    # Service-to-service calls on /internal/... (never routed by the gateway). Every caller has
+    # its own key: `internal_key` is this service's, sent with `X-Internal-Caller: <service_name>`
+    # on its calls; `internal_caller_keys` (JSON {"payment-service": "...", "ops": "..."}) are the
+    # keys of the callers this service accepts, and each internal route names which of them
+    # may call it (`servicekit.http.internal_callers`). Empty in the local profile: every caller's
+    # key is then `local-internal-key-<caller>` (servicekit.internal_keys).
+    internal_key: SecretStr = SecretStr("")
+    internal_caller_keys: dict[str, SecretStr] = Field(default_factory=dict)
 
     consumer_max_records: int = 500
     # Members of each consumer group in one process (each gets its share of the partitions;
@@ -50,6 +65,65 @@ class KitSettings(BaseSettings):
     # Concurrent single-document writes; see servicekit.mongo for why not bulk on FerretDB.
     store_write_concurrency: int = 8
     inbox_ttl_seconds: int = 2 * 24 * 3600
+
+    # Secrets a protocol keeps short (e.g. SMPP passwords: at most 8 characters); they are still
+    # refused when left at a default.
+    SHORT_SECRETS: ClassVar[frozenset[str]] = frozenset()
+    REQUIRED_SECRETS: ClassVar[frozenset[str]] = frozenset({"gateway_key"})
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_local(self) -> Self:
+        """Outside the local profile a service refuses to start with a secret left at its
+        laptop default, missing, or shorter than 32 bytes: with the provider's hash secret at
+        its default anyone could sign a payment notification."""
+        if self.environment == "local":
+            return self
+        problems = []
+        for name, value in self._secrets():
+            text = value.get_secret_value()
+            default = type(self).model_fields[name.split("[")[0]].default
+            shipped = default.get_secret_value() if isinstance(default, SecretStr) else ""
+            if not text:
+                # Optional secrets are empty by default (e.g. the key for calling others).
+                if shipped or name in self.REQUIRED_SECRETS:
+                    problems.append(f"{name} is not set")
+            elif text == shipped or any(marker in text.lower() for marker in _DEFAULT_MARKERS):
+                problems.append(f"{name} is a known default")
+            elif len(text.encode()) < MIN_SECRET_BYTES and name not in self.SHORT_SECRETS:
+                problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
+        if problems:
+            raise ValueError(f"refusing to start in environment {self.environment!r}: " + "; ".join(problems))
+        return self
+
+    def _secrets(self) -> list[tuple[str, SecretStr]]:
+        found: list[tuple[str, SecretStr]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found.append((name, value))
+            elif isinstance(value, dict):
+                found += [(f"{name}[{k}]", v) for k, v in value.items() if isinstance(v, SecretStr)]
+        return found
+
+    @property
+    def own_gateway_key(self) -> str:
+        key = self.gateway_key.get_secret_value()
+        return key or (f"local-gateway-key-{self.service_name}" if self.environment == "local" else "")
+
+    @property
+    def own_internal_key(self) -> str:
+        from .internal_keys import local_key
+
+        key = self.internal_key.get_secret_value()
+        return key or (local_key(self.service_name) if self.environment == "local" else "")
+
+    @property
+    def accepted_internal_keys(self) -> dict[str, str]:
+        from .internal_keys import local_keys
+
+        if self.internal_caller_keys:
+            return {caller: key.get_secret_value() for caller, key in self.internal_caller_keys.items()}
+        return local_keys() if self.environment == "local" else {}
 
     @property
     def database_name(self) -> str:

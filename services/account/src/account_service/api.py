@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -11,9 +10,9 @@ from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mobi_contracts.msisdn import InvalidMsisdn, MsisdnInput, normalize_msisdn
-from servicekit.auth import Caller, CurrentCaller, caller_prefetching
+from servicekit.auth import Caller, CurrentCaller, current_caller
 from servicekit.errors import ApiError, not_found
-from servicekit.http import client_key, require_internal_key
+from servicekit.http import client_key, internal_callers
 
 from .auth_flow import AuthService, Tokens
 from .domain.paging import BadCursor, Cursor
@@ -21,7 +20,14 @@ from .queries import AccountQueries
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 me = APIRouter(prefix="/api/v1/me", tags=["account"])
-internal = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Depends(require_internal_key)])
+internal = APIRouter(prefix="/internal/v1", tags=["internal"])
+# Who may call what: payment looks up bills; payment, vas and loyalty check that a number is
+# a subscriber; operators provision.
+FOR_PAYMENT_AND_OPS = [Depends(internal_callers("payment-service", "ops"))]
+FOR_DIRECTORY_READERS = [
+    Depends(internal_callers("payment-service", "vas-service", "loyalty-service", "ops"))
+]
+FOR_OPS = [Depends(internal_callers("ops"))]
 
 
 class Body(BaseModel):
@@ -53,7 +59,13 @@ class LogoutRequest(Body):
 
 
 class NewPassword(Body):
+    """A new portal password, with proof that the caller is the subscriber right now."""
+
     password: str = Field(min_length=10, max_length=128, description="10 to 128 characters")
+    current_password: str | None = Field(default=None, min_length=1, max_length=128)
+    otp_code: str | None = Field(
+        default=None, pattern=r"^\d{6}$", description="a fresh code from POST /api/v1/auth/otp"
+    )
 
 
 class TokenResponse(BaseModel):
@@ -75,6 +87,7 @@ class Profile(BaseModel):
     msisdn: str
     name: str
     plan: Literal["prepaid", "postpaid"]
+    plan_code: str | None = Field(default=None, description="the tariff plan, once a PlanChanged set one")
     status: str
     member_since: datetime | None = None
     login_method: str
@@ -102,6 +115,7 @@ class DataOut(BaseModel):
 class BalancesOut(BaseModel):
     msisdn: str
     plan: str
+    plan_code: str | None = None
     main: Money
     unbilled_vnd: int | None
     promotions: list[PromoOut]
@@ -162,18 +176,23 @@ async def header_login(
 async def request_otp(body: OtpRequest, request: Request) -> OtpSent:
     """Sends a one-time code by SMS (same answer for any MobiFone number)."""
     service = _auth(request)
-    resend_after = await service.request_otp(body.msisdn, client_key(request, request.app.state.gateway_key))
+    resend_after = await service.request_otp(body.msisdn, _client(request))
     return OtpSent(expires_in=service.policy.ttl_seconds, resend_after=resend_after)
 
 
 @auth.post("/otp/verify", response_model=TokenResponse)
 async def verify_otp(body: OtpVerify, request: Request) -> TokenResponse:
-    return _tokens(await _auth(request).verify_otp(body.msisdn, body.code))
+    return _tokens(await _auth(request).verify_otp(body.msisdn, body.code, _client(request)))
 
 
 @auth.post("/password-login", response_model=TokenResponse)
 async def password_login(body: PasswordLogin, request: Request) -> TokenResponse:
-    return _tokens(await _auth(request).password_login(body.msisdn, body.password))
+    return _tokens(await _auth(request).password_login(body.msisdn, body.password, _client(request)))
+
+
+def _client(request: Request) -> str:
+    """Who is asking, for the per-client limits (see servicekit.http.client_key)."""
+    return client_key(request, request.app.state.gateway_key)
 
 
 @auth.post("/refresh", response_model=TokenResponse)
@@ -209,28 +228,23 @@ async def profile(caller: CurrentCaller, request: Request) -> Profile:
         msisdn=caller.msisdn,
         name=doc.get("name", ""),
         plan=doc.get("plan", "prepaid"),
+        plan_code=doc.get("plan_code"),
         status=doc.get("status", "active"),
         member_since=doc.get("since"),
         login_method=caller.method,
     )
 
 
-def _balance_keys(request: Request) -> Callable[[str], list[str]]:
-    return _queries(request).balance_cache_keys
-
-
 async def _caller_with_balances(request: Request) -> Caller:
     # The app's most frequent read: the session check and the cached balances in one round trip.
-    return await caller_prefetching(_balance_keys(request))(request)
+    return await current_caller(request, _queries(request).balance_cache_keys)
 
 
 @me.get("/balances", response_model=BalancesOut)
 async def balances(
     caller: Annotated[Caller, Depends(_caller_with_balances)], request: Request
 ) -> ORJSONResponse:
-    queries = _queries(request)
-    keys = queries.balance_cache_keys(caller.msisdn)
-    shown = await queries.balances(caller.msisdn, caller.prefetched.get(keys[0]) if keys else None)
+    shown = await _queries(request).balances(caller.msisdn, caller.prefetched)
     # Built by the query, so not validated again (response_model documents it).
     return ORJSONResponse(shown)
 
@@ -265,11 +279,19 @@ async def bills(
     return Page(items=[_public(i) for i in items], next_cursor=None)
 
 
-@me.put("/password", status_code=status.HTTP_204_NO_CONTENT)
-async def set_password(body: NewPassword, caller: CurrentCaller, request: Request) -> Response:
-    """Sets the portal password used to log in over Wi-Fi."""
-    await _auth(request).set_password(caller, body.password)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+@me.put("/password", response_model=TokenResponse)
+async def set_password(body: NewPassword, caller: CurrentCaller, request: Request) -> TokenResponse:
+    """Sets the portal password used to log in over Wi-Fi. Proof is required: the current
+    password or a fresh one-time code. Every session of the number ends (a stolen session
+    cannot keep itself alive by changing the password); the caller gets a new one."""
+    tokens = await _auth(request).change_password(
+        caller,
+        body.password,
+        _client(request),
+        current_password=body.current_password,
+        otp_code=body.otp_code,
+    )
+    return _tokens(tokens)
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +299,7 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@internal.get("/bills/{bill_id}")
+@internal.get("/bills/{bill_id}", dependencies=FOR_PAYMENT_AND_OPS)
 async def bill_for_payment(
     request: Request, bill_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> dict[str, Any]:
@@ -301,27 +323,49 @@ class Provisioning(Body):
     ported_in: bool = Field(default=False, description="the number came from another operator")
 
 
-@internal.get("/subscribers/{msisdn}")
+@internal.get("/subscribers/{msisdn}", dependencies=FOR_DIRECTORY_READERS)
 async def subscriber_status(
     request: Request, msisdn: Annotated[str, Path(pattern=r"^84\d{9}$")]
 ) -> dict[str, Any]:
     """For other services: is this number a MobiFone subscription (the directory, not the prefix)?"""
-    doc = await _queries(request).store["subscribers"].find_one({"_id": msisdn}, {"status": 1, "plan": 1})
+    doc = await (
+        _queries(request).store["subscribers"].find_one({"_id": msisdn}, {"status": 1, "plan": 1, "since": 1})
+    )
     if doc is None:
         raise not_found("subscriber")
-    return {"msisdn": msisdn, "status": doc.get("status", "active"), "plan": doc.get("plan", "prepaid")}
+    since = doc.get("since")  # the activation date, for tenure rules (loyalty)
+    return {
+        "msisdn": msisdn,
+        "status": doc.get("status", "active"),
+        "plan": doc.get("plan", "prepaid"),
+        "since": since.replace(tzinfo=since.tzinfo or UTC).isoformat()
+        if isinstance(since, datetime)
+        else None,
+    }
 
 
-@internal.put("/subscribers/{msisdn}", status_code=status.HTTP_204_NO_CONTENT)
+@internal.put("/subscribers/{msisdn}", status_code=status.HTTP_204_NO_CONTENT, dependencies=FOR_OPS)
 async def provision_subscriber(
     body: Provisioning, request: Request, msisdn: Annotated[str, Path(pattern=r"^84\d{9}$")]
 ) -> Response:
-    """From the operator's provisioning (BSS): a subscription created or changed."""
-    await (
-        _queries(request)
-        .store["subscribers"]
-        .update_one({"_id": msisdn}, {"$set": body.model_dump()}, upsert=True)
-    )
+    """From the operator's provisioning (BSS): a subscription created or changed.
+
+    A change of owner (a recycled number: another name) ends the previous owner's sessions
+    and removes the portal password; a change of status ends every session. The sessions end
+    both before the write (nobody reads the new owner's data under an old session) and after
+    it (nobody logged in between keeps a session)."""
+    subscribers = _queries(request).store["subscribers"]
+    before = await subscribers.find_one({"_id": msisdn}, {"name": 1, "status": 1, "ported_in": 1})
+    new_owner = before is not None and before.get("name") != body.name
+    changed = new_owner or (before is not None and before.get("status") != body.status)
+    service = _auth(request)
+    if new_owner:
+        await service.forget_owner(msisdn)
+    elif changed:
+        await service.end_all_sessions(msisdn)
+    await subscribers.update_one({"_id": msisdn}, {"$set": body.model_dump()}, upsert=True)
+    if changed:
+        await service.end_all_sessions(msisdn)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -333,7 +377,7 @@ class BillIssue(Body):
     items: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
 
 
-@internal.put("/bills/{bill_id}", status_code=status.HTTP_204_NO_CONTENT)
+@internal.put("/bills/{bill_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=FOR_OPS)
 async def issue_bill(
     body: BillIssue, request: Request, bill_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> Response:

@@ -3,8 +3,10 @@
 The account service runs the check over the last hours every `audit_interval_seconds`; the
 command runs it over everything.
 
-1. balances: every balance equals the sum of its journal entries, account by account, and
-   its journal is an unbroken run of decisions 1..seq;
+1. balances: every balance equals the sum of its journal entries, account by account (main,
+   promotions, data buckets, whatever created them: top-ups, usage, VAS charges and data packs,
+   loyalty rewards), no entry ever left an account below zero, and its journal is an unbroken
+   run of decisions 1..seq;
 2. topups: every top-up the payment service settled as succeeded (card or scratch card) is
    credited exactly once: one journal decision for its key, crediting its amount to the
    target's main account; and nothing is credited that the payment service did not settle;
@@ -32,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 
+from servicekit.buckets import hours_between
 from servicekit.logs import configure_logging
 from servicekit.mongo import Doc, Store
 from servicekit.schedule import LeasedJob
@@ -47,6 +50,12 @@ EVENTS_FOR = {
     ("succeeded", "bill"): {"PaymentSucceeded", "BillPaid"},
 }
 CHECKS = ("balances", "topups", "events")
+
+
+def _credits_main(final: Doc) -> bool:
+    """A card top-up, or a bill paid twice whose second payment is credited as a top-up."""
+    return final.get("kind") == "topup" or final.get("credited_as") == "topup"
+
 
 VIOLATIONS = Gauge("ledger_check_violations", "Money invariants broken at the last check", ["check"])
 LAST_CHECK = Gauge(
@@ -92,8 +101,10 @@ class LedgerAudit:
     async def run(self, now: datetime | None = None, recent: timedelta | None = None) -> Report:
         now = now or datetime.now(UTC)
         if recent is None:
-            journal = await self.accounts[JOURNAL].find({}, LEAN).to_list()
+            # Balances before the journal: every decision up to a balance's seq is then read
+            # (the journal is written first); later ones are in flight (see check_balances).
             balances = await self.accounts[BALANCES].find({}).to_list()
+            journal = await self.accounts[JOURNAL].find({}, LEAN).to_list()
             finals = await self.payments[PAYMENT_FINALS].find({}, {"evidence": 0}).to_list()
             uses = await self.payments[SCRATCH_USES].find({}).to_list()
             credited = journal
@@ -105,7 +116,7 @@ class LedgerAudit:
             "decisions": len(journal),
             "payments settled": len(finals),
         }
-        report.findings["balances"] = check_balances(balances, journal)
+        report.findings["balances"] = check_balances(balances, journal, now - self.grace)
         report.findings["topups"] = check_topups(credited, finals, uses, now - self.grace)
         report.findings["events"] = check_events(finals, now - self.grace)
         return report
@@ -113,9 +124,10 @@ class LedgerAudit:
     async def _recent(
         self, since: datetime, now: datetime
     ) -> tuple[list[Doc], list[Doc], list[Doc], list[Doc], list[Doc]]:
-        hours = _hours_between(since, now)
+        hours = hours_between(since, now)
         recent = await _by_hours(self.accounts, JOURNAL, "hour", hours)
         numbers = {d["msisdn"] for d in recent}
+        balances = list((await self.accounts.find_by_ids(BALANCES, numbers)).values())  # first
         journal = [
             doc
             for docs in await self.accounts.bounded_all(
@@ -123,7 +135,6 @@ class LedgerAudit:
             )
             for doc in docs
         ]
-        balances = list((await self.accounts.find_by_ids(BALANCES, numbers)).values())
         finals = await _by_hours(self.payments, PAYMENT_FINALS, "settled_hour", hours)
         uses = await _by_hours(self.payments, SCRATCH_USES, "used_hour", hours)
         # The payments behind recent credits (settled before the window, credited in it).
@@ -148,25 +159,33 @@ class LedgerAudit:
 LEAN = {"state_after": 0, "views": 0, "events": 0}  # what the checks do not read
 
 
-def _hours_between(start: datetime, end: datetime) -> list[str]:
-    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    count = int((end - first).total_seconds() // 3600) + 1
-    return [(first + timedelta(hours=n)).strftime("%Y%m%d%H") for n in range(count)]
-
-
 async def _by_hours(store: Store, collection: str, field: str, hours: list[str]) -> list[Doc]:
     found = await store.bounded_all(store[collection].find({field: h}).to_list() for h in hours)
     return [doc for docs in found for doc in docs]
 
 
-def check_balances(balances: Iterable[Doc], journal: Iterable[Doc]) -> list[str]:
+def check_balances(
+    balances: Iterable[Doc], journal: Iterable[Doc], applied_by: datetime | None = None
+) -> list[str]:
+    """Decisions beyond a balance's seq were journaled after it was read (or wait to be rolled
+    forward by the consumer): the balance is checked against decisions 1..seq, and one still
+    beyond it when made before `applied_by` is a finding (a crash nothing rolled forward)."""
+    balances = list(balances)
+    read_at = {doc["_id"]: int(doc.get("seq", 0)) for doc in balances}
     sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     seqs: dict[str, list[int]] = defaultdict(list)
+    found = []
     for decision in journal:
+        if decision["seq"] > read_at.get(decision["msisdn"], decision["seq"]):
+            at = decision.get("at")
+            if applied_by is not None and at is not None and at < applied_by:
+                found.append(f"{decision['_id']}: journaled at {at:%Y-%m-%d %H:%M:%S} but not applied")
+            continue
         seqs[decision["msisdn"]].append(decision["seq"])
         for entry in decision.get("entries", []):
             sums[decision["msisdn"]][entry["account"]] += entry["delta"]
-    found = []
+            if entry.get("balance_after", 0) < 0:
+                found.append(f"{decision['_id']}: took {entry['account']} to {entry['balance_after']}")
     for doc in balances:
         number = doc["_id"]
         held = _accounts_of(doc)
@@ -195,7 +214,7 @@ def check_topups(
     credited = {d["_id"].removeprefix("topup:"): d for d in journal if d.get("kind") == "topup"}
     owed: dict[str, tuple[str, int, datetime]] = {}  # topup id -> (target, amount, when)
     for final in finals:
-        if final["status"] == "succeeded" and final.get("kind") == "topup":
+        if final["status"] == "succeeded" and _credits_main(final):
             topup_id = str(final.get("payment_id", final["_id"]))
             owed[topup_id] = (
                 final.get("target_msisdn") or final["msisdn"],
@@ -233,7 +252,8 @@ def check_events(finals: Iterable[Doc], settled_before: datetime) -> list[str]:
     found = []
     for final in finals:
         kinds = {e.get("headers", {}).get("event-type") for e in final.get("events", [])}
-        expected = EVENTS_FOR.get((final["status"], final.get("kind", "")), {"PaymentFailed"})
+        kind = "topup" if _credits_main(final) else final.get("kind", "")
+        expected = EVENTS_FOR.get((final["status"], kind), {"PaymentFailed"})
         if not expected <= kinds:
             found.append(f"payment {final['_id']} ({final['status']}) lacks {sorted(expected - kinds)}")
         since = final.get("outbox_since")

@@ -1,4 +1,5 @@
-"""Event handlers: the kit has parsed and deduplicated the batch; delegate to the ledger."""
+"""Event handlers: the kit has parsed and deduplicated the batch (top-ups, bills paid, usage,
+VAS charges and refunds, plan changes, points redeemed); the ledger decides them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .ledger import LedgerService
 
 
 def ledger_handler(ledger: LedgerService) -> BatchHandler:
-    async def on_payment_and_usage_events(events: list[AnyEvent]) -> None:
+    async def on_balance_events(events: list[AnyEvent]) -> None:
         await ledger.apply(events)
 
-    return on_payment_and_usage_events
+    return on_balance_events

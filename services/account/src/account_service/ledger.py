@@ -1,4 +1,7 @@
-"""Applies payment and usage events to balances: once each, in order, never below zero.
+"""Applies payment, usage, VAS and loyalty events to balances: once each, in order, never
+below zero. Top-ups credit, usage debits (domain.balances); VAS charges and refunds, plan
+changes and loyalty rewards are decided the same way (domain.grants), and their answers
+(BalanceChanged, BalanceChangeRejected, RedemptionGranted/Refused) are in the decision.
 
 Runs inside the `account-service` consumer group, the only writer of `balances`
 documents: Kafka gives each subscriber's partition to one consumer, so one subscriber's
@@ -7,8 +10,9 @@ document; on MongoDB the versioned write also makes a second writer fail, not co
 
 Exactly once, with no window and no Redis: every decision about an event (a credit, a
 debit, a refusal) is a journal document whose `_id` is the event's business key
-(`topup:<id>`, `usage:<id>`) and which holds the subscriber's next sequence number, the
-ledger entries, the state after it and the events it implies. The journal has a unique
+(`topup:<id>`, `usage:<id>`, `vas:<charge id>`, `redemption:<id>`, ...) and which holds the
+subscriber's next sequence number, the ledger entries, the state after it and the events it
+implies. The journal has a unique
 index on (msisdn, seq), so it is the claim: a second decision on the same event, or on the
 same state, cannot be inserted. Per batch:
 
@@ -47,9 +51,18 @@ from mobi_contracts.events.account import (
     BalanceChangeRejected,
     BalanceChangeRejectedData,
 )
+from mobi_contracts.events.loyalty import (
+    PointsRedeemed,
+    RedemptionGranted,
+    RedemptionGrantedData,
+    RedemptionRefused,
+    RedemptionRefusedData,
+)
 from mobi_contracts.events.network import UsageRecorded
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
+from mobi_contracts.events.vas import PlanChanged, VasChargeRequested, VasRefundRequested
 from mobi_contracts.topics import ACCOUNT_EVENTS
+from servicekit.buckets import hour_of
 from servicekit.cache import VersionedCache
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
@@ -57,6 +70,7 @@ from servicekit.mongo import DUPLICATE_KEY, Conflict, Doc, Store, insert_version
 from servicekit.outbox import outbox_entries
 
 from .domain.balances import Balances, Change, Outcome, apply_usage, credit_main, from_document, to_document
+from .domain.grants import change_plan, charge_vas, grant_airtime, grant_data, new_bucket, refund_vas
 from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
 
 log = logging.getLogger(__name__)
@@ -72,13 +86,41 @@ TOPUP_LABELS = {
 }
 
 
+# The events that are decisions on balances, and the journal `kind` each is recorded as.
+DECIDED: dict[type[AnyEvent], str] = {
+    TopupRecorded: "topup",
+    UsageRecorded: "usage",
+    VasChargeRequested: "vas_charge",
+    VasRefundRequested: "vas_refund",
+    PlanChanged: "plan_change",
+    PointsRedeemed: "redemption",
+}
+# Decisions that depend on the number being a live subscription (read from the registry).
+NEEDS_REGISTRY = (VasChargeRequested, PointsRedeemed)
+
+
 def idempotency_key(event: AnyEvent) -> str:
     """What makes an effect unique: the business id where there is one, else the event id."""
     if isinstance(event, TopupRecorded):
         return f"topup:{event.data.topup_id}"
     if isinstance(event, UsageRecorded):
         return f"usage:{event.data.usage_id}"
+    if isinstance(event, VasChargeRequested):
+        return f"vas:{event.data.charge_id}"
+    if isinstance(event, VasRefundRequested):
+        return f"vasrefund:{event.data.refund_id}"
+    if isinstance(event, PlanChanged):
+        return f"plan:{event.data.change_id}"
+    if isinstance(event, PointsRedeemed):
+        return f"redemption:{event.data.redemption_id}"
     return str(event.event_id)
+
+
+def is_ledger_decision(event: AnyEvent) -> bool:
+    """A redemption of a VAS is the VAS service's to grant: not ours, and not an error."""
+    if isinstance(event, PointsRedeemed):
+        return event.data.reward.granter == PRODUCER
+    return type(event) in DECIDED
 
 
 @dataclass
@@ -94,6 +136,8 @@ class _Subscriber:
     account: Account
     start: Account
     events: list[AnyEvent] = field(default_factory=list)
+    status: str | None = None  # in the subscriber registry (None: not our number); read if needed
+    charges: dict[str, Doc] = field(default_factory=dict)  # journaled VAS charges being refunded
     decided: list[Doc] = field(default_factory=list)  # journal documents of this batch
     applied: list[Doc] = field(default_factory=list)  # applied, rolled forward or replayed, in order
 
@@ -113,7 +157,7 @@ class LedgerService:
         self._states: OrderedDict[str, Account] = OrderedDict()
 
     async def apply(self, events: list[AnyEvent]) -> None:
-        balance_events = [e for e in events if isinstance(e, TopupRecorded | UsageRecorded)]
+        balance_events = [e for e in events if is_ledger_decision(e)]
         bills = [e for e in events if isinstance(e, BillPaid)]
         subscribers = await self._load(balance_events)
         now = datetime.now(UTC)
@@ -140,11 +184,13 @@ class LedgerService:
             for number in subscribers:  # what was written is read again on the retry
                 self._states.pop(number, None)
             raise
-        # What readers see is in place before the events announce it.
+        # What readers see is in place before the events announce it, and the history rows and
+        # the plan before the cached balances show the change (the app reads them together).
         await asyncio.gather(
             self._project([doc for s in careful for doc in s.applied]),
-            self._refresh_cache(subscribers.values()),
+            self._project_plans([doc for s in subscribers.values() for doc in s.applied]),
         )
+        await self._refresh_cache(subscribers.values())
         applied = [doc for sub in subscribers.values() for doc in sub.applied]
         await self.publisher.publish_serialized([e for doc in applied for e in doc["events"]])
 
@@ -160,6 +206,13 @@ class LedgerService:
             subscribers[number] = _Subscriber(account=account, start=account)
         for event in events:
             subscribers[event.subject].events.append(event)
+        asking = list(dict.fromkeys(e.subject for e in events if isinstance(e, NEEDS_REGISTRY)))
+        for number, doc in (await self.store.find_by_ids(SUBSCRIBERS, asking)).items():
+            subscribers[number].status = doc.get("status", "active")
+        refunded = [f"vas:{e.data.charge_id}" for e in events if isinstance(e, VasRefundRequested)]
+        for doc in (await self.store.find_by_ids(JOURNAL, refunded)).values():
+            if doc["msisdn"] in subscribers:
+                subscribers[doc["msisdn"]].charges[doc["_id"]] = doc
         return subscribers
 
     async def _read_accounts(self, numbers: list[str]) -> dict[str, Account]:
@@ -193,6 +246,23 @@ class LedgerService:
                 now=now,
                 description=f"{d.kind} {d.quantity} {d.unit}",
             )
+        elif isinstance(event, VasChargeRequested):
+            v = event.data
+            pack = v.data_bucket
+            bucket = new_bucket(pack.bucket_id, pack.name, pack.quota_kb, pack.expires_at) if pack else None
+            state, outcome = charge_vas(
+                before,
+                status=sub.status,
+                amount=v.amount_vnd,
+                bucket=bucket,
+                description=v.description or f"{v.code} ({v.kind})",
+            )
+        elif isinstance(event, VasRefundRequested):
+            state, outcome = _refund(before, sub.charges.get(f"vas:{event.data.charge_id}"), event)
+        elif isinstance(event, PlanChanged):
+            state, outcome = change_plan(before, event.data.billing, event.data.new_plan_code)
+        elif isinstance(event, PointsRedeemed):
+            state, outcome = _redeem(before, sub.status, event)
         else:  # pragma: no cover - filtered by apply()
             raise ValueError(f"no balance rule for {event.event_type}")
         after = state.next_decision()
@@ -201,18 +271,18 @@ class LedgerService:
 
     def _journal_document(self, cause: AnyEvent, outcome: Outcome, after: Balances, now: datetime) -> Doc:
         key = idempotency_key(cause)
-        produced = list(_events_for(after.msisdn, cause, key, outcome))
+        produced = list(_events_for(after.msisdn, cause, key, outcome, now))
         return {
             "_id": key,
             "msisdn": after.msisdn,
             "seq": after.seq,
             "at": now,
-            "hour": now.strftime("%Y%m%d%H"),  # the audit finds recent decisions by it
-            "kind": "topup" if isinstance(cause, TopupRecorded) else "usage",
+            "hour": hour_of(now),  # the audit finds recent decisions by it
+            "kind": DECIDED[type(cause)],
             "cause_event_id": str(cause.event_id),
             "cause_event_type": cause.event_type,
             "entries": [_entry(key, c) for c in outcome.changes],
-            "refused": vars(outcome.refusal) if outcome.refusal else None,
+            "refused": vars(refused) if (refused := outcome.refusal or outcome.declined) else None,
             "state_after": to_document(after),
             "events": outbox_entries(self.topic, produced),
             "views": _views(cause, outcome.changes) if outcome.changes else {},
@@ -300,6 +370,27 @@ class LedgerService:
                 rows[collection].append(row)
         await asyncio.gather(*(self.store.insert_new(c, r) for c, r in rows.items() if r))
 
+    async def _project_plans(self, applied: list[Doc]) -> None:
+        """The registry shows the subscriber's latest plan (the profile reads it). Guarded by the
+        decision's seq, so a replayed old change never overwrites a newer one."""
+        latest = {doc["msisdn"]: doc for doc in applied if doc.get("kind") == "plan_change"}
+        await self.store.bounded_all(
+            self.store[SUBSCRIBERS].update_one(
+                {
+                    "_id": number,
+                    "$or": [{"plan_seq": {"$exists": False}}, {"plan_seq": {"$lt": doc["seq"]}}],
+                },
+                {
+                    "$set": {
+                        "plan": doc["state_after"]["plan"],
+                        "plan_code": doc["state_after"]["plan_code"],
+                        "plan_seq": doc["seq"],
+                    }
+                },
+            )
+            for number, doc in latest.items()
+        )
+
     async def _mark_bills_paid(self, bills: list[BillPaid]) -> None:
         async def mark(event: BillPaid) -> None:
             result = await self.store[BILLS].update_one(
@@ -352,7 +443,52 @@ def _entry(key: str, change: Change) -> Doc:
     }
 
 
-def _events_for(msisdn: str, cause: AnyEvent, key: str, outcome: Outcome) -> Iterable[AnyEvent]:
+def _refund(before: Balances, charge: Doc | None, event: VasRefundRequested) -> tuple[Balances, Outcome]:
+    """A refund of a charge this subscriber was never charged is a data error (a dead letter
+    for an operator to look at), never a credit."""
+    d = event.data
+    if charge is None:
+        raise ValueError(f"refund {d.refund_id}: {event.subject} was never charged {d.charge_id}")
+    entries = charge.get("entries", [])
+    return refund_vas(
+        before,
+        amount=d.amount_vnd,
+        charged_main=-sum(e["delta"] for e in entries if e["account"] == "main"),
+        charged_unbilled=sum(e["delta"] for e in entries if e["account"] == "unbilled"),
+        description=d.description or f"Refund of {d.charge_id}",
+    )
+
+
+def _redeem(before: Balances, status: str | None, event: PointsRedeemed) -> tuple[Balances, Outcome]:
+    d = event.data
+    reward = d.reward
+    if reward.kind == "airtime" and reward.amount_vnd:
+        return grant_airtime(
+            before,
+            status=status,
+            amount=reward.amount_vnd,
+            description=f"Loyalty reward {reward.catalog_code}: {reward.amount_vnd:,} VND airtime",
+        )
+    if reward.kind == "data" and reward.data_kb and reward.validity_days:
+        gb = reward.data_kb / 1024**2
+        size = f"{gb:g} GB" if gb >= 1 else f"{reward.data_kb // 1024} MB"
+        return grant_data(
+            before,
+            status=status,
+            redemption_id=d.redemption_id,
+            name=f"Loyalty {reward.catalog_code}",
+            quota_kb=reward.data_kb,
+            redeemed_at=d.redeemed_at,
+            validity_days=reward.validity_days,
+            description=f"Loyalty reward {reward.catalog_code}: {size} data, {reward.validity_days} days",
+        )
+    # The contract's validator makes this unreachable; a data error (dead letter) if not.
+    raise ValueError(f"redemption {d.redemption_id}: no rule for a {reward.kind} reward")
+
+
+def _events_for(
+    msisdn: str, cause: AnyEvent, key: str, outcome: Outcome, now: datetime
+) -> Iterable[AnyEvent]:
     common: dict[str, Any] = {
         "subject": msisdn,
         "producer": PRODUCER,
@@ -390,6 +526,38 @@ def _events_for(msisdn: str, cause: AnyEvent, key: str, outcome: Outcome) -> Ite
                 reason=r.reason,
             ),
         )
+    if isinstance(cause, PointsRedeemed):
+        yield _redemption_answer(cause, key, outcome, common, now)
+
+
+def _redemption_answer(
+    cause: PointsRedeemed, key: str, outcome: Outcome, common: dict[str, Any], at: datetime
+) -> AnyEvent:
+    """Loyalty's answer, in the same decision as the grant: it keeps or gives back the points."""
+    if outcome.declined is not None:
+        return RedemptionRefused.new(
+            **common,
+            event_id=uuid.uuid5(_ENTRY_NAMESPACE, f"{key}:refused"),
+            data=RedemptionRefusedData(
+                redemption_id=cause.data.redemption_id,
+                granter=PRODUCER,
+                cause_event_id=str(cause.event_id),
+                reason=outcome.declined.reason,
+                detail=outcome.declined.detail,
+                refused_at=at,
+            ),
+        )
+    return RedemptionGranted.new(
+        **common,
+        event_id=uuid.uuid5(_ENTRY_NAMESPACE, f"{key}:granted"),
+        data=RedemptionGrantedData(
+            redemption_id=cause.data.redemption_id,
+            granter=PRODUCER,
+            cause_event_id=str(cause.event_id),
+            granted_at=at,
+            description=outcome.changes[0].description if outcome.changes else "",
+        ),
+    )
 
 
 def _views(cause: AnyEvent, changes: Sequence[Change]) -> dict[str, Doc]:
@@ -422,6 +590,25 @@ def _views(cause: AnyEvent, changes: Sequence[Change]) -> dict[str, Doc]:
                 "counterpart": u.counterpart,
                 "description": changes[0].description,
                 "at": u.started_at,
+            }
+        }
+    if isinstance(cause, VasChargeRequested):
+        v = cause.data
+        money = [c for c in changes if c.unit == "vnd" and c.delta]
+        if not money:
+            return {}  # a free pack or VAS: nothing to show among the charges
+        return {
+            CHARGES: {
+                "_id": f"vas:{v.charge_id}",
+                "msisdn": cause.subject,
+                "kind": "vas",
+                "quantity": 1,
+                "unit": v.kind,
+                "amount_vnd": abs(money[0].delta),
+                "data_kb": 0,
+                "counterpart": v.code,
+                "description": money[0].description,
+                "at": v.requested_at,
             }
         }
     return {}

@@ -16,6 +16,7 @@ from .auth_flow import AuthService
 from .domain.otp import OtpPolicy
 from .handlers import ledger_handler
 from .ledger import LedgerService
+from .otp_queue import OtpQueue, OtpSender
 from .queries import AccountQueries
 from .settings import AccountSettings
 from .sms import SmppSender
@@ -38,22 +39,25 @@ def create_service(settings: AccountSettings | None = None) -> Service:
         settings.jwt_audience,
         settings.access_token_ttl_seconds,
     )
-    sms = SmppSender(settings, valid_for=timedelta(seconds=OtpPolicy().ttl_seconds))
+    otp_ttl = OtpPolicy().ttl_seconds
+    sms = SmppSender(settings, valid_for=timedelta(seconds=otp_ttl))
     service.on_startup(sms.start)
     service.on_shutdown(sms.stop)
-    service.provide(
-        "auth",
-        AuthService(
-            store=service.store,
-            redis=service.redis,
-            signer=signer,
-            sms=sms,
-            pepper=settings.otp_pepper.get_secret_value().encode(),
-            service=settings.service_name,
-            refresh_ttl=settings.refresh_token_ttl_seconds,
-            gateway_key=settings.gateway_key.get_secret_value(),
-        ),
+    pepper = settings.otp_pepper.get_secret_value().encode()
+    otp_queue = OtpQueue(service.redis, pepper, otp_ttl)
+    auth = AuthService(
+        store=service.store,
+        redis=service.redis,
+        signer=signer,
+        queue=otp_queue,
+        pepper=pepper,
+        service=settings.service_name,
+        refresh_ttl=settings.refresh_token_ttl_seconds,
+        gateway_key=settings.own_gateway_key,
     )
+    service.provide("auth", auth)
+    sender = OtpSender(otp_queue, sms, auth.is_active_subscriber, settings.service_name)
+    service.background(sender.run_forever)
     balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
     service.provide("queries", AccountQueries(service.store, balances))
     ledger = LedgerService(service.store, service.publisher, cache=balances)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +31,16 @@ class AccountQueries:
             raise not_found("subscriber")
         return doc
 
-    async def _balance_document(self, msisdn: str, cached: bytes | None) -> dict[str, Any] | None:
+    async def _balance_document(
+        self, msisdn: str, prefetched: Mapping[str, bytes | None]
+    ) -> dict[str, Any] | None:
         """The balance document: from the read cache (the ledger consumer puts every new
-        version there before it commits; `cached` when the caller fetched it already), else
-        from the store, filling the cache."""
+        version there before it commits; in `prefetched` when the caller fetched it with the
+        session check), else from the store, filling the cache."""
         if self.cache is not None:
-            hit = VersionedCache.parse(cached) if cached is not None else await self.cache.get(msisdn)
+            key = self.cache.redis_key(msisdn)
+            cached = prefetched[key] if key in prefetched else await self.cache.get_raw(msisdn)
+            hit = VersionedCache.parse(cached)
             if hit is not None:
                 return _from_cache(hit[1])
         doc = await self.store[BALANCES].find_one({"_id": msisdn})
@@ -48,8 +53,10 @@ class AccountQueries:
         """For `caller_prefetching`: the cached balances come with the session check."""
         return [self.cache.redis_key(msisdn)] if self.cache is not None else []
 
-    async def balances(self, msisdn: str, cached: bytes | None = None) -> dict[str, Any]:
-        doc = await self._balance_document(msisdn, cached)
+    async def balances(
+        self, msisdn: str, prefetched: Mapping[str, bytes | None] | None = None
+    ) -> dict[str, Any]:
+        doc = await self._balance_document(msisdn, prefetched or {})
         if doc is None:
             subscriber = await self.profile(msisdn)  # a known number with nothing credited yet
             doc = {"_id": msisdn, "plan": subscriber.get("plan", "prepaid")}
@@ -58,6 +65,7 @@ class AccountQueries:
         return {
             "msisdn": msisdn,
             "plan": state.plan,
+            "plan_code": state.plan_code,  # the tariff plan, once PlanChanged recorded one
             "main": {"balance_vnd": state.main},
             "unbilled_vnd": state.unbilled if state.plan == "postpaid" else None,
             "promotions": [

@@ -15,6 +15,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
+from servicekit.buckets import hour_of
 from servicekit.logs import configure_logging
 from servicekit.mongo import Store
 
@@ -175,7 +176,7 @@ def _opening(balances: dict[str, Any], now: datetime) -> dict[str, Any]:
         "msisdn": msisdn,
         "seq": 1,
         "at": now,
-        "hour": now.strftime("%Y%m%d%H"),
+        "hour": hour_of(now),
         "kind": "opening",
         "cause_event_id": None,
         "cause_event_type": "Migration",

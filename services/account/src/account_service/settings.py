@@ -16,6 +16,7 @@ class AccountSettings(KitSettings):
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     # Server secret mixed into stored OTP digests (a Redis dump must not reveal live codes).
     otp_pepper: SecretStr = SecretStr("local-otp-pepper-change-me")
+    SHORT_SECRETS = frozenset({"smsc_password"})  # SMPP v3.4 passwords have at most 8 characters
 
     # SMS centre (SMPP v3.4); the local sandbox listens here.
     smsc_host: str = "127.0.0.1"

@@ -7,17 +7,13 @@ from pathlib import Path
 import pytest
 
 from account_service.auth_flow import AuthService
+from account_service.otp_queue import OtpQueue
 from servicekit.auth import TokenSigner, TokenVerifier, generate_keypair
 from servicekit.errors import ApiError
 from servicekit.mongo import Store
 from servicekit.redis_client import create_redis
 
 pytestmark = pytest.mark.integration
-
-
-class NoSms:
-    async def send(self, destination: str, text: str) -> None:
-        raise AssertionError("no SMS may be sent when limits cannot be checked")
 
 
 @pytest.fixture
@@ -35,7 +31,7 @@ async def test_otp_requests_and_verifies_are_refused_with_503_when_redis_is_down
         store=store,
         redis=dead,
         signer=TokenSigner(keys[0], "iss", "aud"),
-        sms=NoSms(),
+        queue=OtpQueue(dead, b"p", 300),
         pepper=b"p",
         service="tests",
         refresh_ttl=60,
@@ -44,9 +40,9 @@ async def test_otp_requests_and_verifies_are_refused_with_503_when_redis_is_down
     with pytest.raises(ApiError) as requested:
         await auth.request_otp("84901112233", "ip:127.0.0.9")
     with pytest.raises(ApiError) as verified:
-        await auth.verify_otp("84901112233", "123456")
+        await auth.verify_otp("84901112233", "123456", "ip:127.0.0.9")
     with pytest.raises(ApiError) as password:
-        await auth.password_login("84901112233", "anything")
+        await auth.password_login("84901112233", "anything", "ip:127.0.0.9")
     assert {requested.value.status, verified.value.status, password.value.status} == {503}
     await dead.aclose()
 

@@ -15,7 +15,7 @@ import vnpay
 from mobi_contracts.msisdn import MsisdnInput
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
-from servicekit.http import client_address, client_key, require_internal_key
+from servicekit.http import client_address, client_key, internal_callers
 from servicekit.idempotency import require_key
 from servicekit.logs import correlation_id
 
@@ -24,7 +24,9 @@ from .scratch import ScratchCards
 
 me = APIRouter(prefix="/api/v1/me", tags=["payments"])
 provider = APIRouter(prefix="/api/v1/payments/provider", tags=["provider"])
-internal = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Depends(require_internal_key)])
+internal = APIRouter(
+    prefix="/internal/v1", tags=["internal"], dependencies=[Depends(internal_callers("ops"))]
+)
 
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")
@@ -176,12 +178,11 @@ async def provider_return(request: Request) -> HTMLResponse:
         returned = _payments(request).provider.read_return(vnpay.decode_query(request.url.query))
     except vnpay.InvalidMessage:
         return HTMLResponse(
-            _page("Không xác thực được kết quả thanh toán", "Invalid payment result."), status_code=400
+            _page("Không xác thực được kết quả thanh toán", "Invalid payment result."),
+            status_code=400,
+            headers=PAGE_HEADERS,
         )
-    payments = _payments(request)
-    payment = await payments.final(returned.txn_ref) or await payments.store["payments"].find_one(
-        {"_id": returned.txn_ref}
-    )
+    payment = await _payments(request).current(returned.txn_ref)
     state = payment["status"] if payment else "unknown"
     titles = {
         "succeeded": "Thanh toán thành công",
@@ -189,8 +190,21 @@ async def provider_return(request: Request) -> HTMLResponse:
         "pending": "Đang xử lý",
     }
     return HTMLResponse(
-        _page(titles.get(state, "Đang xử lý"), f"Payment {html.escape(returned.txn_ref)}: {state}")
+        _page(titles.get(state, "Đang xử lý"), f"Payment {html.escape(returned.txn_ref)}: {state}"),
+        headers=PAGE_HEADERS,
     )
+
+
+# The page is static text: no script, style, frame, form or plug-in may run in it, and it may
+# not be framed by another site (the browser arrives from the provider's page).
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def _page(title: str, detail: str) -> str:

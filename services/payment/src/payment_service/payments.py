@@ -37,15 +37,17 @@ from mobi_contracts.events.payment import (
     TopupRecordedData,
 )
 from mobi_contracts.topics import PAYMENT_EVENTS
+from servicekit.buckets import hour_of, minute_of
 from servicekit.errors import ApiError, not_found, unavailable
 from servicekit.idempotency import IdempotencyKeys, fingerprint
+from servicekit.internal_keys import caller_headers
 from servicekit.mongo import Store, insert_versioned
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
-from .domain.rules import AmountRules, ProviderResult, event_id, hour_of, judge, minute_of, payment_id_for
+from .domain.rules import AmountRules, ProviderResult, event_id, judge, payment_id_for
 from .provider import Provider, result_of
 from .settings import PaymentSettings
-from .store import FINALS, PAYMENTS
+from .store import BILL_OPEN, BILL_SETTLEMENTS, FINALS, PAYMENTS
 
 log = logging.getLogger(__name__)
 PRODUCER = "payment-service"
@@ -55,6 +57,12 @@ LATE_SUCCESSES = Counter(
     "payment_late_successes_total",
     "Payments the provider confirmed as paid after another outcome was recorded; credited anyway",
     ["service", "replaced"],
+)
+
+OVERPAYMENTS = Counter(
+    "payment_bill_overpayments_total",
+    "Successful payments of a bill another payment had already paid; credited to the main balance",
+    ["service"],
 )
 
 Settlement = Literal["settled", "replaced", "duplicate"]
@@ -69,6 +77,7 @@ _PAYMENT_FIELDS = (
     "bill_id",
     "created_at",
     "expires_at",
+    "credited_as",  # "topup": a bill paid twice, this payment credited to the main balance
 )
 
 Method = Literal["card_international", "card_domestic"]
@@ -83,9 +92,9 @@ class Started:
 class AccountDirectory:
     """Bills and the subscriber directory live in the account service; ask its internal API."""
 
-    def __init__(self, base_url: str, internal_key: str) -> None:
+    def __init__(self, base_url: str, caller: str, internal_key: str) -> None:
         self.http = httpx.AsyncClient(
-            base_url=base_url, timeout=5.0, headers={"X-Internal-Key": internal_key}
+            base_url=base_url, timeout=5.0, headers=caller_headers(caller, internal_key)
         )
 
     async def _lookup(self, path: str, what: str) -> dict[str, Any] | None:
@@ -192,7 +201,7 @@ class PaymentService:
             provider=Provider(settings),
             keys=IdempotencyKeys(store),
             accounts=AccountDirectory(
-                settings.account_internal_url, settings.internal_key.get_secret_value()
+                settings.account_internal_url, settings.service_name, settings.own_internal_key
             ),
             rules=AmountRules(settings.topup_min_vnd, settings.topup_max_vnd, settings.topup_step_vnd),
             ttl=timedelta(minutes=settings.payment_ttl_minutes),
@@ -283,6 +292,8 @@ class PaymentService:
             "created_hour": hour_of(now),
             "expires_at": now + self.ttl,
         }
+        if kind == "bill":
+            await self._claim_bill(request["bill_id"], payment_id, now)
         try:
             await insert_versioned(self.store, PAYMENTS, payment)
         except Exception as exc:  # the same key created it before: return that one
@@ -297,6 +308,51 @@ class PaymentService:
         if self.open_payments is not None:
             await self.open_payments.put(payment)
         return payment
+
+    async def _claim_bill(self, bill_id: str, payment_id: str, now: datetime) -> None:
+        """The bill is this payment's to pay, or a 409 says why not. Two Idempotency-Keys
+        used to start two payments of one bill that could both settle."""
+        if await self.store.claim(BILL_OPEN, bill_id, payment_id=payment_id, at=now):
+            return
+        held = await self.store[BILL_OPEN].find_one({"_id": bill_id})
+        holder = held["payment_id"] if held else None
+        if holder == payment_id:
+            return
+        state = await self._state_of(holder, now) if holder else "over"
+        if state == "succeeded":
+            raise ApiError(409, "bill_already_paid", "this bill is already paid")
+        if state == "open":
+            raise ApiError(
+                409,
+                "bill_payment_in_progress",
+                "a payment of this bill is still open; finish it or wait until it expires",
+                payment_id=holder,
+            )
+        # Its payment failed or expired: take the bill over, unless someone else just did.
+        taken = await self.store[BILL_OPEN].update_one(
+            {"_id": bill_id, "payment_id": holder}, {"$set": {"payment_id": payment_id, "at": now}}
+        )
+        if taken.modified_count != 1:
+            raise ApiError(409, "bill_payment_in_progress", "another payment of this bill just started")
+
+    async def _state_of(self, payment_id: str, now: datetime) -> str:
+        final = await self.final(payment_id)
+        if final is not None:
+            return "succeeded" if final["status"] == "succeeded" else "over"
+        pending = await self.store[PAYMENTS].find_one({"_id": payment_id}, {"expires_at": 1})
+        # Past its window the provider no longer takes it; a late success would still be
+        # credited (as a second settlement, below), so the bill need not wait for it.
+        if pending is None or pending["expires_at"].replace(tzinfo=UTC) <= now:
+            return "over"
+        return "open"
+
+    async def _settles_bill(self, payment: dict[str, Any], now: datetime) -> bool:
+        """True when this success pays the bill; False when another payment already did."""
+        bill_id, payment_id = payment["bill_id"], payment["_id"]
+        if await self.store.claim(BILL_SETTLEMENTS, bill_id, payment_id=payment_id, at=now):
+            return True
+        held = await self.store[BILL_SETTLEMENTS].find_one({"_id": bill_id})
+        return held is not None and held["payment_id"] == payment_id
 
     def _payment_url(self, payment: dict[str, Any]) -> str:
         return self.provider.payment_url(
@@ -368,6 +424,12 @@ class PaymentService:
         "settled": this outcome is the first; "replaced": the provider confirmed as paid a
         payment we had recorded otherwise; "duplicate": nothing changed.
         """
+        if status == "succeeded" and payment["kind"] == "bill" and not await self._settles_bill(payment, now):
+            payment = payment | {"credited_as": "topup"}
+            OVERPAYMENTS.labels(self.service).inc()
+            log.error(
+                "a bill was paid twice: crediting the second payment", extra={"payment_id": payment["_id"]}
+            )
         final, entries = self._final(payment, status, result, reason_code, now, evidence)
         body = {k: v for k, v in final.items() if k != "_id"}
         if await self.store.claim(FINALS, payment["_id"], **with_pending(body, entries, now), rev=1):
@@ -488,7 +550,7 @@ class PaymentService:
             ),
             **common,
         )
-        if payment["kind"] == "bill":
+        if payment["kind"] == "bill" and payment.get("credited_as") != "topup":
             effect: AnyEvent = BillPaid.new(
                 subject=payer,
                 event_id=event_id(pid, "bill"),
@@ -528,9 +590,12 @@ class PaymentService:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    async def status_for(self, payer: str, payment_id: str) -> dict[str, Any]:
+    async def current(self, payment_id: str) -> dict[str, Any] | None:
         """The settled outcome is the final record (one read); a pending payment is its document."""
-        payment = await self.final(payment_id) or await self.store[PAYMENTS].find_one({"_id": payment_id})
+        return await self.final(payment_id) or await self.store[PAYMENTS].find_one({"_id": payment_id})
+
+    async def status_for(self, payer: str, payment_id: str) -> dict[str, Any]:
+        payment = await self.current(payment_id)
         if payment is None or payment["msisdn"] != payer:
             raise not_found("payment")
         return self._public(payment)

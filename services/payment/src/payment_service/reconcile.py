@@ -37,13 +37,14 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 import vnpay
+from servicekit.buckets import buckets_between
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.logs import configure_logging
 from servicekit.mongo import Doc, Store
 from servicekit.outbox import OutboxRelay
 from servicekit.schedule import LeasedJob
 
-from .domain.rules import buckets_between, judge
+from .domain.rules import judge
 from .payments import PaymentService
 from .settings import PaymentSettings
 from .store import CREDITS, FINALS, PAYMENTS, SCRATCH_USES
@@ -256,7 +257,8 @@ class Reconciler:
 
 
 def _succeeded_topup(final: Doc) -> bool:
-    return bool(final["status"] == "succeeded" and final.get("kind") == "topup")
+    credits_main = final.get("kind") == "topup" or final.get("credited_as") == "topup"  # a bill paid twice
+    return bool(final["status"] == "succeeded" and credits_main)
 
 
 def reconciler_for(

@@ -1,5 +1,9 @@
 """Scratch-card top-ups: serial + PIN, each card used once, wrong PINs locked out.
 
+A try is reserved (counted) before the PIN is compared, in one Redis step, against the
+subscriber, the client and the card's serial: parallel guesses cannot pass the limit, and
+a card guessed at from many places is locked too. A right PIN gives its try back.
+
 A card is used by inserting its serial into `scratch_card_uses` (a unique key): of any
 number of concurrent redemptions exactly one insert succeeds, and that insert carries the
 TopupRecorded event (outbox), so the use and the credit it implies cannot come apart.
@@ -8,8 +12,9 @@ TopupRecorded event (outbox), so the use and the credit it implies cannot come a
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -17,25 +22,45 @@ from redis.exceptions import RedisError
 
 from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from mobi_contracts.topics import PAYMENT_EVENTS
+from servicekit.buckets import hour_of, minute_of
 from servicekit.errors import ApiError, too_many, unavailable
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
-from .domain.rules import event_id, hour_of, minute_of, pin_digest, pin_matches
+from .domain.rules import event_id, pin_digest, pin_matches
 from .store import SCRATCH_CARDS, SCRATCH_USES
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 REDEMPTIONS = Counter("scratch_card_redemptions_total", "Scratch-card redemptions", ["service", "result"])
 
-# Count a wrong PIN against the subscriber and the client; lock either at the limit.
-_WRONG_PIN = """
-for i = 1, 2 do
-  local n = redis.call('INCR', KEYS[i])
-  if n == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2]) end
-  if n >= tonumber(ARGV[1]) then redis.call('SET', KEYS[i + 2], '1', 'EX', ARGV[2]) end
+# KEYS: tries of the subscriber, the client, the serial; then their locks. ARGV: the limits
+# of the three, the lock-out seconds.
+_RESERVE_TRY = """
+for i = 1, 3 do
+  local t = redis.call('TTL', KEYS[i + 3])
+  if t > 0 then return {i, t} end
 end
-return 0
+for i = 1, 3 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i]) then
+    redis.call('SET', KEYS[i + 3], '1', 'EX', ARGV[4])
+    redis.call('DEL', KEYS[i])
+    return {i, tonumber(ARGV[4])}
+  end
+end
+for i = 1, 3 do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+end
+return {0, 0}
 """
+
+_GIVE_BACK = """
+for i = 1, 3 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 1
+"""
+SERIAL_MAX_WRONG = 10  # wrong PINs for one card, from anyone, before the card is locked
 
 
 class ScratchCards:
@@ -57,17 +82,18 @@ class ScratchCards:
         self.max_wrong = max_wrong
         self.lockout = lockout_seconds
         self.service = service
-        self._wrong_pin = redis.register_script(_WRONG_PIN)
+        self._reserve = redis.register_script(_RESERVE_TRY)
+        self._give_back = redis.register_script(_GIVE_BACK)
 
     async def redeem(
         self, *, payer: str, serial: str, pin: str, target: str | None, client: str, correlation_id: str
     ) -> dict[str, Any]:
-        await self._refuse_if_locked(payer, client)
+        keys = await self._reserve_try(payer, client, serial)
         card = await self.store[SCRATCH_CARDS].find_one({"_id": serial})
         if card is None or not pin_matches(self.pepper, serial, pin, card["pin_digest"]):
-            await self._count_wrong(payer, client)
             REDEMPTIONS.labels(self.service, "wrong_pin").inc()
             raise ApiError(422, "invalid_card", "the serial or the PIN is wrong")
+        await self._redis(self._give_back(keys=keys[:3]))
         if card.get("status") != "active" or card.get(
             "expires_at", datetime.max.replace(tzinfo=UTC)
         ) < datetime.now(UTC):
@@ -121,24 +147,19 @@ class ScratchCards:
             "status": "accepted",
         }
 
-    async def _refuse_if_locked(self, payer: str, client: str) -> None:
-        try:
-            locked = await self.redis.exists(f"scratch:lock:sub:{payer}", f"scratch:lock:client:{client}")
-        except RedisError as exc:
-            raise unavailable("scratch-card top-up is temporarily unavailable") from exc
-        if locked:
+    async def _reserve_try(self, payer: str, client: str, serial: str) -> list[str]:
+        scopes = (f"sub:{payer}", f"client:{client}", f"serial:{serial}")
+        keys = [f"scratch:tries:{s}" for s in scopes] + [f"scratch:lock:{s}" for s in scopes]
+        limits = [self.max_wrong, self.max_wrong * 4, SERIAL_MAX_WRONG]
+        status, seconds = await self._redis(self._reserve(keys=keys, args=[*limits, self.lockout]))
+        if status != 0:
             REDEMPTIONS.labels(self.service, "locked").inc()
-            raise too_many("locked_out", "too many wrong PINs; try again later", self.lockout)
+            raise too_many("locked_out", "too many wrong PINs; try again later", seconds)
+        return keys
 
-    async def _count_wrong(self, payer: str, client: str) -> None:
-        keys = [
-            f"scratch:wrong:sub:{payer}",
-            f"scratch:wrong:client:{client}",
-            f"scratch:lock:sub:{payer}",
-            f"scratch:lock:client:{client}",
-        ]
+    async def _redis(self, call: Awaitable[T]) -> T:
         try:
-            await self._wrong_pin(keys=keys, args=[self.max_wrong, self.lockout])
+            return await call
         except RedisError as exc:
             raise unavailable("scratch-card top-up is temporarily unavailable") from exc
 

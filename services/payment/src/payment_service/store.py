@@ -18,11 +18,19 @@ FINALS = "payment_finals"
 SCRATCH_CARDS = "scratch_cards"
 SCRATCH_USES = "scratch_card_uses"
 CREDITS = "credits"  # top-ups the account service confirmed (BalanceChanged), by TopupRecorded id
+# One open payment per bill: the bill's id claims it for one payment at a time (taken over only
+# once that payment failed or expired). And one settlement per bill: the first success of a
+# bill claims it; any other success of the same bill is money paid twice, credited to the
+# payer's main balance instead (a TopupRecorded), never lost.
+BILL_OPEN = "bill_open_payments"
+BILL_SETTLEMENTS = "bill_settlements"
 
 INDEXES = {
     IDEMPOTENCY_KEYS: [],
     SCRATCH_CARDS: [],
     CREDITS: [],
+    BILL_OPEN: [],
+    BILL_SETTLEMENTS: [],
     PAYMENTS: [
         IndexModel([("msisdn", ASCENDING), ("created_at", DESCENDING)], name="by_payer_newest"),
         # Reconciliation finds payments by the minute and hour they were created in.

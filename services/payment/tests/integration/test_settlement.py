@@ -28,7 +28,7 @@ async def service(store: Store, publisher: EventPublisher, unique: str) -> Payme
     topic = await make_topic(
         f"test.payment-events.{unique}", (PaymentSucceeded, PaymentFailed, TopupRecorded, BillPaid)
     )
-    accounts = AccountDirectory("http://127.0.0.1:1", "unused")
+    accounts = AccountDirectory("http://127.0.0.1:1", "tests", "unused")
     return PaymentService(
         store=store,
         relay=OutboxRelay(store, publisher, "tests", FINALS),
@@ -153,3 +153,29 @@ async def test_the_status_of_a_settled_payment_is_its_final_record_to_its_payer_
     assert (shown["status"], shown["reason_code"]) == ("failed", "51")
     with pytest.raises(Exception, match="not found"):
         await service.status_for("84931234567", "PAYTEST3")
+
+
+async def test_a_bill_paid_by_two_payments_is_paid_once_and_the_second_is_credited_as_a_topup(
+    service: PaymentService, store: Store, unique: str
+) -> None:
+    bill = f"B-TWICE-{unique}"
+    first, second = (
+        await pending(store, f"PAYBILL1{unique}")
+        | {"kind": "bill", "bill_id": bill, "target_msisdn": "84901234567"},
+        await pending(store, f"PAYBILL2{unique}")
+        | {"kind": "bill", "bill_id": bill, "target_msisdn": "84901234567"},
+    )
+    now = datetime.now(UTC)
+    assert await service.settle(first, "succeeded", PAID, "00", now) == "settled"
+    assert await service.settle(second, "succeeded", PAID, "00", now) == "settled"
+    assert await service.settle(second, "succeeded", PAID, "00", now) == "duplicate"
+    records = await read_all(service.topic.name, expect=4, timeout=5)
+    effects = {
+        dict(r.headers)["event-type"].decode(): r.value
+        for r in records
+        if dict(r.headers)["event-type"] != b"PaymentSucceeded"
+    }
+    assert set(effects) == {"BillPaid", "TopupRecorded"}, "the bill is paid once, the rest credited"
+    assert f"PAYBILL2{unique}".encode() in effects["TopupRecorded"]
+    shown = await service.current(f"PAYBILL2{unique}")
+    assert shown is not None and (shown["status"], shown["credited_as"]) == ("succeeded", "topup")

@@ -80,25 +80,3 @@ def test_pins_are_checked_against_a_keyed_digest_only() -> None:
     assert not pin_matches(b"pepper", "1000000001", "1234567890124", digest)
     assert not pin_matches(b"pepper", "1000000002", "1234567890123", digest)  # PIN of another card
     assert not pin_matches(b"other", "1000000001", "1234567890123", digest)
-
-
-def test_buckets_cover_a_window_with_whole_hours_and_the_minutes_around_them() -> None:
-    from datetime import UTC, datetime
-
-    from payment_service.domain.rules import buckets_between
-
-    hours, minutes = buckets_between(
-        datetime(2026, 11, 26, 14, 37, 20, tzinfo=UTC), datetime(2026, 11, 26, 17, 5, 1, tzinfo=UTC)
-    )
-    assert hours == ["2026112615", "2026112616"]
-    before = [f"2026112614{m:02d}" for m in range(37, 60)]
-    assert minutes == [*before, *(f"2026112617{m:02d}" for m in range(6))]
-
-
-def test_a_window_inside_one_minute_is_that_minute() -> None:
-    from datetime import UTC, datetime
-
-    from payment_service.domain.rules import buckets_between
-
-    start = datetime(2026, 11, 26, 23, 59, 1, tzinfo=UTC)
-    assert buckets_between(start, start.replace(second=50)) == ([], ["202611262359"])

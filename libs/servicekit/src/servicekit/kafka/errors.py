@@ -75,11 +75,6 @@ def kind_of(exc: BaseException) -> str:
     return "unknown"
 
 
-def is_transient(exc: BaseException) -> bool:
-    """By type alone (no probing): for callers that cannot ask the dependencies."""
-    return kind_of(exc) == "transient"
-
-
 async def is_outage(exc: BaseException, probe: DependencyProbe | None) -> bool:
     """True when the failure is the infrastructure's: retry the batch, never dead-letter it."""
     kind = kind_of(exc)

@@ -13,6 +13,7 @@ on the state after decision N, and the journal keeps each decision under a uniqu
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -49,7 +50,21 @@ class Change:
     description: str
 
     def entry_id(self, cause_event_id: str) -> str:
-        return f"{cause_event_id}:{self.account}"
+        return fit(f"{cause_event_id}:{self.account}", ENTRY_ID_MAX)
+
+
+ENTRY_ID_MAX = 160  # BalanceChangedData.entry_id
+ACCOUNT_MAX = 64  # BalanceChangedData.account
+
+
+def fit(text: str, limit: int) -> str:
+    """`text`, or when longer than `limit` a prefix of it and a digest of the whole (stable, so
+    a replay names the same entry). Ids come from other services' events (a 64-character
+    bucket id, a 96-character charge id) and must still fit the ledger's event fields."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: limit - len(digest) - 1]}~{digest}"
 
 
 @dataclass(frozen=True)
@@ -57,24 +72,34 @@ class Refusal:
     account: str
     requested: int
     available: int
-    reason: Literal["insufficient_funds"] = "insufficient_funds"
+    reason: Literal["insufficient_funds", "no_such_account"] = "insufficient_funds"
+
+
+@dataclass(frozen=True)
+class Declined:
+    """A grant refused for a reason other than money (see domain.grants)."""
+
+    reason: Literal["no_such_subscriber", "not_eligible"]
+    detail: str
 
 
 @dataclass(frozen=True)
 class Outcome:
     changes: tuple[Change, ...] = ()
     refusal: Refusal | None = None
+    declined: Declined | None = None
 
 
 @dataclass(frozen=True)
 class Balances:
     msisdn: str
-    plan: Plan = "prepaid"
+    plan: Plan = "prepaid"  # billing: how debits are paid (see debit_money)
     main: int = 0
     unbilled: int = 0
     promos: tuple[PromoAccount, ...] = ()
     data: tuple[DataBucket, ...] = ()
     seq: int = 0  # decisions applied so far (see the module docstring)
+    plan_code: str | None = None  # the tariff plan (PlanChanged); None until one is recorded
 
     def next_decision(self) -> Balances:
         return replace(self, seq=self.seq + 1)
@@ -170,6 +195,7 @@ def apply_usage(
 def to_document(b: Balances) -> dict[str, Any]:
     return {
         "plan": b.plan,
+        "plan_code": b.plan_code,
         "main": b.main,
         "unbilled": b.unbilled,
         "promos": [vars(p) for p in b.promos],
@@ -182,6 +208,7 @@ def from_document(doc: dict[str, Any]) -> Balances:
     return Balances(
         msisdn=doc["_id"],
         plan=doc.get("plan", "prepaid"),
+        plan_code=doc.get("plan_code"),
         main=int(doc.get("main", 0)),
         unbilled=int(doc.get("unbilled", 0)),
         promos=tuple(PromoAccount(**p) for p in doc.get("promos", [])),

@@ -16,12 +16,41 @@ from dataclasses import dataclass
 class OtpPolicy:
     digits: int = 6
     ttl_seconds: int = 300
-    max_wrong: int = 5  # wrong codes before the number is locked out
-    lockout_seconds: int = 900
+    max_wrong: int = 5  # wrong codes before the code is burnt (a new one must be asked for)
     resend_after_seconds: int = 30
-    sends_per_window: int = 5  # per number
-    sends_per_client_window: int = 20  # per client address
     send_window_seconds: int = 3600
+    # Sends per window. Only sends that are allowed count, and the client's own limit is
+    # checked first, so a client over its limit cannot use up anyone's budget.
+    sends_per_number_client: int = 5  # one number asked from one client
+    sends_per_number: int = 10  # one number, from all clients (SMS bombing)
+    sends_per_client: int = 20  # one client (an address, an IPv6 /64, or a carrier subscriber)
+    sends_per_prefix: int = 500  # a block of 100,000 numbers (SMS pumping into one range)
+    sends_overall: int = 50_000  # the whole platform: the SMS bill has a ceiling
+
+
+@dataclass(frozen=True)
+class GuessPolicy:
+    """Failed logins (wrong codes, wrong passwords) are counted per (number, client), per
+    client and per number, each with its own limit. Past a limit that key is locked, for
+    longer each time (back-off), so a stranger guessing from one place locks only himself
+    out; the per-number limit is high and only stops a guessing crowd."""
+
+    window_seconds: int = 3600
+    per_number_client: int = 5
+    per_client: int = 20
+    per_number: int = 50
+    lock_base_seconds: int = 60
+    lock_max_seconds: int = 3600
+    strikes_remembered_seconds: int = 24 * 3600
+
+    def lock_seconds(self, strikes: int) -> int:
+        """How long the `strikes`-th lock of one key lasts (doubling, capped)."""
+        return int(min(self.lock_base_seconds * 2 ** max(0, strikes - 1), self.lock_max_seconds))
+
+
+def number_prefix(msisdn: str) -> str:
+    """The block a number belongs to for the per-prefix SMS budget (84 + 4 digits)."""
+    return msisdn[:6]
 
 
 def new_code(digits: int) -> str:

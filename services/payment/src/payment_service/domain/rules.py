@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Status = Literal["pending", "succeeded", "failed", "expired"]
@@ -80,36 +79,3 @@ def pin_digest(pepper: bytes, serial: str, pin: str) -> str:
 
 def pin_matches(pepper: bytes, serial: str, pin: str, stored_digest: str) -> bool:
     return hmac.compare_digest(pin_digest(pepper, serial, pin), stored_digest)
-
-
-# -- time buckets ---------------------------------------------------------------------------------
-
-
-def minute_of(moment: datetime) -> str:
-    """The minute a moment falls in (UTC), as stored beside payments' times. Reconciliation
-    finds payments by the minutes and hours they fall in, by equality, which the store serves
-    from an index: FerretDB filters a time range itself, reading and decoding the whole
-    collection (12,000 settled payments: 12 s)."""
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M")
-
-
-def hour_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%d%H")
-
-
-def buckets_between(start: datetime, end: datetime) -> tuple[list[str], list[str]]:
-    """(whole hours, single minutes) that together cover [start, end]: the minutes before the
-    first whole hour and after the last, the hours in between."""
-    first = start.astimezone(UTC).replace(second=0, microsecond=0)
-    last = end.astimezone(UTC).replace(second=0, microsecond=0)
-    hours: list[str] = []
-    minutes: list[str] = []
-    moment = first
-    while moment <= last:
-        if moment.minute == 0 and moment + timedelta(minutes=59) <= last:
-            hours.append(hour_of(moment))
-            moment += timedelta(hours=1)
-        else:
-            minutes.append(minute_of(moment))
-            moment += timedelta(minutes=1)
-    return hours, minutes

@@ -1,0 +1,154 @@
+"""Earning throughput: TopupRecorded events per second turned into points ledger entries by the
+loyalty consumer (the kit's batch consumer with Programme.earn_from: wallets read, one ordered
+insert of the entries and one wallet write per member and batch, PointsEarned published),
+against the bare consume-and-commit loop of the foundation benchmark (aiokafka getmany +
+parse + commit, no store) on the same broker, in the same run.
+
+    python bench/loyalty_earning.py [--events 5000] [--members 500] [--rounds 2]
+
+Timed from the first batch handed to the work to the last one applied. Every member is
+enrolled beforehand, so every event earns; the run checks that each event made exactly one
+ledger entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+# The baseline is the foundation benchmark's bare loop, run on the same events.
+from consumer_throughput import bare_no_store, load_only  # bench/ is on the path when run
+from faststream.kafka import KafkaBroker
+
+from loyalty_service.domain.rules import EarningRules, Eligibility, TransferRules
+from loyalty_service.domain.wallet import Wallet, to_document
+from loyalty_service.handlers import loyalty_handler
+from loyalty_service.ledger import PointsLedger
+from loyalty_service.programme import Programme
+from loyalty_service.store import INDEXES, LEDGER, WALLETS
+from mobi_contracts import ConsumerGroup, Topic
+from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.topics import LOYALTY_EVENTS
+from servicekit.app import tune_gc
+from servicekit.kafka.admin import ensure_topics
+from servicekit.kafka.consumer import EventConsumer
+from servicekit.kafka.inbox import Inbox
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.mongo import Store
+from servicekit.redis_client import create_redis
+
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BATCH = 500
+
+
+def members(count: int) -> list[str]:
+    return [f"8479{i:07d}" for i in range(count)]
+
+
+def events(count: int, numbers: list[str]) -> list[TopupRecorded]:
+    now = datetime.now(UTC)
+    return [
+        TopupRecorded.new(
+            subject=numbers[i % len(numbers)],
+            data=TopupRecordedData(
+                topup_id=f"bench-{uuid.uuid4().hex}",
+                amount_vnd=50_000,
+                method="scratch_card",
+                payer_msisdn=numbers[i % len(numbers)],
+                recorded_at=now,
+            ),
+            producer="bench",
+            correlation_id=f"bench-{i}",
+        )
+        for i in range(count)
+    ]
+
+
+async def loyalty(name: str, batch: list[TopupRecorded], numbers: list[str]) -> float:
+    source = await load_only(name, batch)
+    sink = Topic(name=f"bench.{name}.out", description="", events=LOYALTY_EVENTS.events, producer="bench")
+    group = ConsumerGroup(name=f"bench-{name}", topics=(source,), handles=(TopupRecorded,))
+    await ensure_topics(KAFKA, [sink, group.dead_letter])
+    store = Store(MONGO, f"bench_{name}", app_name="bench")
+    await store.connect()
+    await store.ensure_indexes(INDEXES)
+    enrolled = datetime.now(UTC) - timedelta(days=1)
+    await store.insert_new(
+        WALLETS, [{"_id": m, **to_document(Wallet(msisdn=m, enrolled_at=enrolled))} for m in numbers]
+    )
+    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    await publisher.start()
+    ledger = PointsLedger(store, publisher, "bench", sink)
+    programme = Programme(
+        store,
+        ledger,
+        None,  # type: ignore[arg-type]  # no enrolment here
+        earning=EarningRules(),
+        transfers=TransferRules(),
+        eligibility=Eligibility(),
+    )
+    handler = loyalty_handler(programme)
+    done, applied, started = asyncio.Event(), 0, 0.0
+
+    async def counting(evs: list) -> None:  # type: ignore[type-arg]
+        nonlocal applied, started
+        started = started or time.perf_counter()
+        await handler(evs)
+        applied += len(evs)
+        if applied >= len(batch):
+            done.set()
+
+    consumer = EventConsumer(
+        group, counting, service="bench", inbox=Inbox(redis, group.name, 3600), publisher=publisher
+    )
+    broker = KafkaBroker(KAFKA, logger=None)
+    consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50, fetch_max_wait_ms=50)
+    await broker.start()
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await broker.stop()
+    entries = await store[LEDGER].count_documents({"kind": "earn"})
+    assert entries == len(batch), f"{entries} ledger entries for {len(batch)} events"
+    await publisher.stop()
+    await store.client.drop_database(store.db.name)
+    await store.close()
+    await redis.aclose()
+    return len(batch) / elapsed
+
+
+async def main() -> None:
+    tune_gc()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5_000)
+    parser.add_argument("--members", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    numbers = members(args.members)
+    results: dict[str, list[float]] = {"bare": [], "loyalty": []}
+    for round_no in range(args.rounds):
+        order = ("bare", "loyalty") if round_no % 2 == 0 else ("loyalty", "bare")
+        for kind in order:
+            tag = f"{kind}{uuid.uuid4().hex[:6]}"
+            batch = events(args.events, numbers)
+            rate = await (bare_no_store(tag, batch) if kind == "bare" else loyalty(tag, batch, numbers))
+            results[kind].append(rate)
+            print(f"round {round_no + 1}: {kind:8} {rate:9,.0f} events/s", flush=True)
+    ratio = statistics.median(r / b for r, b in zip(results["loyalty"], results["bare"], strict=True))
+    print(
+        f"\n{args.events} TopupRecorded over {args.members} members, batches of {BATCH}, {args.rounds} rounds"
+        " (median rate, median of each round's ratio):\n"
+        f"  bare aiokafka getmany + parse + commit (no store)   {statistics.median(results['bare']):9,.0f} events/s   1.00x\n"
+        f"  loyalty earning (ledger entries, PointsEarned out)  {statistics.median(results['loyalty']):9,.0f} events/s"
+        f"   {ratio:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

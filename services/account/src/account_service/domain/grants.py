@@ -1,0 +1,140 @@
+"""What other services ask the ledger for: VAS fees and data packs, tariff plan changes (the
+VAS service) and loyalty rewards (the loyalty service). Each is one decision on a subscriber's
+balances, journaled like a top-up or a usage record (see ledger.py).
+
+VAS fees are paid from the main account only, never from promotional accounts: the contract
+(`mobi_contracts.events.vas`) charges "the main balance", and promotional credit is the
+operator's gift for calls, SMS and data under its campaign's terms, not money to buy content
+services with; a renewal quietly eating it is exactly the unwanted VAS charge the product
+protects subscribers from. Postpaid fees accrue to the unbilled amount, like usage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from .balances import (
+    ACCOUNT_MAX,
+    Balances,
+    Change,
+    DataBucket,
+    Declined,
+    Outcome,
+    Plan,
+    Refusal,
+    credit_main,
+    fit,
+)
+
+# A number the operator still serves can be charged (a suspended line keeps its services and
+# their renewals); a terminated or ported-out one, or one not ours, cannot.
+CHARGEABLE = frozenset({"active", "suspended"})
+BUCKET_ID_MAX = ACCOUNT_MAX - len("data:")  # its ledger account is data:<id>
+
+
+def new_bucket(bucket_id: str, name: str, quota_kb: int, expires_at: datetime) -> DataBucket:
+    return DataBucket(fit(bucket_id, BUCKET_ID_MAX), name, quota_kb, quota_kb, expires_at)
+
+
+def add_bucket(b: Balances, bucket: DataBucket, reason: str, description: str) -> tuple[Balances, Change]:
+    """A new data bucket (usage then takes data from it, soonest to expire first). Ids are unique
+    per purchase; one that exists anyway is topped up, so its balance stays its journal sum.
+    Drained buckets are dropped on the way: they show nowhere and their entries sum to zero."""
+    existing = next((d for d in b.data if d.id == bucket.id), None)
+    if existing is not None:
+        bucket = replace(
+            existing,
+            remaining_kb=existing.remaining_kb + bucket.total_kb,
+            total_kb=existing.total_kb + bucket.total_kb,
+            expires_at=max(existing.expires_at, bucket.expires_at),
+        )
+    added = bucket.total_kb - (existing.total_kb if existing else 0)
+    kept = tuple(d for d in b.data if d.id != bucket.id and d.remaining_kb > 0)
+    change = Change(f"data:{bucket.id}", "kb", added, bucket.remaining_kb, reason, description)
+    return replace(b, data=(*kept, bucket)), change
+
+
+def charge_vas(
+    b: Balances, *, status: str | None, amount: int, bucket: DataBucket | None, description: str
+) -> tuple[Balances, Outcome]:
+    """A VAS or data-pack fee: all of it from main or nothing (prepaid), or accrued (postpaid);
+    a pack's bucket comes with the fee in the same decision. A free pack (amount 0) is only its
+    bucket; a free VAS charge still answers with a zero entry, so the VAS service hears back."""
+    if status not in CHARGEABLE:
+        return b, Outcome(refusal=Refusal("main", amount, 0, "no_such_account"))
+    changes: list[Change] = []
+    after = b
+    if amount or bucket is None:
+        if b.plan == "postpaid":
+            after = replace(b, unbilled=b.unbilled + amount)
+            changes.append(Change("unbilled", "vnd", amount, after.unbilled, "vas_charge", description))
+        elif amount > b.main:
+            return b, Outcome(refusal=Refusal("main", amount, b.main))
+        else:
+            after = replace(b, main=b.main - amount)
+            changes.append(Change("main", "vnd", -amount, after.main, "vas_charge", description))
+    if bucket is not None:
+        after, change = add_bucket(after, bucket, "vas_charge", description)
+        changes.append(change)
+    return after, Outcome(changes=tuple(changes))
+
+
+def change_plan(b: Balances, billing: Plan, plan_code: str) -> tuple[Balances, Outcome]:
+    """The tariff plan and its billing; later debits follow the new billing."""
+    return replace(b, plan=billing, plan_code=plan_code), Outcome()
+
+
+def grant_airtime(
+    b: Balances, *, status: str | None, amount: int, description: str
+) -> tuple[Balances, Outcome]:
+    if (declined := _not_grantable(status)) is not None:
+        return b, Outcome(declined=declined)
+    return credit_main(b, amount, "loyalty_redemption", description)
+
+
+def grant_data(
+    b: Balances,
+    *,
+    status: str | None,
+    redemption_id: str,
+    name: str,
+    quota_kb: int,
+    redeemed_at: datetime,
+    validity_days: int,
+    description: str,
+) -> tuple[Balances, Outcome]:
+    if (declined := _not_grantable(status)) is not None:
+        return b, Outcome(declined=declined)
+    expires_at = redeemed_at + timedelta(days=validity_days)
+    bucket = new_bucket(f"loyalty:{redemption_id}", name, quota_kb, expires_at)
+    after, change = add_bucket(b, bucket, "loyalty_redemption", description)
+    return after, Outcome(changes=(change,))
+
+
+def _not_grantable(status: str | None) -> Declined | None:
+    """Rewards go to active subscribers only; a refusal makes loyalty give the points back."""
+    if status is None:
+        return Declined("no_such_subscriber", "the number is not a MobiFone subscriber")
+    if status != "active":
+        return Declined("not_eligible", f"the subscription is {status}")
+    return None
+
+
+def refund_vas(
+    b: Balances, *, amount: int, charged_main: int, charged_unbilled: int, description: str
+) -> tuple[Balances, Outcome]:
+    """Give back (part of) a VAS charge, where it was paid from: an accrued fee comes off the
+    unbilled amount (what the bill no longer holds goes to main), a debited one back to main.
+    Never more than was charged: a refund is not a way to mint airtime."""
+    if amount <= 0 or amount > charged_main + charged_unbilled:
+        raise ValueError(f"a refund of {amount} for a charge of {charged_main + charged_unbilled}")
+    off_bill = min(amount, charged_unbilled, b.unbilled)
+    to_main = amount - off_bill
+    after = replace(b, unbilled=b.unbilled - off_bill, main=b.main + to_main)
+    changes = []
+    if off_bill:
+        changes.append(Change("unbilled", "vnd", -off_bill, after.unbilled, "vas_charge", description))
+    if to_main:
+        changes.append(Change("main", "vnd", to_main, after.main, "vas_charge", description))
+    return after, Outcome(changes=tuple(changes))

@@ -1,0 +1,111 @@
+"""The money invariants cover what VAS charges and loyalty rewards create: data buckets and
+airtime are their journal sums, and no entry ever takes an account below zero."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from account_service.audit import LedgerAudit
+from account_service.ledger import LedgerService
+from account_service.store import BALANCES, INDEXES, JOURNAL, SUBSCRIBERS
+from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
+from mobi_contracts.events.loyalty import RedemptionGranted, RedemptionRefused
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.mongo import Store
+from servicekit.testing import make_topic, scratch_store, topup_recorded
+
+from .test_grants_on_store_and_kafka import redeemed, vas_charge
+
+pytestmark = pytest.mark.integration
+A = "84901229001"
+
+
+@pytest.fixture
+async def payments(mongodb_url: str) -> AsyncIterator[Store]:
+    async with scratch_store(mongodb_url, "test_payments") as store:
+        yield store
+
+
+@pytest.fixture
+async def ledger(store: Store, publisher: EventPublisher, unique: str) -> LedgerService:
+    await store.ensure_indexes(INDEXES)
+    await store[SUBSCRIBERS].insert_one({"_id": A, "plan": "prepaid", "status": "active"})
+    topic = await make_topic(
+        f"test.audit-grants.{unique}",
+        (BalanceChanged, BalanceChangeRejected, RedemptionGranted, RedemptionRefused),
+    )
+    ledger = LedgerService(store, publisher, topic)
+    await ledger.apply(
+        [
+            topup_recorded(A, 50_000, "AUDIT-G1"),  # not the payment service's: not a top-up finding
+            vas_charge(A, "pack-1", 10_000, bucket_kb=4_096, code="D5"),
+            redeemed(A, "rdm-audit-1", kind="data", data_kb=2_048, validity_days=3),
+            redeemed(A, "rdm-audit-2", kind="airtime", amount_vnd=5_000),
+            vas_charge(A, "too-dear", 1_000_000),
+        ]
+    )
+    return ledger
+
+
+async def balance_findings(store: Store, payments: Store) -> list[list[str]]:
+    audit = LedgerAudit(store, payments, grace=timedelta(0))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    full, recent = await audit.run(now), await audit.run(now, recent=timedelta(hours=2))
+    return [full.findings["balances"], recent.findings["balances"]]
+
+
+async def test_buckets_and_airtime_from_charges_and_rewards_are_their_journal_sums(
+    ledger: LedgerService, store: Store, payments: Store
+) -> None:
+    doc = await store[BALANCES].find_one({"_id": A})
+    assert doc is not None and doc["main"] == 45_000 and len(doc["data"]) == 2
+    assert await balance_findings(store, payments) == [[], []]
+
+
+async def test_a_bucket_changed_outside_the_ledger_is_found(
+    ledger: LedgerService, store: Store, payments: Store
+) -> None:
+    doc = await store[BALANCES].find_one({"_id": A})
+    assert doc is not None
+    edited = [d | {"remaining_kb": 9_999} if d["id"] == "D5-pack-1" else d for d in doc["data"]]
+    await store[BALANCES].update_one({"_id": A}, {"$set": {"data": edited}})  # by hand
+    for found in await balance_findings(store, payments):
+        assert found == [f"{A} data:D5-pack-1: balance 9999 != journal sum 4096"]
+
+
+async def test_an_entry_that_took_an_account_below_zero_is_found(
+    ledger: LedgerService, store: Store, payments: Store
+) -> None:
+    await store[JOURNAL].update_one(
+        {"_id": "vas:pack-1"},
+        {"$set": {"entries.0.balance_after": -1}},
+    )
+    for found in await balance_findings(store, payments):
+        assert found == ["vas:pack-1: took main to -1"]
+
+
+async def test_a_decision_in_flight_is_not_judged_but_one_never_applied_is_found(
+    ledger: LedgerService, store: Store, payments: Store
+) -> None:
+    doc = await store[BALANCES].find_one({"_id": A})
+    assert doc is not None
+    now = datetime.now(UTC)
+    beyond = {
+        "_id": "vas:in-flight",
+        "msisdn": A,
+        "seq": doc["seq"] + 1,
+        "at": now,
+        "hour": now.strftime("%Y%m%d%H"),
+        "kind": "vas_charge",
+        "entries": [{"account": "main", "delta": -1_000, "balance_after": doc["main"] - 1_000}],
+    }
+    await store[JOURNAL].insert_one(beyond)  # journaled, its balance write not yet done
+    patient = LedgerAudit(store, payments, grace=timedelta(minutes=2))
+    assert (await patient.run()).findings["balances"] == []
+    later = now + timedelta(minutes=5)
+    assert (await patient.run(later)).findings["balances"] == [
+        f"vas:in-flight: journaled at {beyond['at']:%Y-%m-%d %H:%M:%S} but not applied"
+    ]

@@ -1,0 +1,1 @@
+"""Plain rules of the programme: no I/O."""

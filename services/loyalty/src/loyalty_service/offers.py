@@ -1,0 +1,287 @@
+"""Partner offers with finite pools of E-codes, and physical member card requests.
+
+A code goes to one member by a unique insert (`ecode_owners`, _id = the code), never by a
+conditional update: on FerretDB 1.24, 50 concurrent `find_one_and_update({member: null})`
+on 10 free codes handed out 50 (it rewrites documents without a lock). A member's claim on
+an offer is itself a unique insert (`ecode_claims`, _id = offer:member), so a member gets one
+code per offer however often the button is pressed; the claim carries the ECodeIssued event.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from mobi_contracts import Topic
+from mobi_contracts.events.loyalty import (
+    ECodeIssued,
+    ECodeIssuedData,
+    MemberCardRequested,
+    MemberCardRequestedData,
+)
+from mobi_contracts.topics import LOYALTY_EVENTS
+from servicekit.errors import ApiError, unavailable
+from servicekit.mongo import Doc, Store
+from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
+
+from .domain.wallet import TIERS, now_ms
+from .ledger import PointsLedger
+from .programme import PRODUCER, derived_id, event_id
+from .store import CARD_REQUESTS, ECODE_CLAIMS, ECODE_OWNERS, ECODES, OFFERS
+
+CANDIDATES = 20  # free codes looked at per round of a claim
+CARD_STATUSES = ("received", "printing", "shipped", "delivered", "cancelled")
+
+
+def _public_offer(doc: Doc) -> dict[str, Any]:
+    return {
+        "offer_id": doc["_id"],
+        "partner": doc["partner"],
+        "category": doc["category"],
+        "title": doc["title"],
+        "description": doc.get("description", ""),
+        "min_tier": doc.get("min_tier", "member"),
+        "valid_from": doc["valid_from"],
+        "valid_to": doc["valid_to"],
+        "pool_size": doc.get("pool_size", 0),
+    }
+
+
+class Offers:
+    def __init__(
+        self,
+        store: Store,
+        ledger: PointsLedger,
+        claims: OutboxRelay,
+        cards: OutboxRelay,
+        clock: Callable[[], datetime] = now_ms,
+        topic: Topic = LOYALTY_EVENTS,
+    ) -> None:
+        self.topic = topic
+        self.store = store
+        self.ledger = ledger
+        self.claims = claims
+        self.cards = cards
+        self.clock = clock
+
+    async def list_offers(self, category: str | None) -> list[dict[str, Any]]:
+        now = self.clock()
+        query: dict[str, Any] = {"category": category} if category else {}
+        docs = await self.store[OFFERS].find(query).sort("_id", 1).limit(200).to_list()
+        return [_public_offer(d) for d in docs if d["valid_from"] <= now < d["valid_to"]]
+
+    async def add_offer(self, offer: dict[str, Any], codes: list[str]) -> int:
+        """An offer and its codes (operators' import; idempotent by offer id and code)."""
+        await self.store[OFFERS].update_one(
+            {"_id": offer["_id"]}, {"$set": {k: v for k, v in offer.items() if k != "_id"}}, upsert=True
+        )
+        fresh = await self.store.insert_new(
+            ECODES,
+            [
+                {
+                    "_id": c,
+                    "offer": offer["_id"],
+                    "member": None,
+                    "valid_from": offer["valid_from"],
+                    "valid_to": offer["valid_to"],
+                }
+                for c in codes
+            ],
+        )
+        total = await self.store[ECODES].count_documents({"offer": offer["_id"]})
+        await self.store[OFFERS].update_one({"_id": offer["_id"]}, {"$set": {"pool_size": total}})
+        return fresh
+
+    async def claim_code(
+        self, msisdn: str, offer_id: str, correlation_id: str
+    ) -> tuple[dict[str, Any], bool]:
+        """(the member's code for the offer, True when handed out now)."""
+        wallet = await self.ledger.wallet_document(msisdn)
+        if wallet is None:
+            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+        offer = await self.store[OFFERS].find_one({"_id": offer_id})
+        now = self.clock()
+        if offer is None or not offer["valid_from"] <= now < offer["valid_to"]:
+            raise ApiError(404, "not_found", "offer not found")
+        claim_id = f"{offer_id}:{msisdn}"
+        claim = await self.store[ECODE_CLAIMS].find_one({"_id": claim_id})
+        if claim is not None and claim.get("code"):
+            return _public_code(claim), False
+        tier = wallet.get("tier", "member")
+        if TIERS.index(tier) < TIERS.index(offer.get("min_tier", "member")):
+            raise ApiError(403, "tier_too_low", f"this offer is for {offer['min_tier']} members and above")
+        if claim is None and not await self.store.claim(
+            ECODE_CLAIMS, claim_id, member=msisdn, offer=offer_id, code=None, at=now, rev=1
+        ):
+            raise ApiError(409, "request_in_progress", "this code is being handed out; retry")
+        code = await self._owned(offer_id, msisdn) or await self._take_free_code(offer_id, msisdn, now)
+        if code is None:
+            code = await self._owned(offer_id, msisdn)  # a second press of ours may have got one
+        if code is None:
+            await self.store[ECODE_CLAIMS].delete_one({"_id": claim_id, "code": None})
+            raise ApiError(409, "sold_out", "every code of this offer has been handed out")
+        event = ECodeIssued.new(
+            subject=msisdn,
+            producer=PRODUCER,
+            correlation_id=correlation_id or claim_id,
+            event_id=event_id(claim_id, "ecode"),
+            data=ECodeIssuedData(
+                offer_id=offer_id,
+                partner=offer["partner"],
+                code=code["_id"],
+                valid_from=code["valid_from"],
+                valid_to=code["valid_to"],
+                issued_at=now,
+            ),
+        )
+        changes = {
+            "code": code["_id"],
+            "partner": offer["partner"],
+            "title": offer["title"],
+            "valid_from": code["valid_from"],
+            "valid_to": code["valid_to"],
+            "at": now,
+        }
+        entries = outbox_entries(self.topic, [event])
+        # Upserted: a second press of the member that found no code may have removed the claim.
+        await self.store[ECODE_CLAIMS].update_one(
+            {"_id": claim_id},
+            {
+                "$set": with_pending({**changes, "member": msisdn, "offer": offer_id}, entries, now),
+                "$setOnInsert": {"rev": 1},
+            },
+            upsert=True,
+        )
+        claim = await self.store[ECODE_CLAIMS].find_one({"_id": claim_id})
+        if claim is None:  # cannot happen after the upsert; never answer without the code
+            raise unavailable("the code could not be recorded; retry")
+        await self.claims.relay(claim)
+        return _public_code(claim), True
+
+    async def _owned(self, offer_id: str, msisdn: str) -> Doc | None:
+        """A code already handed to this member (a crash came before the claim recorded it)."""
+        owner = await self.store[ECODE_OWNERS].find_one({"offer": offer_id, "member": msisdn})
+        return await self.store[ECODES].find_one({"_id": owner["_id"]}) if owner else None
+
+    async def _take_free_code(self, offer_id: str, msisdn: str, now: datetime) -> Doc | None:
+        while True:
+            free = (
+                await self.store[ECODES].find({"offer": offer_id, "member": None}).limit(CANDIDATES).to_list()
+            )
+            if not free:
+                return None
+            random.shuffle(free)  # concurrent claimers try different codes first
+            for code in free:
+                if await self.store.claim(ECODE_OWNERS, code["_id"], offer=offer_id, member=msisdn, at=now):
+                    await self.store[ECODES].update_one({"_id": code["_id"]}, {"$set": {"member": msisdn}})
+                    return code
+                mine = await self._owned(offer_id, msisdn)  # unique (offer, member): one each
+                if mine is not None:
+                    return mine
+                # Taken by someone else: mark it so the next round does not look at it again
+                # (a crash may have come between their insert and their mark).
+                owner = await self.store[ECODE_OWNERS].find_one({"_id": code["_id"]})
+                if owner:
+                    await self.store[ECODES].update_one(
+                        {"_id": code["_id"]}, {"$set": {"member": owner["member"]}}
+                    )
+
+    async def my_codes(self, msisdn: str) -> list[dict[str, Any]]:
+        docs = await self.store[ECODE_CLAIMS].find({"member": msisdn}).sort("at", -1).limit(200).to_list()
+        return [_public_code(d) for d in docs if d.get("code")]
+
+    # -- member cards -------------------------------------------------------------------------
+
+    async def request_card(
+        self, msisdn: str, address: dict[str, Any], idempotency_key: str, correlation_id: str
+    ) -> tuple[dict[str, Any], bool]:
+        wallet = await self.ledger.wallet_document(msisdn)
+        if wallet is None:
+            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+        request_id = derived_id("card", msisdn, idempotency_key)
+        existing = await self.store[CARD_REQUESTS].find_one({"_id": request_id})
+        if existing is not None:
+            if existing["address"] != address:
+                raise ApiError(
+                    422, "idempotency_key_reused", "this Idempotency-Key was used for another request"
+                )
+            return _public_card(existing), False
+        # One open request at a time: a unique claim, freed when the request is delivered or cancelled.
+        if not await self.store.claim(CARD_REQUESTS, f"open:{msisdn}", member=None, request=request_id):
+            raise ApiError(409, "card_request_open", "a member card request is already in progress")
+        now = self.clock()
+        event = MemberCardRequested.new(
+            subject=msisdn,
+            producer=PRODUCER,
+            correlation_id=correlation_id or request_id,
+            event_id=event_id(request_id, "card"),
+            data=MemberCardRequestedData(
+                request_id=request_id, tier=wallet.get("tier", "member"), requested_at=now
+            ),
+        )
+        doc = with_pending(
+            {
+                "_id": request_id,
+                "member": msisdn,
+                "tier": wallet.get("tier", "member"),
+                "address": address,
+                "status": "received",
+                "at": now,
+                "updated_at": now,
+                "rev": 1,
+            },
+            outbox_entries(self.topic, [event]),
+            now,
+        )
+        await self.store[CARD_REQUESTS].insert_one(doc)
+        await self.cards.relay(doc)
+        return _public_card(doc), True
+
+    async def my_cards(self, msisdn: str) -> list[dict[str, Any]]:
+        docs = await self.store[CARD_REQUESTS].find({"member": msisdn}).sort("at", -1).limit(20).to_list()
+        return [_public_card(d) for d in docs]
+
+    async def set_card_status(self, request_id: str, status: str) -> dict[str, Any]:
+        """The card bureau's progress (operators)."""
+        doc = await self.store[CARD_REQUESTS].find_one({"_id": request_id})
+        if doc is None or doc.get("member") is None:
+            raise ApiError(404, "not_found", "card request not found")
+        now = self.clock()
+        await self.store[CARD_REQUESTS].update_one(
+            {"_id": request_id}, {"$set": {"status": status, "updated_at": now}}
+        )
+        if status in ("delivered", "cancelled"):
+            await self.store[CARD_REQUESTS].delete_one(
+                {"_id": f"open:{doc['member']}", "request": request_id}
+            )
+        return _public_card({**doc, "status": status, "updated_at": now})
+
+
+def _public_code(doc: Doc) -> dict[str, Any]:
+    return {
+        "offer_id": doc["offer"],
+        "partner": doc.get("partner"),
+        "title": doc.get("title"),
+        "code": doc["code"],
+        "valid_from": doc.get("valid_from"),
+        "valid_to": doc.get("valid_to"),
+        "issued_at": doc["at"],
+    }
+
+
+def _public_card(doc: Doc) -> dict[str, Any]:
+    return {
+        "request_id": doc["_id"],
+        "tier": doc["tier"],
+        "address": doc["address"],
+        "status": doc["status"],
+        "requested_at": doc["at"],
+        "updated_at": doc.get("updated_at", doc["at"]),
+    }
+
+
+def new_code() -> str:
+    return uuid.uuid4().hex[:12].upper()

@@ -1,0 +1,492 @@
+"""The programme's use cases on the points ledger: enrol, earn, transfer, redeem, reverse."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from mobi_contracts import AnyEvent
+from mobi_contracts.events.loyalty import (
+    MemberEnrolled,
+    MemberEnrolledData,
+    PointsEarned,
+    PointsEarnedData,
+    PointsRedeemed,
+    PointsRedeemedData,
+    PointsReversed,
+    PointsReversedData,
+    PointsTransferred,
+    PointsTransferredData,
+    RedemptionGranted,
+    RedemptionRefused,
+    RedemptionReward,
+)
+from mobi_contracts.events.payment import BillPaid, TopupRecorded
+from servicekit.errors import ApiError, unavailable
+from servicekit.internal_keys import caller_headers
+from servicekit.mongo import Doc, Store
+
+from .domain.rules import CATALOGUE, PRIVILEGES, EarningRules, Eligibility, TransferRules, tier_progress
+from .domain.wallet import (
+    Refused,
+    Wallet,
+    earn,
+    from_document,
+    month_start,
+    now_ms,
+    put_back,
+    send,
+    set_tier,
+    spend,
+    to_document,
+)
+from .ledger import Decision, NotMember, PointsLedger
+from .metrics import REDEMPTIONS as REDEMPTIONS_TOTAL
+from .store import LEDGER, REDEMPTIONS, WALLETS
+
+log = logging.getLogger(__name__)
+PRODUCER = "loyalty-service"
+_IDS = uuid.UUID("0d3e5b8a-7c41-4f62-9a1e-5b7c2d8f4e10")
+
+
+def event_id(key: str, what: str) -> uuid.UUID:
+    """The same change always announces itself with the same event id (consumers dedupe)."""
+    return uuid.uuid5(_IDS, f"{key}:{what}")
+
+
+def derived_id(prefix: str, msisdn: str, idempotency_key: str) -> str:
+    """A resource id derived from the client's Idempotency-Key: a retry finds it."""
+    return f"{prefix}{uuid.uuid5(_IDS, f'{msisdn}:{idempotency_key}').hex[:20]}"
+
+
+class AccountDirectory:
+    """The subscriber directory is the account service's: asked once, at enrolment."""
+
+    def __init__(self, base_url: str, caller: str, internal_key: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=5.0, headers=caller_headers(caller, internal_key)
+        )
+
+    async def subscriber(self, msisdn: str) -> dict[str, Any] | None:
+        try:
+            response = await self.http.get(f"/internal/v1/subscribers/{msisdn}")
+        except httpx.HTTPError as exc:
+            raise unavailable("cannot check the subscription right now") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            log.error("subscriber lookup failed", extra={"status": response.status_code})
+            raise unavailable("cannot check the subscription right now")
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class Programme:
+    def __init__(
+        self,
+        store: Store,
+        ledger: PointsLedger,
+        directory: AccountDirectory,
+        *,
+        earning: EarningRules,
+        transfers: TransferRules,
+        eligibility: Eligibility,
+        welcome_points: int = 0,
+        clock: Callable[[], datetime] = now_ms,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.directory = directory
+        self.earning = earning
+        self.transfers = transfers
+        self.eligibility = eligibility
+        self.welcome_points = welcome_points
+        self.clock = clock
+
+    # -- enrolment and reading ----------------------------------------------------------------
+
+    async def enroll(self, msisdn: str, correlation_id: str) -> tuple[dict[str, Any], bool]:
+        """(the membership, True when it was created now). Idempotent."""
+        now = self.clock()
+        wallet_doc = await self.ledger.wallet_document(msisdn)
+        created = False
+        if wallet_doc is None:
+            subscriber = await self.directory.subscriber(msisdn)
+            since = self.eligibility.check(subscriber, now)
+            fresh = to_document(Wallet(msisdn=msisdn, enrolled_at=now))
+            created = await self.store.claim(WALLETS, msisdn, **fresh, since=since)
+        # Every call makes sure of the enrolment entry (a crash may have come between the two).
+        key = f"enroll:{msisdn}"
+        await self.ledger.append(msisdn, key, lambda w: self._enrolment(w, key, now, correlation_id))
+        return await self.summary(msisdn), created
+
+    def _enrolment(self, wallet: Wallet, key: str, now: datetime, correlation_id: str) -> Decision:
+        common = _common(wallet.msisdn, correlation_id, None)
+        events: list[AnyEvent] = [
+            MemberEnrolled.new(
+                **common,
+                event_id=event_id(key, "enrolled"),
+                data=MemberEnrolledData(tier=wallet.tier, enrolled_at=now),
+            )
+        ]
+        if self.welcome_points <= 0:  # an entry all the same: it carries the event
+            return Decision("enroll", set_tier(wallet, wallet.tier), {}, events)
+        change = earn(wallet, self.welcome_points, now, self.earning.valid_months, counts_for_tier=False)
+        events.append(
+            self._earned_event(
+                key, "welcome", "welcome", self.welcome_points, change.state, change.buckets, now, common
+            )
+        )
+        return Decision("enroll", change, {"source": "welcome"}, events)
+
+    async def summary(self, msisdn: str) -> dict[str, Any]:
+        doc = await self.ledger.wallet_document(msisdn)
+        if doc is None:
+            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+        wallet = await self.ledger.roll_forward(from_document(msisdn, doc))
+        now = self.clock()
+        nxt = wallet.next_expiry()
+        return {
+            "msisdn": msisdn,
+            "tier": wallet.tier,
+            "points": wallet.points,
+            "enrolled_at": doc.get("enrolled_at"),
+            "expiring": {"points": nxt[1], "on": month_start(nxt[0])} if nxt else None,
+            "expiry_schedule": [
+                {"points": p, "on": month_start(m)} for m, p in sorted(wallet.buckets.items())
+            ],
+            "progress": tier_progress(wallet, now),
+            "privileges": PRIVILEGES[wallet.tier],
+        }
+
+    async def history(self, msisdn: str, before: int | None, limit: int) -> dict[str, Any]:
+        if await self.ledger.wallet_document(msisdn) is None:
+            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+        query: dict[str, Any] = {"member": msisdn}
+        if before is not None:
+            query["seq"] = {"$lt": before}
+        rows = await self.store[LEDGER].find(query).sort("seq", -1).limit(limit + 1).to_list()
+        page = rows[:limit]
+        return {
+            "items": [_history_row(r) for r in page],
+            "next_before": page[-1]["seq"] if len(rows) > limit and page else None,
+        }
+
+    # -- earning (consumer) ---------------------------------------------------------------------
+
+    async def earn_from(self, events: Sequence[AnyEvent]) -> list[Doc]:
+        """Points for top-ups and paid bills of members (others earn nothing); each event once."""
+        by_member: dict[str, list[tuple[str, Callable[[Wallet], Decision | None]]]] = {}
+        for event in events:
+            if isinstance(event, TopupRecorded):
+                key = f"earn:topup:{event.data.topup_id}"
+                amount, source, cause, paid = (
+                    event.data.amount_vnd,
+                    "topup",
+                    event.data.topup_id,
+                    event.data.recorded_at,
+                )
+            elif isinstance(event, BillPaid):
+                key = f"earn:bill:{event.data.bill_id}"
+                amount, source, cause, paid = (
+                    event.data.amount_vnd,
+                    "bill",
+                    event.data.bill_id,
+                    event.data.paid_at,
+                )
+            else:
+                continue
+            by_member.setdefault(event.subject, []).append(
+                (key, self._earning(key, source, cause, amount, paid, event))
+            )
+        return await self.ledger.append_batch(by_member)
+
+    def _earning(
+        self, key: str, source: str, cause: str, amount: int, paid: datetime, event: AnyEvent
+    ) -> Callable[[Wallet], Decision | None]:
+        def decide(wallet: Wallet) -> Decision | None:
+            if wallet.enrolled_at is not None and paid < wallet.enrolled_at:
+                return None  # paid before joining
+            now = self.clock()
+            points = self.earning.for_payment(wallet, amount, now)
+            if points <= 0:
+                return None
+            change = earn(wallet, points, now, self.earning.valid_months)
+            common = _common(wallet.msisdn, event.correlation_id, str(event.event_id))
+            earned = self._earned_event(key, source, cause, points, change.state, change.buckets, now, common)
+            return Decision(
+                "earn", change, {"source": source, "cause_id": cause, "amount_vnd": amount}, [earned]
+            )
+
+        return decide
+
+    def _earned_event(
+        self,
+        key: str,
+        source: str,
+        cause: str,
+        points: int,
+        after: Wallet,
+        buckets: dict[str, int],
+        now: datetime,
+        common: dict[str, Any],
+    ) -> PointsEarned:
+        return PointsEarned.new(
+            **common,
+            event_id=event_id(key, "earned"),
+            data=PointsEarnedData(
+                entry_id=key,
+                source=source,
+                cause_id=cause,
+                points=points,
+                balance_after=after.points,
+                expires_on=month_start(next(iter(buckets))),
+                earned_at=now,
+            ),
+        )
+
+    # -- transfers ------------------------------------------------------------------------------
+
+    async def transfer(
+        self, sender: str, recipient: str, points: int, idempotency_key: str, correlation_id: str
+    ) -> dict[str, Any]:
+        transfer_id = derived_id("trf", sender, idempotency_key)
+        key = f"transfer:{transfer_id}:out"
+        if recipient == sender:
+            raise Refused("transfer_to_self", "points cannot be sent to yourself")
+        if not await self.ledger.is_member(recipient):
+            raise Refused("recipient_not_member", "the recipient is not a member of Kết Nối Dài Lâu")
+        now = self.clock()
+
+        def decide(wallet: Wallet) -> Decision:
+            self.transfers.check(wallet, points, now)
+            change = send(wallet, points, now)
+            detail = {"transfer_id": transfer_id, "to": recipient, "points": points}
+            counterpart = {
+                "member": recipient,
+                "key": f"transfer:{transfer_id}:in",
+                "taken": change.buckets,
+                "from": sender,
+                "transfer_id": transfer_id,
+                "correlation_id": correlation_id,
+            }
+            return Decision("transfer_out", change, detail, (), counterpart)
+
+        try:
+            doc, _ = await self.ledger.append(sender, key, decide)
+        except NotMember as exc:
+            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first") from exc
+        detail = doc["detail"]
+        if (detail["to"], detail["points"]) != (recipient, points):
+            raise ApiError(
+                422, "idempotency_key_reused", "this Idempotency-Key was used for another transfer"
+            )
+        if doc.get("counterpart_pending"):
+            await self.complete_transfer(doc)
+        return {
+            "transfer_id": transfer_id,
+            "to": recipient,
+            "points": points,
+            "balance_after": doc["balance_after"],
+            "status": "completed",
+            "at": doc["at"],
+        }
+
+    async def complete_transfer(self, out: Doc) -> None:
+        """Credit the recipient of a debited transfer (once: its own key), announce it, then
+        mark the transfer done. A crash anywhere here leaves the mark for the recovery pass,
+        which does the same again: the credit replays, the event goes out again (same id)."""
+        c = out["counterpart"]
+        now = self.clock()
+
+        def decide(wallet: Wallet) -> Decision:
+            change = put_back(wallet, c["taken"])  # the points keep the expiry dates they had
+            event = PointsTransferred.new(
+                **_common(c["member"], c.get("correlation_id") or c["key"], None),
+                event_id=event_id(c["key"], "transferred"),
+                data=PointsTransferredData(
+                    transfer_id=c["transfer_id"],
+                    from_msisdn=c["from"],
+                    to_msisdn=c["member"],
+                    points=change.delta,
+                    recipient_balance_after=change.state.points,
+                    transferred_at=now,
+                ),
+            )
+            detail = {"transfer_id": c["transfer_id"], "from": c["from"], "points": change.delta}
+            return Decision("transfer_in", change, detail, [event])
+
+        received, _ = await self.ledger.append(c["member"], c["key"], decide, relay=False)
+        await self.ledger.publish_entries([received])
+        await self.store[LEDGER].update_one({"_id": out["_id"]}, {"$set": {"counterpart_pending": False}})
+        out["counterpart_pending"] = False
+
+    # -- redemptions ----------------------------------------------------------------------------
+
+    async def redeem(
+        self, msisdn: str, code: str, idempotency_key: str, correlation_id: str
+    ) -> dict[str, Any]:
+        item = CATALOGUE.get(code)
+        if item is None:
+            raise ApiError(404, "not_found", f"no redemption {code!r} in the catalogue")
+        redemption_id = derived_id("rdm", msisdn, idempotency_key)
+        key = f"redeem:{redemption_id}"
+        # A retry finds its entry by the failed insert (see PointsLedger.append).
+        now = self.clock()
+        reward = RedemptionReward(kind=item.kind, catalog_code=item.code, **item.reward)
+
+        def decide(wallet: Wallet) -> Decision:
+            change = spend(wallet, item.points)
+            event = PointsRedeemed.new(
+                **_common(msisdn, correlation_id, None),
+                event_id=event_id(key, "redeemed"),
+                data=PointsRedeemedData(
+                    redemption_id=redemption_id, points=item.points, reward=reward, redeemed_at=now
+                ),
+            )
+            detail = {
+                "redemption_id": redemption_id,
+                "catalog_code": code,
+                "title": item.title,
+                "points": item.points,
+                "granter": reward.granter,
+            }
+            return Decision("redeem", change, detail, [event])
+
+        try:
+            existing, fresh = await self.ledger.append(msisdn, key, decide)
+        except NotMember as exc:
+            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first") from exc
+        if existing["detail"]["catalog_code"] != code:
+            raise ApiError(
+                422, "idempotency_key_reused", "this Idempotency-Key was used for another redemption"
+            )
+        await self._record_redemption(existing)
+        if fresh:
+            REDEMPTIONS_TOTAL.labels("requested").inc()
+        return await self.redemption(msisdn, redemption_id)
+
+    async def _record_redemption(self, entry: Doc) -> None:
+        d = entry["detail"]
+        await self.store.insert_new(
+            REDEMPTIONS,
+            [
+                {
+                    "_id": d["redemption_id"],
+                    "member": entry["member"],
+                    "catalog_code": d["catalog_code"],
+                    "title": d["title"],
+                    "points": d["points"],
+                    "granter": d["granter"],
+                    "status": "pending",
+                    "at": entry["at"],
+                }
+            ],
+        )
+
+    async def redemption(self, msisdn: str, redemption_id: str) -> dict[str, Any]:
+        doc = await self.store[REDEMPTIONS].find_one({"_id": redemption_id, "member": msisdn})
+        if doc is None:
+            raise ApiError(404, "not_found", "redemption not found")
+        doc["redemption_id"] = doc.pop("_id")
+        doc.pop("member", None)
+        return doc
+
+    async def on_answers(self, events: Sequence[AnyEvent]) -> list[Doc]:
+        """The granters' answers: a grant is recorded; a refusal puts the points back, once."""
+        reversed_entries: list[Doc] = []
+        for event in events:
+            if not isinstance(event, RedemptionGranted | RedemptionRefused):
+                continue
+            rid = event.data.redemption_id
+            entry = await self.ledger.entry(f"redeem:{rid}")
+            if entry is None or entry["member"] != event.subject:
+                log.warning("answer to an unknown redemption", extra={"redemption_id": rid})
+                continue
+            await self._record_redemption(entry)
+            if isinstance(event, RedemptionGranted):
+                REDEMPTIONS_TOTAL.labels("granted").inc()
+                await self.store[REDEMPTIONS].update_one(
+                    {"_id": rid, "status": "pending"},
+                    {"$set": {"status": "granted", "answered_at": event.data.granted_at}},
+                )
+                continue
+            doc = await self._reverse(entry, event)
+            REDEMPTIONS_TOTAL.labels("refused").inc()
+            reversed_entries.append(doc)
+            await self.store[REDEMPTIONS].update_one(
+                {"_id": rid},
+                {
+                    "$set": {
+                        "status": "refused",
+                        "reason": event.data.reason,
+                        "answered_at": event.data.refused_at,
+                    }
+                },
+            )
+        return reversed_entries
+
+    async def _reverse(self, entry: Doc, refusal: RedemptionRefused) -> Doc:
+        rid = refusal.data.redemption_id
+        key = f"redeem:{rid}:reversed"
+        reason = f"{refusal.data.reason}: {refusal.data.detail}"[:200]
+
+        def decide(wallet: Wallet) -> Decision:
+            change = put_back(wallet, entry["buckets"])
+            event = PointsReversed.new(
+                **_common(wallet.msisdn, refusal.correlation_id, str(refusal.event_id)),
+                event_id=event_id(key, "reversed"),
+                data=PointsReversedData(
+                    entry_id=key,
+                    redemption_id=rid,
+                    points=change.delta,
+                    reason=reason,
+                    balance_after=change.state.points,
+                ),
+            )
+            return Decision("reverse", change, {"redemption_id": rid, "reason": reason}, [event])
+
+        doc, _ = await self.ledger.append(entry["member"], key, decide, relay=False)
+        return doc
+
+
+def _common(subject: str, correlation_id: str, causation_id: str | None) -> dict[str, Any]:
+    return {
+        "subject": subject,
+        "producer": PRODUCER,
+        "correlation_id": correlation_id or "loyalty",
+        "causation_id": causation_id,
+    }
+
+
+_LABELS = {
+    "earn": "Points earned",
+    "transfer_out": "Points sent",
+    "transfer_in": "Points received",
+    "redeem": "Points redeemed",
+    "reverse": "Redemption refused: points returned",
+    "expire": "Points expired",
+    "tier": "Tier changed",
+    "enroll": "Joined Kết Nối Dài Lâu",
+}
+
+
+def _history_row(doc: Doc) -> dict[str, Any]:
+    return {
+        "entry_id": doc["_id"],
+        "seq": doc["seq"],
+        "kind": doc["kind"],
+        "label": _LABELS.get(doc["kind"], doc["kind"]),
+        "points": doc["delta"],
+        "balance_after": doc["balance_after"],
+        "detail": doc.get("detail", {}),
+        "at": doc["at"],
+    }

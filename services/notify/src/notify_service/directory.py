@@ -1,0 +1,142 @@
+"""Devices, preferences and audience attributes as stored (reads by bucket for a fan-out,
+by subscriber for the inbox and transactional pushes)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from servicekit.mongo import Doc, Store
+
+from .domain.audience import Attributes, bucket_of
+from .store import BILLING, DEVICES, PREFERENCES, TIERS, VAS
+
+
+def device_id_for(platform: str, token: str) -> str:
+    """A device is its provider token: the same token registered again (by anyone) is the
+    same device, so a token belongs to one subscriber at a time (the last to register it)."""
+    return hashlib.sha256(f"{platform}:{token}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Preferences:
+    marketing_opt_out: bool = False
+    quiet_start: int | None = None  # minutes after local midnight (Vietnam time)
+    quiet_end: int | None = None
+    language: str | None = None  # vi | en; None: the device's locale
+
+    @classmethod
+    def from_doc(cls, doc: Doc | None) -> Preferences:
+        if not doc:
+            return cls()
+        return cls(
+            marketing_opt_out=bool(doc.get("marketing_opt_out")),
+            quiet_start=doc.get("quiet_start"),
+            quiet_end=doc.get("quiet_end"),
+            language=doc.get("language"),
+        )
+
+
+def language_of(prefs: Preferences, locale: str | None) -> str:
+    if prefs.language in ("vi", "en"):
+        return prefs.language
+    return "en" if (locale or "").lower().startswith("en") else "vi"
+
+
+class Directory:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- devices ------------------------------------------------------------------------------
+
+    async def register(
+        self,
+        msisdn: str,
+        platform: str,
+        token: str,
+        app_version: str | None,
+        locale: str | None,
+        now: datetime,
+    ) -> Doc:
+        doc = {
+            "_id": device_id_for(platform, token),
+            "msisdn": msisdn,
+            "bucket": bucket_of(msisdn),
+            "platform": platform,
+            "token": token,
+            "app_version": app_version,
+            "locale": locale,
+            "registered_at": now,
+        }
+        await self.store[DEVICES].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        return doc
+
+    async def devices_of(self, msisdn: str) -> list[Doc]:
+        return await self.store[DEVICES].find({"msisdn": msisdn}).to_list()
+
+    async def remove(self, msisdn: str, device_id: str) -> bool:
+        result = await self.store[DEVICES].delete_one({"_id": device_id, "msisdn": msisdn})
+        return result.deleted_count == 1
+
+    async def prune(self, device_ids: list[str], tokens: dict[str, str]) -> int:
+        """Delete devices whose token the provider reported dead (only if still that token)."""
+        results = await self.store.bounded_all(
+            self.store[DEVICES].delete_one({"_id": d, "token": tokens[d]}) for d in device_ids
+        )
+        return sum(r.deleted_count for r in results)
+
+    async def devices_in_bucket(self, bucket: int) -> list[Doc]:
+        docs = await self.store[DEVICES].find({"bucket": bucket}).to_list()
+        docs.sort(key=lambda d: d["_id"])
+        return docs
+
+    # -- preferences -----------------------------------------------------------------------------
+
+    async def preferences(self, msisdn: str) -> Preferences:
+        return Preferences.from_doc(await self.store[PREFERENCES].find_one({"_id": msisdn}))
+
+    async def save_preferences(self, msisdn: str, prefs: Preferences, now: datetime) -> None:
+        await self.store[PREFERENCES].replace_one(
+            {"_id": msisdn},
+            {"_id": msisdn, "bucket": bucket_of(msisdn), **vars(prefs), "updated_at": now},
+            upsert=True,
+        )
+
+    async def preferences_in_bucket(self, bucket: int) -> dict[str, Preferences]:
+        docs = await self.store[PREFERENCES].find({"bucket": bucket}).to_list()
+        return {d["_id"]: Preferences.from_doc(d) for d in docs}
+
+    # -- audience attributes (projections) ----------------------------------------------------------
+
+    async def attributes_in_bucket(self, bucket: int, wanted: set[str]) -> dict[str, Attributes]:
+        billing: dict[str, Any] = {}
+        tiers: dict[str, Any] = {}
+        vas: dict[str, set[str]] = {}
+        if "billing" in wanted:
+            billing = {
+                d["_id"]: d["billing"] for d in await self.store[BILLING].find({"bucket": bucket}).to_list()
+            }
+        if "tier" in wanted:
+            tiers = {d["_id"]: d["tier"] for d in await self.store[TIERS].find({"bucket": bucket}).to_list()}
+        if "vas" in wanted:
+            for d in await self.store[VAS].find({"bucket": bucket}).to_list():
+                vas.setdefault(d["msisdn"], set()).add(d["code"])
+        return {
+            m: Attributes(billing.get(m), tiers.get(m), frozenset(vas.get(m, ())))
+            for m in set(billing) | set(tiers) | set(vas)
+        }
+
+    async def attributes_of(self, msisdn: str, wanted: set[str]) -> Attributes:
+        billing = tier = None
+        codes: frozenset[str] = frozenset()
+        if "billing" in wanted:
+            doc = await self.store[BILLING].find_one({"_id": msisdn})
+            billing = doc["billing"] if doc else None
+        if "tier" in wanted:
+            doc = await self.store[TIERS].find_one({"_id": msisdn})
+            tier = doc["tier"] if doc else None
+        if "vas" in wanted:
+            codes = frozenset(d["code"] for d in await self.store[VAS].find({"msisdn": msisdn}).to_list())
+        return Attributes(billing, tier, codes)

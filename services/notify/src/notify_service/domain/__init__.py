@@ -1,0 +1,1 @@
+"""Plain logic of the notify service (no I/O)."""

@@ -1,0 +1,23 @@
+"""Event handlers: parse-and-delegate only."""
+
+from __future__ import annotations
+
+from mobi_contracts import AnyEvent
+from mobi_contracts.events.notify import PromotionPublished
+from servicekit.kafka.consumer import BatchHandler
+from servicekit.mongo import Store
+
+from .projections import project
+from .promotions import store_published
+from .transactional import Transactional
+
+
+def notify_handler(store: Store, transactional: Transactional) -> BatchHandler:
+    async def on_events(events: list[AnyEvent]) -> None:
+        promotions = [e for e in events if isinstance(e, PromotionPublished)]
+        if promotions:
+            await store_published(store, promotions)
+        await project(store, events)
+        await transactional.handle(events)
+
+    return on_events

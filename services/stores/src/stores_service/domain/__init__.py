@@ -1,0 +1,1 @@
+"""Plain logic of the stores service: no I/O."""
