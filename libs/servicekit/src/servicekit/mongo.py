@@ -177,6 +177,18 @@ class Store:
                 raise
             return int(exc.details.get("nInserted", len(docs) - len(errors)))
 
+    async def insert_all(self, collection: str, docs: Sequence[Doc], chunk: int = 2_000) -> int:
+        """Insert new documents in chunks (one insert command each: FerretDB takes tens of
+        thousands of documents a second this way); any error, duplicates included, raises."""
+        for start in range(0, len(docs), chunk):
+            await self.bounded(self.db[collection].insert_many(list(docs[start : start + chunk])))
+        return len(docs)
+
+    async def delete_where(self, collection: str, query: Doc) -> int:
+        """One delete command for every matching document (a single statement, unlike a bulk
+        of updates, which wedges FerretDB)."""
+        return int((await self.bounded(self.db[collection].delete_many(query))).deleted_count)
+
     async def claim(self, collection: str, key: str, **fields: Any) -> bool:
         """True for the first caller with this key, False for every other (atomic on both)."""
         try:

@@ -20,7 +20,7 @@ from notify_service.push import Pusher
 from notify_service.settings import NotifySettings
 from notify_service.store import BILLING, DEFERRED_SLOTS, INDEXES, PROMOTIONS
 from push_sandbox.app import PushSandbox
-from servicekit.mongo import Store
+from servicekit.mongo import Store, Update
 
 pytest_plugins = ["servicekit.testing"]
 pytestmark = pytest.mark.integration
@@ -86,9 +86,10 @@ async def test_only_the_audience_gets_one_push_each_honouring_opt_out_and_quiet_
     directory = fanout.directory
     prepaid, postpaid = numbers("8490", 12), numbers("8493", 5)
     tokens = await add_devices(directory, prepaid + postpaid)
-    await store[BILLING].insert_many(
+    await store.insert_all(
+        BILLING,
         [{"_id": n, "billing": "prepaid", "bucket": bucket_of(n)} for n in prepaid]
-        + [{"_id": n, "billing": "postpaid", "bucket": bucket_of(n)} for n in postpaid]
+        + [{"_id": n, "billing": "postpaid", "bucket": bucket_of(n)} for n in postpaid],
     )
     now = datetime.now(UTC)
     opted_out, quiet = prepaid[0], prepaid[1]
@@ -110,9 +111,9 @@ async def test_only_the_audience_gets_one_push_each_honouring_opt_out_and_quiet_
     }  # fmt: skip
 
     # The quiet hours end: the deferred push goes out once, and only then.
-    await store[DEFERRED_SLOTS].update_many(
-        {}, {"$set": {"due_at": datetime.now(UTC) - timedelta(seconds=1)}}
-    )
+    due = {"$set": {"due_at": datetime.now(UTC) - timedelta(seconds=1)}}
+    slots = await store[DEFERRED_SLOTS].find({}, {"_id": 1}).to_list()
+    await store.update_each(DEFERRED_SLOTS, [Update({"_id": s["_id"]}, due) for s in slots])
     await fanout.tick()
     await asyncio.gather(*fanout.running.values())
     await fanout.tick()

@@ -352,7 +352,7 @@ class Catalogue:
             for start in range(0, len(rows), CHUNK)
         ]
         try:
-            await self.store[STORES].insert_many(docs)
+            await self.store.insert_all(STORES, docs)
             written = sum(
                 d["count"]
                 for d in await self.store[STORES].find({"version": version}, {"count": 1}).to_list()
@@ -366,7 +366,7 @@ class Catalogue:
                 "catalogue import failed; the previous catalogue keeps serving", extra={"version": version}
             )
             try:
-                await self.store[STORES].delete_many({"version": version})
+                await self.store.delete_where(STORES, {"version": version})
             except Exception:
                 log.exception("could not delete the failed version; the next import will")
             raise
@@ -383,7 +383,7 @@ class Catalogue:
         # Every other version: the previous one, and any a crashed import left behind.
         removed = 0
         try:
-            removed = (await self.store[STORES].delete_many({"version": {"$ne": version}})).deleted_count
+            removed = await self.store.delete_where(STORES, {"version": {"$ne": version}})
         except Exception:
             log.exception("old catalogue versions not deleted; the next import will")
         log.info("catalogue imported", extra={"version": version, "stores": len(rows), "source": source})

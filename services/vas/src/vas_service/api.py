@@ -271,14 +271,12 @@ async def import_catalog(body: CatalogImport, request: Request) -> dict[str, int
     if len(set(codes)) != len(codes):
         raise ApiError(422, "duplicate_code", "codes must be unique across services and packs")
     store = vas.store
-    await store[CATALOG].delete_many({})
+    await store.delete_where(CATALOG, {})
     every: list[AnyItem] = [*body.vas, *body.packs]
-    await store[CATALOG].insert_many([item_document(i) for i in every])
+    await store.insert_all(CATALOG, [item_document(i) for i in every])
     if body.plans:
-        await store[PLANS].delete_many({})
-        await store[PLANS].insert_many(
-            [{"_id": p.code, **p.model_dump(exclude={"code"})} for p in body.plans]
-        )
+        await store.delete_where(PLANS, {})
+        await store.insert_all(PLANS, [{"_id": p.code, **p.model_dump(exclude={"code"})} for p in body.plans])
     vas.forget_catalog()
     return {"services": len(body.vas), "packs": len(body.packs), "plans": len(body.plans)}
 

@@ -711,7 +711,7 @@ class VasService:
                 month=month_of(started_at),
             )
         # Housekeeping: the claims above already stop the charges.
-        await self.store[SCHEDULE].delete_many({"subscription_id": sid})
+        await self.store.delete_where(SCHEDULE, {"subscription_id": sid})
         await self.store[HOLDS].delete_one({"_id": f"{sub['msisdn']}:{sub['code']}", "subscription_id": sid})
         return await self.state(sub, now)
 
@@ -748,7 +748,7 @@ class VasService:
                 now,
                 sub=sub,
             )
-            await self.store[SCHEDULE].delete_many({"subscription_id": sub["_id"]})
+            await self.store.delete_where(SCHEDULE, {"subscription_id": sub["_id"]})
         else:
             claims = await self.store[CHARGES].find({"subscription_id": sub["_id"]}).to_list()
             following = max((c["period"] for c in claims), default=0) + 1
