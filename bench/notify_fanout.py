@@ -67,7 +67,7 @@ async def seed(db: str, devices: int) -> float:
                 {"_id": device_id_for("apns", token_of(i)), "msisdn": msisdn, "bucket": bucket_of(msisdn),
                  "platform": "apns", "token": token_of(i), "locale": "vi", "registered_at": now}
             )  # fmt: skip
-        await store[("devices")].insert_many(docs, ordered=False)
+        await store.insert_all("devices", docs, chunk=batch)
     elapsed = time.perf_counter() - started
     await store.close()
     return elapsed

@@ -98,6 +98,7 @@ def render() -> str:
     sandboxes = (
         ("smsc-sandbox", "SMSC_METRICS_TARGET", f"127.0.0.1:{env('SMSC_HTTP_PORT', '8191')}"),
         ("payment-provider-sandbox", "PAYPROV_METRICS_TARGET", f"127.0.0.1:{env('PAYPROV_PORT', '8192')}"),
+        ("push-sandbox", "PUSH_METRICS_TARGET", f"127.0.0.1:{env('PUSH_SANDBOX_PORT', '8193')}"),
     )
     for name, variable, default in sandboxes:
         address = env(variable, default)

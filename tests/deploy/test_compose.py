@@ -18,7 +18,11 @@ COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
 # Compose service -> (workspace package, HTTP port) of the images built from DOCKERFILE.
-SANDBOXES = {"smsc": ("smsc-sandbox", "8191"), "payment-provider": ("payment-provider-sandbox", "8192")}
+SANDBOXES = {
+    "smsc": ("smsc-sandbox", "8191"),
+    "payment-provider": ("payment-provider-sandbox", "8192"),
+    "push": ("push-sandbox", "8193"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,7 @@ def environment(service: dict) -> dict[str, str]:
 
 def test_every_part_is_there(compose: dict) -> None:
     assert compose["name"] == "mymobifone"
-    expected = {*SERVICES, "kafka", "mongo", "redis", "init", "smsc", "payment-provider"}
+    expected = {*SERVICES, "kafka", "mongo", "redis", "init", *SANDBOXES}
     expected |= {"render-config", "gateway", "prometheus"}
     assert set(compose["services"]) == expected
 
@@ -187,7 +191,7 @@ def test_every_dockerfile_the_deployment_names_exists() -> None:
 
 def test_published_ports_are_local_only(compose: dict) -> None:
     published = {name: s["ports"] for name, s in compose["services"].items() if "ports" in s}
-    assert set(published) == {"gateway", "prometheus", "smsc", "payment-provider"}
+    assert set(published) == {"gateway", "prometheus", *SANDBOXES}
     for ports in published.values():
         for port in ports:
             assert port.startswith("127.0.0.1:"), port

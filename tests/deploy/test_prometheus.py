@@ -235,6 +235,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "FERRETDB_METRICS_TARGET": "",
         "SMSC_METRICS_TARGET": "",
         "PAYPROV_METRICS_TARGET": "",
+        "PUSH_METRICS_TARGET": "",
     }
     subprocess.run(["bash", str(PROMETHEUS_SH), "up"], env=env, check=True, capture_output=True, timeout=120)
     try:

@@ -160,10 +160,13 @@ async def test_a_campaign_from_a_plain_kafka_producer_reaches_exactly_its_audien
     _, b_token = await subscriber_with_device(carrier, b_number, platform="fcm")
     c_auth, c_token = await subscriber_with_device(carrier, c_number)
 
+    over_h2 = (await push.get("/sandbox/stats")).json()["http_versions"].get("2", 0)
     promo = campaign({"msisdns": [a_number, b_number]})
     await produce(promo, promo["promotion_id"])
     result = await finished(promo["promotion_id"])
     assert (result["targeted"], result["sent"], result["failed"]) == (3, 3, 0)
+    # The adapters speak HTTP/2, as FCM HTTP v1 and APNs require.
+    assert (await push.get("/sandbox/stats")).json()["http_versions"].get("2", 0) >= over_h2 + 3
 
     counts = await deliveries(push, [a_ios, b_token, c_token], promo["promotion_id"])
     assert counts == {a_ios: 1, b_token: 1, c_token: 0}
@@ -260,9 +263,12 @@ async def test_a_card_topup_pushes_a_receipt_to_the_payers_device(
     assert (await deliveries(push, [token]))[token] == 1
 
 
-async def test_notify_killed_mid_campaign_misses_no_device(push: httpx.AsyncClient) -> None:
-    """Devices are written straight to notify's store (300 registrations through the
-    gateway would only test the rate limiter); the campaign and the crash are real."""
+async def campaign_interrupted(push: httpx.AsyncClient, interrupt: Callable[[], None]) -> dict[str, int]:
+    """A 300-device campaign, `interrupt`ed (notify stopped or killed) once some devices
+    have their push, notify ready again; deliveries per token for the promotion.
+
+    Devices are written straight to notify's store (300 registrations through the gateway
+    would only test the rate limiter); the campaign and the interruption are real."""
     numbers = [f"8476{i:07d}" for i in range(secrets.randbelow(9_000_000), 10**7)][:300]
     tokens = {n: secrets.token_hex(32) for n in numbers}
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB, tz_aware=True)
@@ -295,8 +301,7 @@ async def test_notify_killed_mid_campaign_misses_no_device(push: httpx.AsyncClie
             return 0 < got < len(tokens) // 2
 
         await eventually(some_delivered, timeout=20, interval=0.05)
-        pid = int((ROOT / ".cache" / "run" / "notify.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
+        interrupt()
         await push.post("/sandbox/faults", json={"delay_ms": 0})
         # The supervisor restarts it too; whichever comes first, it must come back ready.
         subprocess.run(
@@ -311,16 +316,38 @@ async def test_notify_killed_mid_campaign_misses_no_device(push: httpx.AsyncClie
                 return False
 
         await eventually(ready, timeout=60, interval=0.5)
-
         result = await finished(promo["promotion_id"], timeout=60)
-        counts = await deliveries(push, list(tokens.values()), promo["promotion_id"])
-        assert min(counts.values()) == 1, "a device was missed"
-        repeated = sum(counts.values()) - len(tokens)
-        # Only pushes in flight at the kill (the chunk each unit was on) can repeat; the phone
-        # shows them once (apns-collapse-id = promotion id).
-        assert repeated <= 4 * 500
         assert result["targeted"] >= len(tokens)
-        print(f"notify killed mid-campaign: {repeated} of {len(tokens)} pushes sent twice")
+        return await deliveries(push, list(tokens.values()), promo["promotion_id"])
     finally:
         await client["notify_service"]["devices"].delete_many({"msisdn": {"$in": numbers}})
         await client.close()
+
+
+def notify_pid() -> int:
+    return int((ROOT / ".cache" / "run" / "notify.pid").read_text())
+
+
+async def test_notify_stopped_mid_campaign_pushes_every_device_exactly_once(push: httpx.AsyncClient) -> None:
+    """A deploy or scale-down (SIGTERM, as Kubernetes sends): the chunks in flight finish
+    and are checkpointed before the process exits, so the restart resends nothing."""
+
+    def stop() -> None:  # TERM to the process group, waiting for the exit (then KILL at 15 s)
+        subprocess.run([str(ROOT / "deploy/local/platform.sh"), "stop-app", "notify"], timeout=60, check=True)
+
+    counts = await campaign_interrupted(push, stop)
+    assert sorted(set(counts.values())) == [1], {t: n for t, n in counts.items() if n != 1}
+
+
+async def test_notify_killed_mid_campaign_misses_no_device(push: httpx.AsyncClient) -> None:
+    """A crash (SIGKILL: OOM, a lost node): nothing is missed; only pushes in flight at the
+    kill (the chunk each unit was on) can repeat, and the phone shows them once
+    (apns-collapse-id = promotion id)."""
+    from notify_service.fanout import UNITS_AT_ONCE
+    from notify_service.settings import NotifySettings
+
+    counts = await campaign_interrupted(push, lambda: os.kill(notify_pid(), signal.SIGKILL))
+    assert min(counts.values()) == 1, "a device was missed"
+    repeated = sum(counts.values()) - len(counts)
+    assert repeated <= UNITS_AT_ONCE * NotifySettings().fanout_chunk
+    print(f"notify killed mid-campaign: {repeated} of {len(counts)} pushes sent twice")

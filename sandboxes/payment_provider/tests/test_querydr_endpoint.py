@@ -151,11 +151,14 @@ async def test_query_reports_in_progress_until_a_late_confirmation_goes_out(env:
 
 
 async def test_query_reports_an_unpaid_transaction_past_its_window_as_not_paid(env: Env) -> None:
+    # The provider's dates have whole seconds: a 1 s window could be 0.1 s once truncated,
+    # so give 3 s (at least 2 s after truncation) and then wait until it is surely over.
     now = datetime.now(UTC)
-    order = env.order(created_at=now, expires_at=now + timedelta(seconds=1))
+    expires_at = now + timedelta(seconds=3)
+    order = env.order(created_at=now, expires_at=expires_at)
     await env.http.get(env.url(order))
     assert (await query(env, order)).transaction_status == "01"  # the customer may still pay
-    await asyncio.sleep(1.1)
+    await asyncio.sleep((expires_at - datetime.now(UTC)).total_seconds() + 1.1)
     result = await query(env, order)
     assert (result.found, result.transaction_status, result.paid) == (True, "02", False)
     assert result.pay_date is None

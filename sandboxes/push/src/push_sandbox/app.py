@@ -1,4 +1,4 @@
-"""The push providers' endpoints, as a raw ASGI app (served over HTTP/2 by hypercorn).
+"""The push providers' endpoints, as a raw ASGI app (served over HTTP/2 by granian, see main.py).
 
 - FCM HTTP v1: `POST /token` (OAuth2 JWT-bearer grant: a service account's RS256 assertion
   for an access token) and `POST /v1/projects/{project}/messages:send` (Bearer access token;
@@ -68,6 +68,7 @@ class PushSandbox:
                     return
         if scope["type"] != "http":
             return
+        self.state.http_versions[scope.get("http_version", "1.1")] += 1
         body = b""
         while True:
             message = await receive()
@@ -260,6 +261,7 @@ class PushSandbox:
             "deliveries": sum(self.state.deliveries.values()),
             "tokens": len(self.state.deliveries),
             "responses": {f"{p}:{s}": n for (p, s), n in sorted(self.state.responses.items())},
+            "http_versions": dict(self.state.http_versions),
             "faults": vars(self.state.faults),
         }
 

@@ -30,6 +30,7 @@ class SandboxState:
     faults: Faults = field(default_factory=Faults)
     issued_tokens: set[str] = field(default_factory=set)
     responses: Counter[tuple[str, int]] = field(default_factory=Counter)  # (provider, status)
+    http_versions: Counter[str] = field(default_factory=Counter)  # "2", "1.1": what clients speak
     _window: int = 0
     _window_count: int = 0
 
@@ -39,6 +40,7 @@ class SandboxState:
         self.unregistered.clear()
         self.faults = Faults()
         self.responses.clear()
+        self.http_versions.clear()
 
     def over_quota(self) -> bool:
         limit = self.faults.max_per_second

@@ -104,6 +104,15 @@ class Directory:
             upsert=True,
         )
 
+    async def preferences_of(self, msisdns: list[str], per_read: int = 1_000) -> dict[str, Preferences]:
+        """Current preferences of many numbers, a bounded `$in` per read."""
+        found: dict[str, Preferences] = {}
+        for start in range(0, len(msisdns), per_read):
+            part = msisdns[start : start + per_read]
+            for doc in await self.store[PREFERENCES].find({"_id": {"$in": part}}).to_list():
+                found[doc["_id"]] = Preferences.from_doc(doc)
+        return found
+
     async def preferences_in_bucket(self, bucket: int) -> dict[str, Preferences]:
         docs = await self.store[PREFERENCES].find({"bucket": bucket}).to_list()
         return {d["_id"]: Preferences.from_doc(d) for d in docs}

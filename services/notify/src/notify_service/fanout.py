@@ -11,9 +11,13 @@ deferred to one quiet-hours end (`d2026-11-27T00:00`). Store cost per unit, not 
   id and the counts. A unit resumes after its last checkpoint; the last one is `final`.
 
 A process renews its liveness key in Redis every tick; a unit whose claimer's key has
-expired (the process died) is claimed again with the next generation and resumes. What can
-repeat after a crash is only the chunk that was being pushed (at most `fanout_chunk`
-devices per unit in flight), and the phone shows it once (collapse id = promotion id).
+expired (the process died) is claimed again with the next generation and resumes.
+
+Stopping (SIGTERM: a deploy, a scale-down) drains: no new chunk starts, the chunks in flight
+finish and are checkpointed, the liveness key is deleted so the next process takes over at
+once, and nothing is pushed twice. What can repeat is a crash's (SIGKILL, OOM, a lost node):
+the chunk each unit was pushing (at most `fanout_chunk` devices per unit in flight), and
+the phone shows it once (collapse id = promotion id).
 """
 
 from __future__ import annotations
@@ -62,8 +66,12 @@ FANOUT_PROGRESS = Gauge(
 )
 COUNTS = ("targeted", "sent", "failed", "pruned", "deferred", "opted_out")
 NO_ATTRIBUTES = Attributes()
-UNITS_AT_ONCE = 4  # units of one campaign pushed concurrently (keeps the HTTP/2 streams busy)
+UNITS_AT_ONCE = 8  # units of one campaign pushed concurrently (keeps the HTTP/2 streams busy)
 CLAIM_SLICE = 32
+
+
+class Draining(Exception):
+    """The process is stopping: a unit ends at its last checkpoint, another process resumes it."""
 
 
 def owner_key(owner: str) -> str:
@@ -100,6 +108,7 @@ class FanOut:
         self.service = settings.service_name
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.draining = False
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -112,11 +121,22 @@ class FanOut:
             await asyncio.sleep(self.settings.fanout_tick_seconds)
 
     async def stop(self) -> None:
-        for task in self.running.values():
-            task.cancel()
-        await asyncio.gather(*self.running.values(), return_exceptions=True)
+        """Drain within `fanout_drain_seconds`, then cancel what is left (it resumes from its
+        checkpoints elsewhere, its chunk in flight possibly sent twice)."""
+        self.draining = True
+        running = list(self.running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.settings.fanout_drain_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                log.warning("fan-out drain timed out; chunks in flight were cancelled")
+        await self.redis.delete(owner_key(self.owner))
 
     async def tick(self) -> None:
+        if self.draining:
+            return
         await self.redis.set(owner_key(self.owner), "1", ex=self.settings.fanout_owner_ttl_seconds)
         now = datetime.now(UTC)
         for promotion in await self.store[PROMOTIONS].find({"fanout": "pending"}).to_list():
@@ -140,6 +160,8 @@ class FanOut:
             FANOUT_RUNNING.labels(self.service).inc()
             try:
                 await work
+            except Draining:
+                log.info("fan-out paused for shutdown at its checkpoints", extra={"unit": key})
             except Exception:
                 log.exception("fan-out failed; it resumes at the next tick", extra={"unit": key})
             finally:
@@ -195,7 +217,15 @@ class FanOut:
                 for d in docs
                 if after is None or d["device_id"] > after
             ]
-            prefs = {d["msisdn"]: Preferences(language=d.get("language")) for d in docs}
+            # An opt-out made while the push waited holds it back too.
+            current = await self.directory.preferences_of(sorted({d["msisdn"] for d in docs}))
+            prefs = {
+                d["msisdn"]: Preferences(
+                    marketing_opt_out=current.get(d["msisdn"], Preferences()).marketing_opt_out,
+                    language=d.get("language"),
+                )
+                for d in docs
+            }
             return await self._push_unit(promotion or {}, unit, devices, lambda _: True, prefs, defer=False)
 
         live = promotion is not None and promotion["valid_until"] > datetime.now(UTC)
@@ -237,11 +267,18 @@ class FanOut:
 
         async def one(unit: str) -> None:
             async with gate:
+                if self.draining:
+                    raise Draining
                 await work(unit, resume.get(unit))
                 finished.add(unit)
                 FANOUT_UNITS.labels(self.service).inc()
 
-        await asyncio.gather(*(one(u) for u in claimed))
+        # Every unit comes to its end (a checkpoint) before a failure is raised: no unit is
+        # left pushing behind a campaign task that has already returned.
+        results = await asyncio.gather(*(one(u) for u in claimed), return_exceptions=True)
+        for failure in results:
+            if isinstance(failure, BaseException):
+                raise failure
         return finished
 
     async def _claim(self, pid: str, todo: list[tuple[str, int]]) -> list[str]:
@@ -288,6 +325,8 @@ class FanOut:
             await self._checkpoint(pid, unit, "", Tally(), final=True)
             return {}
         for start in range(0, len(devices), chunk):
+            if self.draining:
+                raise Draining
             part = devices[start : start + chunk]
             counts = await self._deliver(promotion, [d for d in part if targeted(d)], prefs, defer=defer)
             await self._checkpoint(pid, unit, part[-1]["_id"], counts, final=start + chunk >= len(devices))

@@ -41,6 +41,9 @@ class NotifySettings(KitSettings):
     # A fan-out owner that stops renewing its liveness key for this long is presumed dead
     # and its unfinished units are taken over.
     fanout_owner_ttl_seconds: int = 10
+    # SIGTERM: chunks in flight finish and are checkpointed within this (below the pod's
+    # terminationGracePeriodSeconds, 30 s by default), so a deploy resends nothing.
+    fanout_drain_seconds: float = 20.0
 
     inbox_cache_seconds: float = 2.0
     low_balance_vnd: int = 10_000  # a debit taking the main balance below this alerts once

@@ -123,6 +123,36 @@ async def test_only_the_audience_gets_one_push_each_honouring_opt_out_and_quiet_
     assert (after["deferred_sent"], after["deferred_waiting"]) == (1, 0)
 
 
+async def test_a_deferred_push_is_held_back_when_the_subscriber_opts_out_while_it_waits(
+    notify_store: Store, redis: Redis
+) -> None:
+    store, sandbox = notify_store, PushSandbox()
+    fanout = make_fanout(store, redis, sandbox)
+    directory = fanout.directory
+    targets = numbers("8471", 2)
+    tokens = await add_devices(directory, targets)
+    now = datetime.now(UTC)
+    local_minute = (now.hour * 60 + now.minute + 7 * 60) % 1440  # quiet from now for an hour
+    quiet_hours = Preferences(quiet_start=local_minute, quiet_end=(local_minute + 60) % 1440)
+    for n in targets:
+        await directory.save_preferences(n, quiet_hours, now)
+    await store_published(store, [promotion("p-later-opt-out", {"msisdns": targets})])
+    stats = await until_done(fanout, store, "p-later-opt-out")
+    assert (stats["sent"], stats["deferred"]) == (0, 2)
+
+    changed_mind = Preferences(
+        marketing_opt_out=True, quiet_start=quiet_hours.quiet_start, quiet_end=quiet_hours.quiet_end
+    )
+    await directory.save_preferences(targets[0], changed_mind, now)
+    due = {"$set": {"due_at": datetime.now(UTC) - timedelta(seconds=1)}}
+    slots = await store[DEFERRED_SLOTS].find({"promotion": "p-later-opt-out"}, {"_id": 1}).to_list()
+    await store.update_each(DEFERRED_SLOTS, [Update({"_id": s["_id"]}, due) for s in slots])
+    await fanout.tick()
+    await asyncio.gather(*fanout.running.values())
+    delivered = sandbox.state.deliveries
+    assert (delivered[tokens[targets[0]]], delivered[tokens[targets[1]]]) == (0, 1)
+
+
 async def test_unregistered_tokens_are_pruned_during_a_campaign(notify_store: Store, redis: Redis) -> None:
     store, sandbox = notify_store, PushSandbox()
     fanout = make_fanout(store, redis, sandbox)
