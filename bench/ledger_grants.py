@@ -18,24 +18,16 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from account_service.ledger import LedgerService
 from account_service.store import INDEXES, SUBSCRIBERS
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
-from mobi_contracts.events.loyalty import (
-    PointsRedeemed,
-    PointsRedeemedData,
-    RedemptionGranted,
-    RedemptionRefused,
-    RedemptionReward,
-)
-from mobi_contracts.events.vas import DataBucketGrant, VasChargeRequested, VasChargeRequestedData
+from mobi_contracts.events.loyalty import RedemptionGranted, RedemptionRefused
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import topup_recorded
+from servicekit.testing import points_redeemed, topup_recorded, vas_charge_requested
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
@@ -43,39 +35,20 @@ BATCH = 500
 
 
 def data_pack(number: str, n: int) -> AnyEvent:
-    now = datetime.now(UTC)
-    charge_id = f"bench-{uuid.uuid4().hex}"
-    return VasChargeRequested.new(
-        subject=number,
-        data=VasChargeRequestedData(
-            charge_id=charge_id,
-            subscription_id=f"sub-{n}",
-            code="D5",
-            kind="data_pack",
-            amount_vnd=5_000,
-            period_start=now,
-            period_end=now + timedelta(days=1),
-            data_bucket=DataBucketGrant(
-                bucket_id=charge_id[:60], name="D5", quota_kb=1_048_576, expires_at=now + timedelta(days=1)
-            ),
-            requested_at=now,
-        ),
-        producer="bench",
-        correlation_id=f"bench-{n}",
+    return vas_charge_requested(
+        number, f"bench-{uuid.uuid4().hex}", 5_000, bucket_kb=1_048_576, code="D5", producer="bench"
     )
 
 
 def airtime(number: str, n: int) -> AnyEvent:
-    return PointsRedeemed.new(
-        subject=number,
-        data=PointsRedeemedData(
-            redemption_id=f"bench-{uuid.uuid4().hex}",
-            points=100,
-            reward=RedemptionReward(kind="airtime", catalog_code="AIR10", amount_vnd=10_000),
-            redeemed_at=datetime.now(UTC),
-        ),
+    return points_redeemed(
+        number,
+        f"bench-{uuid.uuid4().hex}",
+        points=100,
+        catalog_code="AIR10",
         producer="bench",
-        correlation_id=f"bench-{n}",
+        kind="airtime",
+        amount_vnd=10_000,
     )
 
 

@@ -22,7 +22,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 # The baseline is the foundation benchmark's bare loop, run on the same events.
-from consumer_throughput import bare_no_store, load_only  # bench/ is on the path when run
+from consumer_throughput import bare_no_store, cleanup, load_only  # bench/ is on the path when run
 from faststream.kafka import KafkaBroker
 
 from loyalty_service.domain.rules import EarningRules, Eligibility, TransferRules
@@ -32,7 +32,7 @@ from loyalty_service.ledger import PointsLedger
 from loyalty_service.programme import Programme
 from loyalty_service.store import INDEXES, LEDGER, WALLETS
 from mobi_contracts import ConsumerGroup, Topic
-from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
+from mobi_contracts.events.payment import TopupRecorded
 from mobi_contracts.topics import LOYALTY_EVENTS
 from servicekit.app import tune_gc
 from servicekit.kafka.admin import ensure_topics
@@ -41,6 +41,7 @@ from servicekit.kafka.inbox import Inbox
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.redis_client import create_redis
+from servicekit.testing import topup_recorded
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
@@ -53,17 +54,11 @@ def members(count: int) -> list[str]:
 
 
 def events(count: int, numbers: list[str]) -> list[TopupRecorded]:
-    now = datetime.now(UTC)
     return [
-        TopupRecorded.new(
-            subject=numbers[i % len(numbers)],
-            data=TopupRecordedData(
-                topup_id=f"bench-{uuid.uuid4().hex}",
-                amount_vnd=50_000,
-                method="scratch_card",
-                payer_msisdn=numbers[i % len(numbers)],
-                recorded_at=now,
-            ),
+        topup_recorded(
+            numbers[i % len(numbers)],
+            50_000,
+            f"bench-{uuid.uuid4().hex}",
             producer="bench",
             correlation_id=f"bench-{i}",
         )
@@ -117,9 +112,7 @@ async def loyalty(name: str, batch: list[TopupRecorded], numbers: list[str]) -> 
     entries = await store[LEDGER].count_documents({"kind": "earn"})
     assert entries == len(batch), f"{entries} ledger entries for {len(batch)} events"
     await publisher.stop()
-    await store.client.drop_database(store.db.name)
-    await store.close()
-    await redis.aclose()
+    await cleanup(store, redis)
     return len(batch) / elapsed
 
 

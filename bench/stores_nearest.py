@@ -102,7 +102,12 @@ def timed(fn, snapshot: Snapshot, queries: list[dict[str, object]], now: datetim
         t = time.perf_counter()
         fn(snapshot, q, now)
         times.append(time.perf_counter() - t)
-    times.sort()
+    return summary(times)
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """Queries/s and p50/p99 in ms of per-query times in seconds."""
+    times = sorted(times)
     return {
         "qps": len(times) / sum(times),
         "p50": times[len(times) // 2] * 1000,
@@ -140,8 +145,7 @@ async def store_scans(
     await redis.delete(*[k async for k in redis.scan_iter("bench:none:*")] or ["bench:none:x"])
     await redis.aclose()
     await store.close()
-    times.sort()
-    return {"qps": len(times) / sum(times), "p50": times[len(times) // 2] * 1000, "p99": times[-1] * 1000}
+    return summary(times)
 
 
 def wrk_paths(

@@ -5,23 +5,17 @@ change shows in the profile and the balances."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from mobi_contracts.events.loyalty import PointsRedeemed, PointsRedeemedData, RedemptionReward
-from mobi_contracts.events.vas import (
-    DataBucketGrant,
-    PlanChanged,
-    PlanChangedData,
-    VasChargeRequested,
-    VasChargeRequestedData,
-)
+from mobi_contracts.events.loyalty import PointsRedeemed
+from mobi_contracts.events.vas import PlanChanged, PlanChangedData, VasChargeRequested
 from mobi_contracts.topics import LOYALTY_EVENTS, PAYMENT_EVENTS, VAS_EVENTS
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.testing import eventually, topup_recorded
+from servicekit.testing import eventually, points_redeemed, topup_recorded, vas_charge_requested
 
 from .conftest import header_login
 
@@ -29,42 +23,14 @@ pytestmark = pytest.mark.e2e
 
 
 def data_pack(msisdn: str, charge_id: str, amount: int, quota_kb: int) -> VasChargeRequested:
-    now = datetime.now(UTC)
-    return VasChargeRequested.new(
-        subject=msisdn,
-        data=VasChargeRequestedData(
-            charge_id=charge_id,
-            subscription_id=f"sub-{msisdn}",
-            code="D15",
-            kind="data_pack",
-            amount_vnd=amount,
-            description="D15: 1.5 GB/day",
-            period_start=now,
-            period_end=now + timedelta(days=1),
-            data_bucket=DataBucketGrant(
-                bucket_id=f"D15-{charge_id}",
-                name="D15 1.5 GB/day",
-                quota_kb=quota_kb,
-                expires_at=now + timedelta(days=1),
-            ),
-            requested_at=now,
-        ),
-        producer="e2e-tests",
-        correlation_id=f"e2e-{charge_id}",
+    return vas_charge_requested(
+        msisdn, charge_id, amount, bucket_kb=quota_kb, code="D15", producer="e2e-tests"
     )
 
 
 def redeemed(msisdn: str, redemption_id: str, **reward: Any) -> PointsRedeemed:
-    return PointsRedeemed.new(
-        subject=msisdn,
-        data=PointsRedeemedData(
-            redemption_id=redemption_id,
-            points=100,
-            reward=RedemptionReward(catalog_code="E2E", **reward),
-            redeemed_at=datetime.now(UTC),
-        ),
-        producer="e2e-tests",
-        correlation_id=f"e2e-{redemption_id}",
+    return points_redeemed(
+        msisdn, redemption_id, points=100, catalog_code="E2E", producer="e2e-tests", **reward
     )
 
 

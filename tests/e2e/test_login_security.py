@@ -31,6 +31,10 @@ def bearer(tokens: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
+async def password_login(client: httpx.AsyncClient, msisdn: str, password: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/password-login", json={"msisdn": msisdn, "password": password})
+
+
 async def forget_limits_of(client_key: str) -> None:
     """The exempt address is shared by runs of this suite; start from a clean slate."""
     redis = Redis.from_url("redis://127.0.0.1:6379/0")
@@ -50,9 +54,7 @@ async def test_a_header_login_session_cannot_set_a_password_without_proof(
         "/api/v1/me/password", json={"password": "correct horse 42", "otp_code": "000000"}, headers=auth
     )
     assert r.status_code == 401
-    login = await carrier.post(
-        "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "correct horse 42"}
-    )
+    login = await password_login(carrier, subscriber, "correct horse 42")
     assert login.status_code == 401, "no password was set"
 
 
@@ -60,11 +62,7 @@ async def test_changing_the_password_ends_every_other_session(
     carrier: httpx.AsyncClient, wifi: httpx.AsyncClient, subscriber: str
 ) -> None:
     await set_first_password(carrier, subscriber, "first password 1")
-    other = (
-        await wifi.post(
-            "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "first password 1"}
-        )
-    ).json()
+    other = (await password_login(wifi, subscriber, "first password 1")).json()
     mine = await header_login(carrier, subscriber)
     r = await carrier.put(
         "/api/v1/me/password",
@@ -81,9 +79,7 @@ async def test_changing_the_password_ends_every_other_session(
     assert (await carrier.get("/api/v1/me", headers=bearer(r.json()))).status_code == 200, (
         "the changer's new one"
     )
-    old = await wifi.post(
-        "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "first password 1"}
-    )
+    old = await password_login(wifi, subscriber, "first password 1")
     assert old.status_code == 401
 
 
@@ -91,18 +87,12 @@ async def test_a_recycled_number_ends_the_previous_owners_sessions_and_password(
     carrier: httpx.AsyncClient, wifi: httpx.AsyncClient, subscriber: str
 ) -> None:
     await set_first_password(carrier, subscriber, "previous owner 1")
-    session = (
-        await wifi.post(
-            "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "previous owner 1"}
-        )
-    ).json()
+    session = (await password_login(wifi, subscriber, "previous owner 1")).json()
     await provision(subscriber, name="Chủ Mới")  # the number was recycled to a new owner
     assert (await wifi.get("/api/v1/me", headers=bearer(session))).status_code == 401
     r = await wifi.post("/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
     assert r.status_code == 401
-    r = await wifi.post(
-        "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "previous owner 1"}
-    )
+    r = await password_login(wifi, subscriber, "previous owner 1")
     assert r.status_code == 401, "the previous owner's password is gone"
 
 
@@ -142,16 +132,9 @@ async def test_twenty_parallel_wrong_passwords_get_five_tries(
     async with client_from(EXEMPT) as guesser:
         await forget_limits_of(f"ip:{EXEMPT}")
         answers = await asyncio.gather(
-            *(
-                guesser.post(
-                    "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": f"guess {i}"}
-                )
-                for i in range(20)
-            )
+            *(password_login(guesser, subscriber, f"guess {i}") for i in range(20))
         )
-        right = await guesser.post(
-            "/api/v1/auth/password-login", json={"msisdn": subscriber, "password": "correct horse 42"}
-        )
+        right = await password_login(guesser, subscriber, "correct horse 42")
         await forget_limits_of(f"ip:{EXEMPT}")
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [401] * 5 + [429] * 15
@@ -165,9 +148,7 @@ async def test_one_client_trying_a_password_on_many_numbers_is_stopped(
         await forget_limits_of(f"ip:{EXEMPT}")
         statuses = []
         for _ in range(22):
-            r = await guesser.post(
-                "/api/v1/auth/password-login", json={"msisdn": new_number(), "password": "123456"}
-            )
+            r = await password_login(guesser, new_number(), "123456")
             statuses.append(r.status_code)
         await forget_limits_of(f"ip:{EXEMPT}")
     assert statuses == [401] * 20 + [429] * 2

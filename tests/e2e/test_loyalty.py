@@ -43,6 +43,12 @@ async def top_up(carrier: httpx.AsyncClient, auth: dict[str, str], amount: int) 
     return str(r.json()["payment_id"])
 
 
+async def earn(carrier: httpx.AsyncClient, auth: dict[str, str], amount: int) -> None:
+    """A card top-up, and the points it earns (1 per 1,000 đ) arriving."""
+    await top_up(carrier, auth, amount)
+    await eventually(lambda: _has(carrier, auth, amount // 1000), timeout=30)
+
+
 def key() -> dict[str, str]:
     return {"Idempotency-Key": f"e2e-{uuid.uuid4().hex}"}
 
@@ -56,8 +62,7 @@ async def test_enrol_earn_once_transfer_and_redeem_for_a_data_bucket(
     assert again.status_code == 200  # enrolling twice is harmless
     assert again.json()["tier"] == "member"
 
-    await top_up(carrier, a, 200_000)  # 1 point per 1,000 đ
-    await eventually(lambda: _has(carrier, a, 200), timeout=30)
+    await earn(carrier, a, 200_000)  # 1 point per 1,000 đ
     await asyncio.sleep(1.5)  # a redelivery or the provider's repeated notification earns nothing more
     assert await points(carrier, a) == 200
     history = (await carrier.get("/api/v1/me/loyalty/history", headers=a)).json()["items"]
@@ -107,8 +112,7 @@ async def test_a_storm_of_transfers_from_one_member_conserves_points(
 ) -> None:
     alice, bob = new_number(), new_number()
     a, b = await member(carrier, alice), await member(carrier, bob)
-    await top_up(carrier, a, 300_000)
-    await eventually(lambda: _has(carrier, a, 300), timeout=30)
+    await earn(carrier, a, 300_000)
 
     async def send() -> httpx.Response:
         return await carrier.post(
@@ -159,8 +163,7 @@ async def test_one_member_cannot_read_or_spend_another_members_points(
 ) -> None:
     alice, mallory = new_number(), new_number()
     a, m = await member(carrier, alice), await member(carrier, mallory)
-    await top_up(carrier, a, 100_000)
-    await eventually(lambda: _has(carrier, a, 100), timeout=30)
+    await earn(carrier, a, 100_000)
     redeemed = await carrier.post(
         "/api/v1/me/loyalty/redemptions", json={"catalog_code": "DATA-1GB-1D"}, headers=a | key()
     )

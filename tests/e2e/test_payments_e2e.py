@@ -235,51 +235,27 @@ async def test_only_the_payer_sees_a_payment(
 async def test_a_bill_is_paid_by_card_and_shows_paid(
     carrier: httpx.AsyncClient, new_number: Callable[[], str]
 ) -> None:
-    msisdn = new_number()
-    await provision(msisdn, plan="postpaid")
-    bill_id = f"B-E2E-{msisdn}"
-    await _issue_bill(msisdn, bill_id, 245_000)
-    auth = await header_login(carrier, msisdn)
-    r = await carrier.post(
-        f"/api/v1/me/bills/{bill_id}/pay",
-        json={"method": "domestic"},
-        headers=auth | {"Idempotency-Key": uuid.uuid4().hex},
-    )
+    bill_id, auth = await _postpaid_with_bill(carrier, new_number(), "B-E2E", 245_000)
+    r = await _pay_bill(carrier, auth, bill_id)
     assert r.status_code == 201, r.text
     assert r.json()["amount_vnd"] == 245_000
     await pay(r.json()["payment_url"], APPROVED_NCB)
     await eventually(lambda: _bill_status(carrier, auth, bill_id, "paid"))
-    again = await carrier.post(
-        f"/api/v1/me/bills/{bill_id}/pay",
-        json={"method": "domestic"},
-        headers=auth | {"Idempotency-Key": uuid.uuid4().hex},
-    )
+    again = await _pay_bill(carrier, auth, bill_id)
     assert again.status_code == 409
     stranger = await header_login(carrier, "84901234567")
-    r = await carrier.post(
-        f"/api/v1/me/bills/{bill_id}/pay",
-        json={"method": "domestic"},
-        headers=stranger | {"Idempotency-Key": uuid.uuid4().hex},
-    )
+    r = await _pay_bill(carrier, stranger, bill_id)
     assert r.status_code == 404
 
 
 async def test_a_bill_has_one_open_payment_whatever_the_idempotency_key(
     carrier: httpx.AsyncClient, new_number: Callable[[], str]
 ) -> None:
-    msisdn = new_number()
-    await provision(msisdn, plan="postpaid")
-    bill_id = f"B-ONCE-{msisdn}"
-    await _issue_bill(msisdn, bill_id, 120_000)
-    auth = await header_login(carrier, msisdn)
+    bill_id, auth = await _postpaid_with_bill(carrier, new_number(), "B-ONCE", 120_000)
     first_key = uuid.uuid4().hex
 
     async def start(key: str) -> httpx.Response:
-        return await carrier.post(
-            f"/api/v1/me/bills/{bill_id}/pay",
-            json={"method": "domestic"},
-            headers=auth | {"Idempotency-Key": key},
-        )
+        return await _pay_bill(carrier, auth, bill_id, key)
 
     answers = await asyncio.gather(start(first_key), *(start(uuid.uuid4().hex) for _ in range(4)))
     assert sorted(a.status_code for a in answers) == [201] + [409] * 4
@@ -352,6 +328,27 @@ async def _answers(txn_ref: str, count: int) -> list[str] | None:
 async def _bill_status(client: httpx.AsyncClient, auth: dict[str, str], bill_id: str, status: str) -> bool:
     bills = (await client.get("/api/v1/me/bills", headers=auth)).json()["items"]
     return any(b["id"] == bill_id and b["status"] == status for b in bills)
+
+
+async def _postpaid_with_bill(
+    carrier: httpx.AsyncClient, msisdn: str, prefix: str, amount: int
+) -> tuple[str, dict[str, str]]:
+    """A new postpaid subscriber with one unpaid bill: (its bill id, its auth headers)."""
+    await provision(msisdn, plan="postpaid")
+    bill_id = f"{prefix}-{msisdn}"
+    await _issue_bill(msisdn, bill_id, amount)
+    return bill_id, await header_login(carrier, msisdn)
+
+
+async def _pay_bill(
+    carrier: httpx.AsyncClient, auth: dict[str, str], bill_id: str, key: str | None = None
+) -> httpx.Response:
+    """Starts a domestic-card payment of the bill (a fresh Idempotency-Key unless given)."""
+    return await carrier.post(
+        f"/api/v1/me/bills/{bill_id}/pay",
+        json={"method": "domestic"},
+        headers=auth | {"Idempotency-Key": key or uuid.uuid4().hex},
+    )
 
 
 async def _issue_bill(msisdn: str, bill_id: str, amount: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Self
+from typing import ClassVar, Generic, Self
 
 from pydantic import Field
 
@@ -43,16 +43,13 @@ class BroadcastEnvelope(Envelope[DataT], Generic[DataT]):
         event_id: uuid.UUID | None = None,
         occurred_at: datetime | None = None,
     ) -> Self:
-        fields: dict[str, Any] = {
-            "event_type": cls.EVENT_TYPE,
-            "event_version": cls.EVENT_VERSION,
-            "producer": producer,
-            "correlation_id": correlation_id,
-            "causation_id": causation_id,
-            "data": data,
-        }
-        if event_id is not None:
-            fields["event_id"] = event_id
-        if occurred_at is not None:
-            fields["occurred_at"] = occurred_at
-        return cls(**fields)
+        """`Envelope.new` without a subject (`new` types it for per-subscriber events)."""
+        return cls.new(
+            subject=None,  # type: ignore[arg-type]
+            data=data,
+            producer=producer,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            event_id=event_id,
+            occurred_at=occurred_at,
+        )

@@ -17,7 +17,7 @@ topic tells a subscription's life: `VasSubscribed` (requested), `VasConfirmed` (
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -152,7 +152,6 @@ class VasChargeFailed(Envelope[VasChargeFailedData]):
 
 
 RenewalAction = Literal["renew", "skip", "cancel"]
-RENEWAL_ACTIONS: tuple[RenewalAction, ...] = ("renew", "skip", "cancel")
 
 
 class VasRenewalDueData(EventData):
@@ -164,7 +163,7 @@ class VasRenewalDueData(EventData):
     period: int = Field(ge=0, description="the period the renewal pays for")
     amount_vnd: int = Field(ge=0, le=10_000_000)
     due_at: AwareDatetime
-    actions: list[RenewalAction] = Field(default_factory=lambda: list(RENEWAL_ACTIONS))
+    actions: list[RenewalAction] = Field(default_factory=lambda: list(get_args(RenewalAction)))
 
 
 class VasRenewalDue(Envelope[VasRenewalDueData]):

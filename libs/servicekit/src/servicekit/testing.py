@@ -15,7 +15,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +24,9 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from mobi_contracts import AnyEvent, ConsumerGroup, Topic
+from mobi_contracts.events.loyalty import PointsRedeemed, PointsRedeemedData, RedemptionReward
 from mobi_contracts.events.payment import TopupMethod, TopupRecorded, TopupRecordedData
+from mobi_contracts.events.vas import DataBucketGrant, VasChargeRequested, VasChargeRequestedData
 
 from .kafka.admin import ensure_topics
 from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
@@ -205,4 +207,69 @@ def topup_recorded(
         ),
         producer=producer,
         correlation_id=correlation_id or f"{producer}-{topup_id}",
+    )
+
+
+def vas_charge_requested(
+    subject: str,
+    charge_id: str,
+    amount_vnd: int,
+    *,
+    bucket_kb: int | None = None,
+    code: str = "FUNRING",
+    producer: str = "tests",
+    correlation_id: str | None = None,
+) -> VasChargeRequested:
+    """A charge for one day of a VAS requested now; with `bucket_kb`, a data pack whose
+    bucket is `<code>-<charge_id>`."""
+    now = datetime.now(UTC)
+    bucket = (
+        DataBucketGrant(
+            bucket_id=f"{code}-{charge_id}",
+            name=f"{code} pack",
+            quota_kb=bucket_kb,
+            expires_at=now + timedelta(days=1),
+        )
+        if bucket_kb
+        else None
+    )
+    return VasChargeRequested.new(
+        subject=subject,
+        data=VasChargeRequestedData(
+            charge_id=charge_id,
+            subscription_id=f"sub-{charge_id}",
+            code=code,
+            kind="data_pack" if bucket else "vas_renewal",
+            amount_vnd=amount_vnd,
+            description=f"{code} {charge_id}",
+            period_start=now,
+            period_end=now + timedelta(days=1),
+            data_bucket=bucket,
+            requested_at=now,
+        ),
+        producer=producer,
+        correlation_id=correlation_id or f"{producer}-{charge_id}",
+    )
+
+
+def points_redeemed(
+    subject: str,
+    redemption_id: str,
+    *,
+    points: int = 500,
+    catalog_code: str = "CAT-1",
+    producer: str = "tests",
+    **reward: Any,
+) -> PointsRedeemed:
+    """A redemption made now; `reward` holds the RedemptionReward's fields (kind, amount_vnd, ...)."""
+    return PointsRedeemed.new(
+        subject=subject,
+        data=PointsRedeemedData(
+            redemption_id=redemption_id,
+            points=points,
+            reward=RedemptionReward(catalog_code=catalog_code, **reward),
+            redeemed_at=datetime.now(UTC),
+        ),
+        producer=producer,
+        correlation_id=f"{producer}-{redemption_id}",
     )

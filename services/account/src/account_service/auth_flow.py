@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -89,55 +89,71 @@ return {0, 0}
 # scope is locked for base * 2^(strikes-1) seconds (capped): each lock of the same key lasts
 # longer. Failures overall are watched (auth_logins_total, auth_locks_total and their alerts)
 # but not enforced: a platform-wide lock would let an attacker lock everyone out.
-_RESERVE_ATTEMPT = """
-for i = 2, 8, 3 do
-  local t = redis.call('TTL', KEYS[i])
-  if t > 0 then return {(i + 1) / 3, t} end
-end
-local limits = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
-for s = 1, 3 do
-  local fails = KEYS[s * 3 - 2]
-  if tonumber(redis.call('GET', fails) or '0') >= limits[s] then
-    local strikes = redis.call('INCR', KEYS[s * 3])
-    redis.call('EXPIRE', KEYS[s * 3], ARGV[7])
-    local lock = math.min(tonumber(ARGV[5]) * 2 ^ (strikes - 1), tonumber(ARGV[6]))
-    redis.call('SET', KEYS[s * 3 - 1], '1', 'EX', lock)
-    redis.call('DEL', fails)
-    return {-s, lock}
+_RESERVE = """
+local function reserve()
+  for i = 2, 8, 3 do
+    local t = redis.call('TTL', KEYS[i])
+    if t > 0 then return {(i + 1) / 3, t} end
   end
+  local limits = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
+  for s = 1, 3 do
+    local fails = KEYS[s * 3 - 2]
+    if tonumber(redis.call('GET', fails) or '0') >= limits[s] then
+      local strikes = redis.call('INCR', KEYS[s * 3])
+      redis.call('EXPIRE', KEYS[s * 3], ARGV[7])
+      local lock = math.min(tonumber(ARGV[5]) * 2 ^ (strikes - 1), tonumber(ARGV[6]))
+      redis.call('SET', KEYS[s * 3 - 1], '1', 'EX', lock)
+      redis.call('DEL', fails)
+      return {-s, lock}
+    end
+  end
+  for s = 1, 3 do
+    if redis.call('INCR', KEYS[s * 3 - 2]) == 1 then redis.call('EXPIRE', KEYS[s * 3 - 2], ARGV[1]) end
+  end
+  return {0, 0}
 end
-for s = 1, 3 do
-  if redis.call('INCR', KEYS[s * 3 - 2]) == 1 then redis.call('EXPIRE', KEYS[s * 3 - 2], ARGV[1]) end
-end
-return {0, 0}
 """
 
 # A reserved attempt that succeeded was not a failure: give it back, and forget this client's
 # failures and strikes for the number (the owner got in).
-_RELEASE_ATTEMPT = """
-redis.call('DEL', KEYS[1], KEYS[3])
-for _, key in ipairs({KEYS[4], KEYS[7]}) do
-  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+_RELEASE = """
+local function release()
+  redis.call('DEL', KEYS[1], KEYS[3])
+  for _, key in ipairs({KEYS[4], KEYS[7]}) do
+    if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+  end
 end
-return 1
 """
 
-# Single use: compare, then delete on success or count the miss; a code with too many
-# misses is burnt (the owner asks for a new one; nobody is locked out by it).
-_VERIFY_OTP = """
-local digest = redis.call('HGET', KEYS[1], 'digest')
-if not digest then return {0, 0} end
-if digest == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return {1, 0}
+_RESERVE_ATTEMPT = _RESERVE + "return reserve()"
+_RELEASE_ATTEMPT = _RELEASE + "release()\nreturn 1"
+
+# A code is checked in Redis, so reserving the attempt, the check and giving the attempt back
+# are one step (one round trip): {lock status, check status, detail}. Single use: compare,
+# then delete on success or count the miss; a code with too many misses is burnt (the owner
+# asks for a new one; nobody is locked out by it). KEYS[10] is the code, ARGV[8..9] the
+# digest presented and the misses allowed.
+_CHECK_OTP = (
+    _RESERVE
+    + _RELEASE
+    + """
+local reserved = reserve()
+if reserved[1] ~= 0 then return {reserved[1], reserved[2], 0} end
+local digest = redis.call('HGET', KEYS[10], 'digest')
+if not digest then return {0, 0, 0} end
+if digest == ARGV[8] then
+  redis.call('DEL', KEYS[10])
+  release()
+  return {0, 1, 0}
 end
-local wrong = redis.call('HINCRBY', KEYS[1], 'wrong', 1)
-if wrong >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return {-2, 0}
+local wrong = redis.call('HINCRBY', KEYS[10], 'wrong', 1)
+if wrong >= tonumber(ARGV[9]) then
+  redis.call('DEL', KEYS[10])
+  return {0, -2, 0}
 end
-return {2, tonumber(ARGV[2]) - wrong}
+return {0, 2, tonumber(ARGV[9]) - wrong}
 """
+)
 
 # Refresh tokens rotate on use; presenting a rotated one again means it was stolen: the
 # whole session is revoked.
@@ -218,7 +234,7 @@ class AuthService:
         self.guesses = guesses or GuessPolicy()
         self.hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
         self._send_otp = redis.register_script(_SEND_OTP)
-        self._verify_otp = redis.register_script(_VERIFY_OTP)
+        self._check_otp = redis.register_script(_CHECK_OTP)
         self._rotate = redis.register_script(_ROTATE_REFRESH)
         self._reserve = redis.register_script(_RESERVE_ATTEMPT)
         self._release = redis.register_script(_RELEASE_ATTEMPT)
@@ -286,11 +302,16 @@ class AuthService:
 
     async def check_otp(self, msisdn: str, code: str, client: str) -> None:
         """Consumes a valid code for the number, or raises; the attempt is reserved first."""
-        keys = await self._reserve_attempt("otp", msisdn, client)
-        args: list[str | int] = [code_digest(self.pepper, msisdn, code), self.policy.max_wrong]
-        status, detail = await self._redis(self._verify_otp(keys=[f"otp:code:{msisdn}"], args=args))
+        keys = [*self._keys("otp", msisdn, client), f"otp:code:{msisdn}"]
+        args: list[str | int] = [
+            *self._guess_args(),
+            code_digest(self.pepper, msisdn, code),
+            self.policy.max_wrong,
+        ]
+        locked, status, detail = await self._redis(self._check_otp(keys=keys, args=args))
+        if locked:
+            self._refuse_locked("otp", locked, detail)
         if status == 1:
-            await self._redis(self._release(keys=keys))
             return
         LOGINS.labels(self.service, "otp", "refused").inc()
         if status == 0:
@@ -434,10 +455,9 @@ class AuthService:
         scopes = (f"{method}:{msisdn}:{client}", f"client:{client}", f"{method}:{msisdn}")
         return [f"auth:{kind}:{scope}" for scope in scopes for kind in ("fail", "lock", "strikes")]
 
-    async def _reserve_attempt(self, method: str, msisdn: str, client: str) -> list[str]:
-        keys = self._keys(method, msisdn, client)
+    def _guess_args(self) -> list[int]:
         g = self.guesses
-        args = [
+        return [
             g.window_seconds,
             g.per_number_client,
             g.per_client,
@@ -446,9 +466,16 @@ class AuthService:
             g.lock_max_seconds,
             g.strikes_remembered_seconds,
         ]
-        status, seconds = await self._redis(self._reserve(keys=keys, args=args))
-        if status == 0:
-            return keys
+
+    async def _reserve_attempt(self, method: str, msisdn: str, client: str) -> list[str]:
+        keys = self._keys(method, msisdn, client)
+        status, seconds = await self._redis(self._reserve(keys=keys, args=self._guess_args()))
+        if status:
+            self._refuse_locked(method, status, seconds)
+        return keys
+
+    def _refuse_locked(self, method: str, status: int, seconds: int) -> NoReturn:
+        """A scope is locked: `status` > 0 was already, < 0 by this attempt."""
         label = "password" if method == "pwd" else "otp"
         LOGINS.labels(self.service, label, "locked").inc()
         if status < 0:

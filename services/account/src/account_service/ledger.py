@@ -534,26 +534,24 @@ def _redemption_answer(
     cause: PointsRedeemed, key: str, outcome: Outcome, common: dict[str, Any], at: datetime
 ) -> AnyEvent:
     """Loyalty's answer, in the same decision as the grant: it keeps or gives back the points."""
+    answering: dict[str, Any] = {
+        "redemption_id": cause.data.redemption_id,
+        "granter": PRODUCER,
+        "cause_event_id": str(cause.event_id),
+    }
     if outcome.declined is not None:
         return RedemptionRefused.new(
             **common,
             event_id=uuid.uuid5(_ENTRY_NAMESPACE, f"{key}:refused"),
             data=RedemptionRefusedData(
-                redemption_id=cause.data.redemption_id,
-                granter=PRODUCER,
-                cause_event_id=str(cause.event_id),
-                reason=outcome.declined.reason,
-                detail=outcome.declined.detail,
-                refused_at=at,
+                **answering, reason=outcome.declined.reason, detail=outcome.declined.detail, refused_at=at
             ),
         )
     return RedemptionGranted.new(
         **common,
         event_id=uuid.uuid5(_ENTRY_NAMESPACE, f"{key}:granted"),
         data=RedemptionGrantedData(
-            redemption_id=cause.data.redemption_id,
-            granter=PRODUCER,
-            cause_event_id=str(cause.event_id),
+            **answering,
             granted_at=at,
             description=outcome.changes[0].description if outcome.changes else "",
         ),

@@ -3,7 +3,6 @@ by the full check (`make ledger-check`) and by the periodic check of recent chan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,16 +15,10 @@ from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.outbox import outbox_entries
-from servicekit.testing import make_topic, scratch_store, topup_recorded
+from servicekit.testing import make_topic, topup_recorded
 
 pytestmark = pytest.mark.integration
 A = "84901119001"
-
-
-@pytest.fixture
-async def payments(mongodb_url: str) -> AsyncIterator[Store]:
-    async with scratch_store(mongodb_url, "test_payments") as store:
-        yield store
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ airtime are their journal sums, and no entry ever takes an account below zero.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,18 +14,12 @@ from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.loyalty import RedemptionGranted, RedemptionRefused
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import make_topic, scratch_store, topup_recorded
-
-from .test_grants_on_store_and_kafka import redeemed, vas_charge
+from servicekit.testing import make_topic, topup_recorded
+from servicekit.testing import points_redeemed as redeemed
+from servicekit.testing import vas_charge_requested as vas_charge
 
 pytestmark = pytest.mark.integration
 A = "84901229001"
-
-
-@pytest.fixture
-async def payments(mongodb_url: str) -> AsyncIterator[Store]:
-    async with scratch_store(mongodb_url, "test_payments") as store:
-        yield store
 
 
 @pytest.fixture

@@ -19,19 +19,11 @@ from account_service.queries import AccountQueries
 from account_service.store import BALANCES, CHARGES, INDEXES, JOURNAL, SUBSCRIBERS
 from mobi_contracts import AnyEvent, Topic, parse_event
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
-from mobi_contracts.events.loyalty import (
-    PointsRedeemed,
-    PointsRedeemedData,
-    RedemptionGranted,
-    RedemptionRefused,
-    RedemptionReward,
-)
+from mobi_contracts.events.loyalty import RedemptionGranted, RedemptionRefused
 from mobi_contracts.events.vas import (
-    DataBucketGrant,
     PlanChanged,
     PlanChangedData,
     VasChargeRequested,
-    VasChargeRequestedData,
     VasRefundRequested,
     VasRefundRequestedData,
 )
@@ -48,44 +40,13 @@ from servicekit.testing import (
     read_all,
     topup_recorded,
 )
+from servicekit.testing import points_redeemed as redeemed
+from servicekit.testing import vas_charge_requested as vas_charge
 
 pytestmark = pytest.mark.integration
 PREPAID, POSTPAID, STRANGER = "84901220001", "84901220002", "84901229999"
 SUSPENDED = "84901220003"
 ANSWERS = (BalanceChanged, BalanceChangeRejected, RedemptionGranted, RedemptionRefused)
-
-
-def vas_charge(
-    subject: str, charge_id: str, amount: int, *, bucket_kb: int | None = None, code: str = "FUNRING"
-) -> VasChargeRequested:
-    now = datetime.now(UTC)
-    bucket = (
-        DataBucketGrant(
-            bucket_id=f"{code}-{charge_id}",
-            name=f"{code} pack",
-            quota_kb=bucket_kb,
-            expires_at=now + timedelta(days=1),
-        )
-        if bucket_kb
-        else None
-    )
-    return VasChargeRequested.new(
-        subject=subject,
-        data=VasChargeRequestedData(
-            charge_id=charge_id,
-            subscription_id=f"sub-{charge_id}",
-            code=code,
-            kind="data_pack" if bucket else "vas_renewal",
-            amount_vnd=amount,
-            description=f"{code} {charge_id}",
-            period_start=now,
-            period_end=now + timedelta(days=1),
-            data_bucket=bucket,
-            requested_at=now,
-        ),
-        producer="vas-service",
-        correlation_id=f"c-{charge_id}",
-    )
 
 
 def refund(subject: str, charge_id: str, amount: int) -> VasRefundRequested:
@@ -100,20 +61,6 @@ def refund(subject: str, charge_id: str, amount: int) -> VasRefundRequested:
         ),
         producer="vas-service",
         correlation_id=f"c-{charge_id}-refund",
-    )
-
-
-def redeemed(subject: str, redemption_id: str, **reward: Any) -> PointsRedeemed:
-    return PointsRedeemed.new(
-        subject=subject,
-        data=PointsRedeemedData(
-            redemption_id=redemption_id,
-            points=500,
-            reward=RedemptionReward(catalog_code="CAT-1", **reward),
-            redeemed_at=datetime.now(UTC),
-        ),
-        producer="loyalty-service",
-        correlation_id=f"c-{redemption_id}",
     )
 
 

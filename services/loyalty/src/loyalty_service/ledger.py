@@ -37,7 +37,7 @@ from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.topics import LOYALTY_EVENTS
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import DUPLICATE_KEY, Doc, Store
-from servicekit.outbox import OutboxRelay, outbox_entries
+from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
 from .domain.wallet import Change, Refused, Wallet, from_document, now_ms, to_document
 from .metrics import POINTS
@@ -258,8 +258,8 @@ class PointsLedger:
             "events": events,
             "rev": 1,
         }
-        if relay and events:
-            doc |= {"outbox": events, "outbox_since": now, "outbox_pending": True}
+        if relay:
+            doc = with_pending(doc, events, now)
         if decision.counterpart is not None:
             doc |= {"counterpart": decision.counterpart, "counterpart_pending": True}
         return doc

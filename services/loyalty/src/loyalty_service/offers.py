@@ -10,7 +10,6 @@ code per offer however often the button is pressed; the claim carries the ECodeI
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -29,11 +28,10 @@ from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
 from .domain.wallet import TIERS, now_ms
 from .ledger import PointsLedger
-from .programme import PRODUCER, derived_id, event_id
+from .programme import PRODUCER, derived_id, event_id, not_a_member
 from .store import CARD_REQUESTS, ECODE_CLAIMS, ECODE_OWNERS, ECODES, OFFERS
 
 CANDIDATES = 20  # free codes looked at per round of a claim
-CARD_STATUSES = ("received", "printing", "shipped", "delivered", "cancelled")
 
 
 def _public_offer(doc: Doc) -> dict[str, Any]:
@@ -101,7 +99,7 @@ class Offers:
         """(the member's code for the offer, True when handed out now)."""
         wallet = await self.ledger.wallet_document(msisdn)
         if wallet is None:
-            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+            raise not_a_member()
         offer = await self.store[OFFERS].find_one({"_id": offer_id})
         now = self.clock()
         if offer is None or not offer["valid_from"] <= now < offer["valid_to"]:
@@ -200,7 +198,7 @@ class Offers:
     ) -> tuple[dict[str, Any], bool]:
         wallet = await self.ledger.wallet_document(msisdn)
         if wallet is None:
-            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+            raise not_a_member()
         request_id = derived_id("card", msisdn, idempotency_key)
         existing = await self.store[CARD_REQUESTS].find_one({"_id": request_id})
         if existing is not None:
@@ -281,7 +279,3 @@ def _public_card(doc: Doc) -> dict[str, Any]:
         "requested_at": doc["at"],
         "updated_at": doc.get("updated_at", doc["at"]),
     }
-
-
-def new_code() -> str:
-    return uuid.uuid4().hex[:12].upper()

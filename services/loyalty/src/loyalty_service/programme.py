@@ -59,6 +59,10 @@ def event_id(key: str, what: str) -> uuid.UUID:
     return uuid.uuid5(_IDS, f"{key}:{what}")
 
 
+def not_a_member() -> ApiError:
+    return ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+
+
 def derived_id(prefix: str, msisdn: str, idempotency_key: str) -> str:
     """A resource id derived from the client's Idempotency-Key: a retry finds it."""
     return f"{prefix}{uuid.uuid5(_IDS, f'{msisdn}:{idempotency_key}').hex[:20]}"
@@ -150,7 +154,7 @@ class Programme:
     async def summary(self, msisdn: str) -> dict[str, Any]:
         doc = await self.ledger.wallet_document(msisdn)
         if doc is None:
-            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+            raise not_a_member()
         wallet = await self.ledger.roll_forward(from_document(msisdn, doc))
         now = self.clock()
         nxt = wallet.next_expiry()
@@ -168,8 +172,8 @@ class Programme:
         }
 
     async def history(self, msisdn: str, before: int | None, limit: int) -> dict[str, Any]:
-        if await self.ledger.wallet_document(msisdn) is None:
-            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first")
+        if not await self.ledger.is_member(msisdn):
+            raise not_a_member()
         query: dict[str, Any] = {"member": msisdn}
         if before is not None:
             query["seq"] = {"$lt": before}
@@ -187,25 +191,14 @@ class Programme:
         by_member: dict[str, list[tuple[str, Callable[[Wallet], Decision | None]]]] = {}
         for event in events:
             if isinstance(event, TopupRecorded):
-                key = f"earn:topup:{event.data.topup_id}"
-                amount, source, cause, paid = (
-                    event.data.amount_vnd,
-                    "topup",
-                    event.data.topup_id,
-                    event.data.recorded_at,
-                )
+                source, cause, paid = "topup", event.data.topup_id, event.data.recorded_at
             elif isinstance(event, BillPaid):
-                key = f"earn:bill:{event.data.bill_id}"
-                amount, source, cause, paid = (
-                    event.data.amount_vnd,
-                    "bill",
-                    event.data.bill_id,
-                    event.data.paid_at,
-                )
+                source, cause, paid = "bill", event.data.bill_id, event.data.paid_at
             else:
                 continue
+            key = f"earn:{source}:{cause}"
             by_member.setdefault(event.subject, []).append(
-                (key, self._earning(key, source, cause, amount, paid, event))
+                (key, self._earning(key, source, cause, event.data.amount_vnd, paid, event))
             )
         return await self.ledger.append_batch(by_member)
 
@@ -283,7 +276,7 @@ class Programme:
         try:
             doc, _ = await self.ledger.append(sender, key, decide)
         except NotMember as exc:
-            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first") from exc
+            raise not_a_member() from exc
         detail = doc["detail"]
         if (detail["to"], detail["points"]) != (recipient, points):
             raise ApiError(
@@ -364,7 +357,7 @@ class Programme:
         try:
             existing, fresh = await self.ledger.append(msisdn, key, decide)
         except NotMember as exc:
-            raise ApiError(404, "not_a_member", "not a member of Kết Nối Dài Lâu: enrol first") from exc
+            raise not_a_member() from exc
         if existing["detail"]["catalog_code"] != code:
             raise ApiError(
                 422, "idempotency_key_reused", "this Idempotency-Key was used for another redemption"

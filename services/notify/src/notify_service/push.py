@@ -199,9 +199,16 @@ class FcmClient:
             return Answer(Outcome.UNREGISTERED, detail=code)
         if r.status_code == 401:
             return Answer(None, refresh_auth=True, detail=code)
-        if r.status_code == 429 or r.status_code >= 500:
-            return Answer(None, retry_after=_retry_after(r), detail=f"{r.status_code} {code}")
-        return Answer(Outcome.FAILED, detail=f"{r.status_code} {code}")
+        return _retry_or_failed(r, code)
+
+
+def _retry_or_failed(response: ProviderResponse, reason: str) -> Answer:
+    """Both providers: 429 and 5xx are worth another try (after Retry-After when given); any
+    other refusal is final."""
+    detail = f"{response.status_code} {reason}"
+    if response.status_code == 429 or response.status_code >= 500:
+        return Answer(None, retry_after=_retry_after(response), detail=detail)
+    return Answer(Outcome.FAILED, detail=detail)
 
 
 def _fcm_error_code(response: ProviderResponse) -> str:
@@ -274,9 +281,7 @@ class ApnsClient:
             return Answer(Outcome.UNREGISTERED, detail=reason)
         if r.status_code == 403 and reason == "ExpiredProviderToken":
             return Answer(None, refresh_auth=True, detail=reason)
-        if r.status_code == 429 or r.status_code >= 500:
-            return Answer(None, retry_after=_retry_after(r), detail=f"{r.status_code} {reason}")
-        return Answer(Outcome.FAILED, detail=f"{r.status_code} {reason}")
+        return _retry_or_failed(r, reason)
 
 
 def _apns_reason(response: ProviderResponse) -> str:

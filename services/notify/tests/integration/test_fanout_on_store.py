@@ -74,6 +74,15 @@ async def until_done(fanout: FanOut, store: Store, pid: str, timeout: float = 30
     raise AssertionError(f"{pid} not fanned out in {timeout}s")
 
 
+async def end_quiet_hours(fanout: FanOut, store: Store, pid: str) -> None:
+    """Makes the promotion's deferred slots due now and lets one tick push them."""
+    due = {"$set": {"due_at": datetime.now(UTC) - timedelta(seconds=1)}}
+    slots = await store[DEFERRED_SLOTS].find({"promotion": pid}, {"_id": 1}).to_list()
+    await store.update_each(DEFERRED_SLOTS, [Update({"_id": s["_id"]}, due) for s in slots])
+    await fanout.tick()
+    await asyncio.gather(*fanout.running.values())
+
+
 def numbers(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i:07d}" for i in range(count)]
 
@@ -111,11 +120,7 @@ async def test_only_the_audience_gets_one_push_each_honouring_opt_out_and_quiet_
     }  # fmt: skip
 
     # The quiet hours end: the deferred push goes out once, and only then.
-    due = {"$set": {"due_at": datetime.now(UTC) - timedelta(seconds=1)}}
-    slots = await store[DEFERRED_SLOTS].find({}, {"_id": 1}).to_list()
-    await store.update_each(DEFERRED_SLOTS, [Update({"_id": s["_id"]}, due) for s in slots])
-    await fanout.tick()
-    await asyncio.gather(*fanout.running.values())
+    await end_quiet_hours(fanout, store, "p-audience")
     await fanout.tick()
     assert sandbox.state.deliveries[tokens[quiet]] == 1
     doc = await store[PROMOTIONS].find_one({"_id": "p-audience"})
@@ -144,11 +149,7 @@ async def test_a_deferred_push_is_held_back_when_the_subscriber_opts_out_while_i
         marketing_opt_out=True, quiet_start=quiet_hours.quiet_start, quiet_end=quiet_hours.quiet_end
     )
     await directory.save_preferences(targets[0], changed_mind, now)
-    due = {"$set": {"due_at": datetime.now(UTC) - timedelta(seconds=1)}}
-    slots = await store[DEFERRED_SLOTS].find({"promotion": "p-later-opt-out"}, {"_id": 1}).to_list()
-    await store.update_each(DEFERRED_SLOTS, [Update({"_id": s["_id"]}, due) for s in slots])
-    await fanout.tick()
-    await asyncio.gather(*fanout.running.values())
+    await end_quiet_hours(fanout, store, "p-later-opt-out")
     delivered = sandbox.state.deliveries
     assert (delivered[tokens[targets[0]]], delivered[tokens[targets[1]]]) == (0, 1)
 

@@ -312,10 +312,7 @@ class PaymentService:
     async def _claim_bill(self, bill_id: str, payment_id: str, now: datetime) -> None:
         """The bill is this payment's to pay, or a 409 says why not. Two Idempotency-Keys
         used to start two payments of one bill that could both settle."""
-        if await self.store.claim(BILL_OPEN, bill_id, payment_id=payment_id, at=now):
-            return
-        held = await self.store[BILL_OPEN].find_one({"_id": bill_id})
-        holder = held["payment_id"] if held else None
+        holder = await self._bill_holder(BILL_OPEN, bill_id, payment_id, now)
         if holder == payment_id:
             return
         state = await self._state_of(holder, now) if holder else "over"
@@ -348,11 +345,16 @@ class PaymentService:
 
     async def _settles_bill(self, payment: dict[str, Any], now: datetime) -> bool:
         """True when this success pays the bill; False when another payment already did."""
-        bill_id, payment_id = payment["bill_id"], payment["_id"]
-        if await self.store.claim(BILL_SETTLEMENTS, bill_id, payment_id=payment_id, at=now):
-            return True
-        held = await self.store[BILL_SETTLEMENTS].find_one({"_id": bill_id})
-        return held is not None and held["payment_id"] == payment_id
+        payment_id: str = payment["_id"]
+        return await self._bill_holder(BILL_SETTLEMENTS, payment["bill_id"], payment_id, now) == payment_id
+
+    async def _bill_holder(self, collection: str, bill_id: str, payment_id: str, now: datetime) -> str | None:
+        """Claims the bill in `collection` for the payment; returns the payment holding it
+        (this one when the claim, now or earlier, was its own; None if the claim is gone)."""
+        if await self.store.claim(collection, bill_id, payment_id=payment_id, at=now):
+            return payment_id
+        held = await self.store[collection].find_one({"_id": bill_id})
+        return str(held["payment_id"]) if held else None
 
     def _payment_url(self, payment: dict[str, Any]) -> str:
         return self.provider.payment_url(

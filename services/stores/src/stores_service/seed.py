@@ -13,13 +13,15 @@ import asyncio
 import math
 import random
 import sys
+from typing import get_args
 
 from servicekit.logs import configure_logging
 from servicekit.mongo import Store
 from servicekit.redis_client import create_redis
 
 from .catalogue import Catalogue
-from .domain.catalogue import StoreRow
+from .domain.catalogue import StoreRow, StoreServiceCode
+from .domain.hours import WEEKDAYS
 from .settings import StoresSettings
 from .store import INDEXES
 
@@ -203,24 +205,22 @@ OWNERS = [
     "Kim Oanh",
 ]
 TOTAL = 3000
-FULL_SERVICE = ("sim_swap", "esim", "new_subscription", "bill_payment", "topup", "phone_sales", "roaming",
-                "postpaid_change")  # fmt: skip
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FULL_SERVICE: tuple[str, ...] = get_args(StoreServiceCode)  # a MobiFone store offers every service
 
 
 def _every_day(*intervals: str) -> dict[str, tuple[str, ...]]:
-    return {day: intervals for day in DAYS}
+    return {day: intervals for day in WEEKDAYS}
 
 
 STORE_HOURS = [
-    {**{d: ("08:00-21:00",) for d in DAYS[:6]}, "sun": ("08:00-17:00",)},
-    {**{d: ("07:30-21:30",) for d in DAYS[:6]}, "sun": ("08:00-12:00",)},
+    {**{d: ("08:00-21:00",) for d in WEEKDAYS[:6]}, "sun": ("08:00-17:00",)},
+    {**{d: ("07:30-21:30",) for d in WEEKDAYS[:6]}, "sun": ("08:00-12:00",)},
     _every_day("08:00-21:30"),
 ]
 AGENT_HOURS = [
     _every_day("07:00-22:00"),
     _every_day("06:30-11:30", "13:30-21:00"),
-    {**{d: ("07:00-20:00",) for d in DAYS[:6]}},  # closed on Sunday
+    {**{d: ("07:00-20:00",) for d in WEEKDAYS[:6]}},  # closed on Sunday
     _every_day("18:00-02:00"),  # a night kiosk: past midnight
     _every_day("00:00-24:00"),  # round the clock
 ]

@@ -17,10 +17,10 @@ from servicekit.http import internal_callers
 from servicekit.idempotency import require_key
 from servicekit.logs import correlation_id
 
-from .domain.catalog import AnyItem, Pack, Plan, Vas, item_document
+from .domain.catalog import AnyItem, Pack, Plan, Vas, item_document, plan_document
 from .renewals import Renewals
 from .store import CATALOG, PLANS
-from .subscriptions import VasService
+from .subscriptions import VasService, jsonable
 
 public = APIRouter(prefix="/api/v1/vas", tags=["catalogue"])
 me = APIRouter(prefix="/api/v1/me", tags=["my services"])
@@ -147,7 +147,7 @@ async def subscribe(
 ) -> JSONResponse:
     """A pending subscription: nothing is charged until it is confirmed (within the window)."""
     body = await _vas(request).subscribe_in_app(caller.msisdn, code.upper(), require_key(key), _now(), _cid())
-    return JSONResponse(_json(body), status_code=201)
+    return JSONResponse(jsonable(body), status_code=201)
 
 
 @me.get("/vas/subscriptions/{subscription_id}")
@@ -209,7 +209,7 @@ async def buy_pack(
     result = await _vas(request).buy_pack(
         caller.msisdn, code.upper(), require_key(key), auto_renew, _now(), _cid()
     )
-    return JSONResponse(_json(result), status_code=201)
+    return JSONResponse(jsonable(result), status_code=201)
 
 
 @me.put("/vas/packs/{code}/auto-renew")
@@ -259,7 +259,7 @@ async def external_subscription(body: ExternalRequest, request: Request) -> JSON
         now=_now(),
         correlation_id=_cid(),
     )
-    return JSONResponse(_json(view), status_code=201)
+    return JSONResponse(jsonable(view), status_code=201)
 
 
 @ops.put("/catalog")
@@ -276,7 +276,7 @@ async def import_catalog(body: CatalogImport, request: Request) -> dict[str, int
     await store.insert_all(CATALOG, [item_document(i) for i in every])
     if body.plans:
         await store.delete_where(PLANS, {})
-        await store.insert_all(PLANS, [{"_id": p.code, **p.model_dump(exclude={"code"})} for p in body.plans])
+        await store.insert_all(PLANS, [plan_document(p) for p in body.plans])
     vas.forget_catalog()
     return {"services": len(body.vas), "packs": len(body.packs), "plans": len(body.plans)}
 
@@ -288,7 +288,3 @@ async def renewal_pass(body: RenewalPass, request: Request) -> dict[str, Any]:
         raise ApiError(422, "scope_required", "a pass in the future is for one subscriber: give msisdn")
     renewals: Renewals = request.app.state.renewals
     return {"stats": await renewals.run_once(body.now, body.msisdn)}
-
-
-def _json(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()}

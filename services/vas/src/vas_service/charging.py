@@ -22,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from prometheus_client import Counter
@@ -57,6 +57,7 @@ from .store import CHARGES, CONSENTS, PUBLISH_BATCHES
 log = logging.getLogger(__name__)
 PRODUCER = "vas-service"
 MEMO_TTL = 3 * 24 * 3600
+FailureReason = Literal["insufficient_funds", "no_such_account", "monthly_cap_reached"]
 SMALL = 64  # up to this many claims, cancellations are checked by id; beyond, by the hour
 CHARGES_TOTAL = Counter(
     "vas_charges_total", "VAS and pack charges, by kind and outcome", ["service", "kind", "outcome"]
@@ -332,23 +333,15 @@ def _unmemo(raw: bytes) -> Doc:
     return doc
 
 
-def answer_entry(claim: Doc, answer: AnyEvent) -> tuple[Doc, list[AnyEvent]]:
-    """The consent-log entry an answer makes, and the events it announces."""
+def outcome_entry(claim: Doc, action: str, at: datetime, hour: str) -> Doc:
+    """The consent-log entry of a charge's outcome (`<charge>:charged` / `<charge>:failed`)."""
     cid = claim["_id"]
-    paid = isinstance(answer, BalanceChanged)
-    at = answer.occurred_at
-    common: dict[str, Any] = {
-        "subject": claim["msisdn"],
-        "producer": PRODUCER,
-        "correlation_id": answer.correlation_id,
-        "causation_id": str(answer.event_id),
-    }
-    entry: Doc = {
-        "_id": f"{cid}:{'charged' if paid else 'failed'}",
+    return {
+        "_id": f"{cid}:{'charged' if action == 'charged' else 'failed'}",
         "msisdn": claim["msisdn"],
         "subscription_id": claim["subscription_id"],
         "code": claim["code"],
-        "action": "charged" if paid else "charge_failed",
+        "action": action,
         "channel": "system",
         "charge_id": cid,
         "kind": claim["kind"],
@@ -356,26 +349,53 @@ def answer_entry(claim: Doc, answer: AnyEvent) -> tuple[Doc, list[AnyEvent]]:
         "amount_vnd": claim["amount_vnd"],
         "month": claim.get("month"),
         "at": at,
-        "hour": hour_of(at),
+        "hour": hour,
     }
-    if not paid:
-        assert isinstance(answer, BalanceChangeRejected)
-        entry["reason"] = answer.data.reason
-        failed = VasChargeFailed.new(
-            **common,
-            event_id=event_id_for(cid, "failed"),
-            data=VasChargeFailedData(
-                charge_id=cid,
-                subscription_id=claim["subscription_id"],
-                code=claim["code"],
-                kind=claim["kind"],
-                amount_vnd=claim["amount_vnd"],
-                reason=answer.data.reason,
-                available_vnd=answer.data.available,
-                failed_at=at,
-            ),
-        )
+
+
+def failure(
+    claim: Doc,
+    reason: FailureReason,
+    at: datetime,
+    hour: str,
+    common: dict[str, Any],
+    available_vnd: int | None = None,
+) -> tuple[Doc, AnyEvent]:
+    """A charge not taken (refused by the account service, or over the monthly cap): its
+    consent-log entry and its `VasChargeFailed`."""
+    cid = claim["_id"]
+    entry = {**outcome_entry(claim, "charge_failed", at, hour), "reason": reason}
+    failed = VasChargeFailed.new(
+        **common,
+        event_id=event_id_for(cid, "failed"),
+        data=VasChargeFailedData(
+            charge_id=cid,
+            subscription_id=claim["subscription_id"],
+            code=claim["code"],
+            kind=claim["kind"],
+            amount_vnd=claim["amount_vnd"],
+            reason=reason,
+            available_vnd=available_vnd,
+            failed_at=at,
+        ),
+    )
+    return entry, failed
+
+
+def answer_entry(claim: Doc, answer: AnyEvent) -> tuple[Doc, list[AnyEvent]]:
+    """The consent-log entry an answer makes, and the events it announces."""
+    cid = claim["_id"]
+    at = answer.occurred_at
+    common: dict[str, Any] = {
+        "subject": claim["msisdn"],
+        "producer": PRODUCER,
+        "correlation_id": answer.correlation_id,
+        "causation_id": str(answer.event_id),
+    }
+    if isinstance(answer, BalanceChangeRejected):
+        entry, failed = failure(claim, answer.data.reason, at, hour_of(at), common, answer.data.available)
         return entry, [failed]
+    entry = outcome_entry(claim, "charged", at, hour_of(at))
     events: list[AnyEvent] = [
         VasCharged.new(
             **common,

@@ -27,14 +27,14 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from mobi_contracts import AnyEvent, Topic
-from mobi_contracts.events.vas import VasChargeFailed, VasChargeFailedData, VasRenewalDue, VasRenewalDueData
+from mobi_contracts.events.vas import VasRenewalDue, VasRenewalDueData
 from servicekit.buckets import hour_of, minute_of
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Doc, Store
 
-from .charging import PRODUCER, ChargeDesk, charge_claim, insert_claims
+from .charging import PRODUCER, ChargeDesk, charge_claim, failure, insert_claims
 from .domain.subscriptions import event_id_for, within_cap
-from .store import CONSENTS, GUARDS, RUNS, SCHEDULE
+from .store import CHARGES, CONSENTS, GUARDS, RUNS, SCHEDULE
 from .subscriptions import VasService
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class Renewals:
         for _ in range(1000):  # a pass far ahead renews period after period
             entries = await self.store[SCHEDULE].find({"msisdn": msisdn}).to_list()
             claimed = {
-                c["_id"] for c in await self.store["charges"].find({"msisdn": msisdn}, {"_id": 1}).to_list()
+                c["_id"] for c in await self.store[CHARGES].find({"msisdn": msisdn}, {"_id": 1}).to_list()
             }
             open_entries = [e for e in entries if e["_id"] not in claimed]
             await self._notify([e for e in open_entries if e["notice_at"] <= now < e["due_at"]], now, stats)
@@ -195,7 +195,7 @@ class Renewals:
         sent = await self.desk.request(requested, since=since)
         refused = await insert_claims(
             self.store,
-            "charges",
+            CHARGES,
             [charge_claim(e["template"], e["period"], now, "", self.topic, "cap_reached") for e in over_cap],
         )
         await self._report_cap(refused, now)
@@ -241,47 +241,23 @@ class Renewals:
     async def _report_cap(self, refused: list[Doc], now: datetime) -> None:
         if not refused:
             return
-        events: list[AnyEvent] = []
-        logged: list[Doc] = []
-        for claim in refused:
-            cid = claim["_id"]
-            events.append(
-                VasChargeFailed.new(
-                    subject=claim["msisdn"],
-                    producer=PRODUCER,
-                    correlation_id=f"renewal-{cid}",
-                    event_id=event_id_for(cid, "failed"),
-                    data=VasChargeFailedData(
-                        charge_id=cid,
-                        subscription_id=claim["subscription_id"],
-                        code=claim["code"],
-                        kind=claim["kind"],
-                        amount_vnd=claim["amount_vnd"],
-                        reason="monthly_cap_reached",
-                        failed_at=now,
-                    ),
-                )
-            )
-            logged.append(
+        hour = hour_of(datetime.now(UTC))  # real time, as every consent entry
+        failures = [
+            failure(
+                claim,
+                "monthly_cap_reached",
+                now,
+                hour,
                 {
-                    "_id": f"{cid}:failed",
-                    "msisdn": claim["msisdn"],
-                    "subscription_id": claim["subscription_id"],
-                    "code": claim["code"],
-                    "action": "charge_failed",
-                    "channel": "system",
-                    "charge_id": cid,
-                    "kind": claim["kind"],
-                    "period": claim["period"],
-                    "amount_vnd": claim["amount_vnd"],
-                    "reason": "monthly_cap_reached",
-                    "month": claim["month"],
-                    "at": now,
-                    "hour": hour_of(datetime.now(UTC)),
-                }
+                    "subject": claim["msisdn"],
+                    "producer": PRODUCER,
+                    "correlation_id": f"renewal-{claim['_id']}",
+                },
             )
-        await self.store.insert_new(CONSENTS, logged)
-        await self.publisher.publish(self.topic.name, events)
+            for claim in refused
+        ]
+        await self.store.insert_new(CONSENTS, [entry for entry, _ in failures])
+        await self.publisher.publish(self.topic.name, [event for _, event in failures])
 
 
 def run() -> None:

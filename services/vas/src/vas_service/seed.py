@@ -8,7 +8,7 @@ import asyncio
 from servicekit.logs import configure_logging
 from servicekit.mongo import Store
 
-from .domain.catalog import DEMO_PACKS, DEMO_PLANS, DEMO_VAS, AnyItem, item_document
+from .domain.catalog import DEMO_PACKS, DEMO_PLANS, DEMO_VAS, AnyItem, item_document, plan_document
 from .settings import VasSettings
 from .store import CATALOG, INDEXES, PLANS
 
@@ -20,9 +20,7 @@ async def seed(settings: VasSettings) -> tuple[int, int]:
         await store.ensure_indexes(INDEXES)
         every: list[AnyItem] = [*DEMO_VAS, *DEMO_PACKS]
         items = await store.insert_new(CATALOG, [item_document(i) for i in every])
-        plans = await store.insert_new(
-            PLANS, [{"_id": p.code, **p.model_dump(exclude={"code"})} for p in DEMO_PLANS]
-        )
+        plans = await store.insert_new(PLANS, [plan_document(p) for p in DEMO_PLANS])
         return items, plans
     finally:
         await store.close()

@@ -47,7 +47,7 @@ from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
 from .charging import PRODUCER, ChargeDesk, charge_claim, insert_claims
 from .directory import AccountDirectory
-from .domain.catalog import AnyItem, Pack, Plan, parse_item
+from .domain.catalog import AnyItem, Pack, Plan, parse_item, parse_plan
 from .domain.subscriptions import (
     View,
     charge_id,
@@ -74,6 +74,7 @@ from .store import (
 
 log = logging.getLogger(__name__)
 How = Literal["in_app", "no_guard", "allow_listed", "loyalty"]
+RUNNING = ("pending", "active", "suspended")
 CATALOG_TTL = 30.0
 
 
@@ -123,8 +124,7 @@ class VasService:
         return found
 
     async def plans(self) -> list[Plan]:
-        docs = await self.store[PLANS].find({}).to_list()
-        return [Plan.model_validate({("code" if k == "_id" else k): v for k, v in d.items()}) for d in docs]
+        return [parse_plan(doc) for doc in await self.store[PLANS].find({}).to_list()]
 
     # -- reading one's own ------------------------------------------------------------------------
 
@@ -138,11 +138,19 @@ class VasService:
         return subs, consents, charges, schedule
 
     async def subscriptions_of(self, msisdn: str, now: datetime, everything: bool = False) -> list[Doc]:
+        return [
+            view for _, view in await self._presented(msisdn, now) if everything or view["status"] in RUNNING
+        ]
+
+    async def _running(self, msisdn: str, now: datetime) -> list[tuple[Doc, Doc]]:
+        """The subscriber's running subscriptions with their views (no second read of each)."""
+        return [(sub, view) for sub, view in await self._presented(msisdn, now) if view["status"] in RUNNING]
+
+    async def _presented(self, msisdn: str, now: datetime) -> list[tuple[Doc, Doc]]:
+        """Every subscription of the subscriber with its view, newest request first."""
         subs, consents, charges, schedule = await self._records(msisdn)
-        views = [self._present(s, consents, charges, schedule, now) for s in subs]
-        if not everything:
-            views = [v for v in views if v["status"] in ("pending", "active", "suspended")]
-        return sorted(views, key=lambda v: v["requested_at"], reverse=True)
+        pairs = [(s, self._present(s, consents, charges, schedule, now)) for s in subs]
+        return sorted(pairs, key=lambda pair: pair[1]["requested_at"], reverse=True)
 
     def _present(
         self, sub: Doc, consents: list[Doc], charges: list[Doc], schedule: list[Doc], now: datetime
@@ -251,12 +259,9 @@ class VasService:
         item = await self.item(code)
         if isinstance(item, Pack):
             raise ApiError(422, "is_a_pack", f"{code} is a pack: buy it at /api/v1/me/vas/packs/{code}/buy")
-        return await self._idempotent(
-            "vas-subscribe",
-            msisdn,
-            key,
-            {"code": code},
-            lambda: self._request(
+
+        async def request() -> Doc:
+            _, view = await self._request(
                 msisdn,
                 item,
                 "app",
@@ -264,8 +269,10 @@ class VasService:
                 now,
                 correlation_id,
                 needs_confirmation=True,
-            ),
-        )
+            )
+            return view
+
+        return await self._idempotent("vas-subscribe", msisdn, key, {"code": code}, request)
 
     async def buy_pack(
         self, msisdn: str, code: str, key: str, auto_renew: bool | None, now: datetime, correlation_id: str
@@ -285,10 +292,9 @@ class VasService:
                     )
             renew = item.auto_renew if auto_renew is None else auto_renew
             sid = subscription_id_for("pack", msisdn, key)
-            view = await self._request(
+            sub, view = await self._request(
                 msisdn, item, "app", sid, now, correlation_id, needs_confirmation=False, auto_renew=renew
             )
-            sub = await self.one(msisdn, sid)
             return (
                 await self._activate(sub, "in_app", now, correlation_id)
                 if view["status"] == "pending"
@@ -306,7 +312,7 @@ class VasService:
         except Exception:
             await self.keys.release(scope, msisdn, key)
             raise
-        await self.keys.complete(scope, msisdn, key, 201, _jsonable(result))
+        await self.keys.complete(scope, msisdn, key, 201, jsonable(result))
         return result
 
     async def _request(
@@ -321,8 +327,9 @@ class VasService:
         needs_confirmation: bool,
         auto_renew: bool = True,
         request_ref: str = "",
-    ) -> Doc:
-        """Record the request (the subscription and its `requested` consent entry)."""
+    ) -> tuple[Doc, Doc]:
+        """Record the request (the subscription and its `requested` consent entry); the
+        subscription and its view."""
         if await self._running_holder(msisdn, item.code) not in (None, sid):
             raise ApiError(409, "already_subscribed", f"{item.code} is already running on this number")
         confirm_by = now + self.confirm_window if needs_confirmation else None
@@ -347,7 +354,7 @@ class VasService:
             await self.store[SUBSCRIPTIONS].insert_one(sub)
         except DuplicateKeyError:  # the same request again (a retry): answer with what it made
             existing = await self.one(msisdn, sid)
-            return await self.state(existing, now)
+            return existing, await self.state(existing, now)
         event = VasSubscribed.new(
             subject=msisdn,
             producer=PRODUCER,
@@ -377,7 +384,8 @@ class VasService:
             provider=item.provider,
             detail={"request_ref": request_ref} if request_ref else None,
         )
-        return await self.state(sub, now)
+        # Just recorded: nothing else of it exists yet (no need to read it back), so it is pending.
+        return sub, self._present(sub, [], [], [], now)
 
     async def confirm(self, msisdn: str, subscription_id: str, now: datetime, correlation_id: str) -> Doc:
         sub = await self.one(msisdn, subscription_id)
@@ -473,10 +481,8 @@ class VasService:
             "started_at": started_at,
         }
 
-    async def append_schedule(self, templates: list[Doc], period: int | list[int]) -> int:
-        periods = period if isinstance(period, list) else [period] * len(templates)
-        entries = [self.schedule_entry(t, p) for t, p in zip(templates, periods, strict=True)]
-        return await self.store.insert_new(SCHEDULE, entries)
+    async def append_schedule(self, templates: list[Doc], period: int) -> int:
+        return await self.store.insert_new(SCHEDULE, [self.schedule_entry(t, period) for t in templates])
 
     def schedule_entry(self, template: Doc, period: int) -> Doc:
         due, _ = period_bounds(template["started_at"], template["period_days"], period)
@@ -516,7 +522,7 @@ class VasService:
         guard = await self.guard(msisdn)
         direct = may_start_outside_app(guard, provider)
         sid = subscription_id_for(provider, request_ref)
-        view = await self._request(
+        sub, view = await self._request(
             msisdn,
             item,
             channel,
@@ -528,7 +534,6 @@ class VasService:
         )
         if not direct or view["status"] != "pending":
             return view
-        sub = await self.one(msisdn, sid)
         spend = await self.month_spend(msisdn, now)
         if not within_cap(guard, spend, item.price_vnd):
             await self._log(
@@ -552,7 +557,7 @@ class VasService:
             existing = await self.store[CONSENTS].find_one({"_id": answer_id})
             if existing is None:
                 answer = await self._decide_redemption(event, reward.vas_code, sid, now)
-                await self._log(
+                if await self._log(
                     event.subject,
                     answer_id,
                     "redemption_answered",
@@ -560,7 +565,9 @@ class VasService:
                     now,
                     sub={"_id": sid, "code": reward.vas_code},
                     events=[answer],
-                )
+                ):
+                    continue  # recorded here, and _log relayed the answer
+                # Another delivery recorded it first: relay its answer if it is still pending.
                 existing = await self.store[CONSENTS].find_one({"_id": answer_id})
             if existing is not None and existing.get("outbox"):
                 await self.relay.relay(existing)
@@ -578,7 +585,7 @@ class VasService:
             reason = "unknown_reward"
         else:
             try:
-                view = await self._request(
+                sub, view = await self._request(
                     event.subject,
                     item,
                     "loyalty",
@@ -589,9 +596,7 @@ class VasService:
                     request_ref=event.data.redemption_id,
                 )
                 if view["status"] == "pending":
-                    await self._activate(
-                        await self.one(event.subject, sid), "loyalty", now, event.correlation_id
-                    )
+                    await self._activate(sub, "loyalty", now, event.correlation_id)
             except ApiError as exc:
                 if exc.code != "already_subscribed":
                     raise
@@ -716,29 +721,26 @@ class VasService:
         return await self.state(sub, now)
 
     async def cancel_code(self, msisdn: str, code: str, now: datetime, correlation_id: str) -> list[Doc]:
-        running = [s for s in await self.subscriptions_of(msisdn, now) if s["code"] == code]
+        running = [sub for sub, _ in await self._running(msisdn, now) if sub["code"] == code]
         if not running:
             raise not_found("running subscription of this code")
-        return [await self.cancel(await self.one(msisdn, s["id"]), now, correlation_id) for s in running]
+        return [await self.cancel(sub, now, correlation_id) for sub in running]
 
     async def cancel_all(self, msisdn: str, now: datetime, correlation_id: str) -> list[Doc]:
-        running = await self.subscriptions_of(msisdn, now)
-        return [
-            await self.cancel(await self.one(msisdn, s["id"]), now, correlation_id, reason="cancel_all")
-            for s in running
-        ]
+        running = await self._running(msisdn, now)
+        return [await self.cancel(sub, now, correlation_id, reason="cancel_all") for sub, _ in running]
 
     async def set_auto_renew(
         self, msisdn: str, code: str, enabled: bool, now: datetime, correlation_id: str
     ) -> Doc:
         running = [
-            s
-            for s in await self.subscriptions_of(msisdn, now)
-            if s["code"] == code and s["item_kind"] == "pack"
+            sub
+            for sub, _ in await self._running(msisdn, now)
+            if sub["code"] == code and sub["item_kind"] == "pack"
         ]
         if not running:
             raise not_found("running pack of this code")
-        sub = await self.one(msisdn, running[0]["id"])
+        sub = running[0]
         if not enabled:
             await self._log(
                 msisdn,
@@ -927,6 +929,6 @@ def _auto_renew(sub: Doc, consents: list[Doc]) -> bool:
     return bool(max(switches, key=lambda c: c["at"])["action"] == "auto_renew_on")
 
 
-def _jsonable(doc: Doc) -> Doc:
+def jsonable(doc: Doc) -> Doc:
     """Stored responses are JSON (datetimes as ISO strings)."""
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in doc.items()}

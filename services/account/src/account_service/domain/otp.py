@@ -43,10 +43,6 @@ class GuessPolicy:
     lock_max_seconds: int = 3600
     strikes_remembered_seconds: int = 24 * 3600
 
-    def lock_seconds(self, strikes: int) -> int:
-        """How long the `strikes`-th lock of one key lasts (doubling, capped)."""
-        return int(min(self.lock_base_seconds * 2 ** max(0, strikes - 1), self.lock_max_seconds))
-
 
 def number_prefix(msisdn: str) -> str:
     """The block a number belongs to for the per-prefix SMS budget (84 + 4 digits)."""

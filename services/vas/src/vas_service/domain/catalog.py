@@ -138,3 +138,11 @@ def parse_item(doc: dict[str, object]) -> AnyItem:
 def item_document(item: AnyItem) -> dict[str, object]:
     doc = item.model_dump(mode="json")
     return {"_id": doc.pop("code"), **doc}
+
+
+def parse_plan(doc: dict[str, object]) -> Plan:
+    return Plan.model_validate({("code" if k == "_id" else k): v for k, v in doc.items()})
+
+
+def plan_document(plan: Plan) -> dict[str, object]:
+    return {"_id": plan.code, **plan.model_dump(exclude={"code"})}
