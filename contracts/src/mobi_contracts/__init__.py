@@ -3,7 +3,7 @@
 from .envelope import AnyEvent, Envelope, EventData, RawEnvelope, utcnow
 from .msisdn import InvalidMsisdn, Msisdn, MsisdnInput, is_mobifone, normalize_msisdn
 from .registry import EVENT_CLASSES, MalformedEvent, UnknownEvent, parse_event, parse_with_id, serialize_event
-from .topics import CONSUMER_GROUPS, TOPICS, ConsumerGroup, Topic, all_topics
+from .topics import CONSUMER_GROUPS, TOPICS, ConsumerGroup, Topic, all_topics, channel_title
 
 __all__ = [
     "CONSUMER_GROUPS",
@@ -21,6 +21,7 @@ __all__ = [
     "Topic",
     "UnknownEvent",
     "all_topics",
+    "channel_title",
     "is_mobifone",
     "normalize_msisdn",
     "parse_event",

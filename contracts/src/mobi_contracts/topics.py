@@ -12,6 +12,7 @@ from .envelope import AnyEvent
 from .events.account import BalanceChanged, BalanceChangeRejected
 from .events.loyalty import (
     ECodeIssued,
+    ECodeIssuedV2,
     MemberCardRequested,
     MemberEnrolled,
     PointsEarned,
@@ -26,7 +27,14 @@ from .events.loyalty import (
 from .events.network import UsageRecorded
 from .events.notify import PromotionPublished
 from .events.payment import BillPaid, PaymentFailed, PaymentSucceeded, TopupRecorded
-from .events.stores import FeedbackAnswered, FeedbackReceived
+from .events.stores import FeedbackAnswered, FeedbackAnsweredV2, FeedbackReceived, FeedbackReceivedV2
+from .events.subscriber import (
+    SubscriberOwnerChanged,
+    SubscriberPortedOut,
+    SubscriberReactivated,
+    SubscriberSuspended,
+    SubscriberTerminated,
+)
 from .events.vas import (
     DataPackPurchased,
     PlanChanged,
@@ -48,6 +56,13 @@ KEY_SUBJECT = "subject MSISDN (84xxxxxxxxx, UTF-8): one subscriber's events stay
 
 @dataclass(frozen=True)
 class Topic:
+    """A topic, the events it carries and who may write it.
+
+    `producer` owns the topic: only its Kafka principal (and `also_produced_by`'s) may write
+    it (the broker's ACLs, derived from these declarations), and consumers act only on an
+    event of a type declared here whose envelope names one of those producers; anything
+    else is dead-lettered (servicekit.kafka.consumer)."""
+
     name: str
     description: str
     events: tuple[type[AnyEvent], ...]
@@ -58,9 +73,20 @@ class Topic:
     # False only for topics of events about no one subscriber (BroadcastEnvelope, e.g. a
     # campaign for millions): they are keyed by `key`, not by an MSISDN.
     per_subscriber: bool = True
+    also_produced_by: tuple[str, ...] = ()
+
+    @property
+    def producers(self) -> tuple[str, ...]:
+        return (self.producer, *self.also_produced_by)
 
     def config(self) -> dict[str, str]:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+
+
+def channel_title(topic: Topic, event: type[AnyEvent]) -> str:
+    """The AsyncAPI channel of an event on a topic; a later version is a channel of its own."""
+    title = f"{topic.name}:{event.EVENT_TYPE}"
+    return title if event.EVENT_VERSION == 1 else f"{title}:v{event.EVENT_VERSION}"
 
 
 PAYMENT_EVENTS = Topic(
@@ -117,6 +143,7 @@ LOYALTY_EVENTS = Topic(
         PointsReversed,
         TierChanged,
         ECodeIssued,
+        ECodeIssuedV2,
         MemberCardRequested,
     ),
     producer="loyalty-service",
@@ -127,6 +154,8 @@ PROMOTIONS = Topic(
     description="Promotions published by campaign teams (or notify's admin API) for fan-out.",
     events=(PromotionPublished,),
     producer="campaign-tools",
+    # Notify's admin API (POST /internal/v1/promotions) publishes for campaign teams too.
+    also_produced_by=("notify-service",),
     # The documented exception to "keyed by MSISDN": a promotion is about no one subscriber.
     key="promotion_id (UTF-8): a promotion has no subject; its re-publishes share a partition",
     per_subscriber=False,
@@ -135,8 +164,24 @@ PROMOTIONS = Topic(
 STORES_EVENTS = Topic(
     name="stores.events.v1",
     description="Subscriber feedback received and answered.",
-    events=(FeedbackReceived, FeedbackAnswered),
+    events=(FeedbackReceived, FeedbackAnswered, FeedbackReceivedV2, FeedbackAnsweredV2),
     producer="stores-service",
+)
+# --- the subscriber's life (services/account, from the operator's provisioning) ---
+SUBSCRIBER_LIFECYCLE = Topic(
+    name="subscriber.lifecycle.v1",
+    description="A number's tenancy: owner changed, suspended, reactivated, terminated, ported out.",
+    events=(
+        SubscriberOwnerChanged,
+        SubscriberSuspended,
+        SubscriberReactivated,
+        SubscriberTerminated,
+        SubscriberPortedOut,
+    ),
+    producer="account-service",
+    # Rare and decisive (a recycled number must inherit nothing): kept longer than a consumer
+    # can plausibly be down.
+    retention_ms=30 * DAY_MS,
 )
 
 TOPICS: tuple[Topic, ...] = (
@@ -147,7 +192,11 @@ TOPICS: tuple[Topic, ...] = (
     LOYALTY_EVENTS,
     PROMOTIONS,
     STORES_EVENTS,
+    SUBSCRIBER_LIFECYCLE,
 )
+
+# Lifecycle events after which nothing of the previous tenancy may run or be shown.
+TENANCY_ENDED_EVENTS = (SubscriberOwnerChanged, SubscriberTerminated, SubscriberPortedOut)
 
 
 @dataclass(frozen=True)
@@ -177,7 +226,7 @@ class ConsumerGroup:
 
 ACCOUNT_LEDGER_GROUP = ConsumerGroup(
     name="account-service",
-    topics=(PAYMENT_EVENTS, NETWORK_USAGE, VAS_EVENTS, LOYALTY_EVENTS),
+    topics=(PAYMENT_EVENTS, NETWORK_USAGE, VAS_EVENTS, LOYALTY_EVENTS, SUBSCRIBER_LIFECYCLE),
     handles=(
         TopupRecorded,
         BillPaid,
@@ -186,6 +235,7 @@ ACCOUNT_LEDGER_GROUP = ConsumerGroup(
         VasRefundRequested,
         PlanChanged,
         PointsRedeemed,
+        *TENANCY_ENDED_EVENTS,
     ),
 )
 
@@ -198,15 +248,23 @@ PAYMENT_CREDITS_GROUP = ConsumerGroup(
 # Loyalty earns points from payments and hears the granters' answers to its redemptions.
 LOYALTY_GROUP = ConsumerGroup(
     name="loyalty-service",
-    topics=(PAYMENT_EVENTS, ACCOUNT_EVENTS, VAS_EVENTS),
-    handles=(TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused),
+    topics=(PAYMENT_EVENTS, ACCOUNT_EVENTS, VAS_EVENTS, SUBSCRIBER_LIFECYCLE),
+    handles=(TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused, *TENANCY_ENDED_EVENTS),
 )
 
 # Notify: campaigns to fan out, projections for audiences (billing, tier, VAS), and the
 # events that become transactional pushes (receipts, alerts). One line per handled type.
 NOTIFY_GROUP = ConsumerGroup(
     name="notify-service",
-    topics=(PROMOTIONS, PAYMENT_EVENTS, ACCOUNT_EVENTS, VAS_EVENTS, LOYALTY_EVENTS, STORES_EVENTS),
+    topics=(
+        PROMOTIONS,
+        PAYMENT_EVENTS,
+        ACCOUNT_EVENTS,
+        VAS_EVENTS,
+        LOYALTY_EVENTS,
+        STORES_EVENTS,
+        SUBSCRIBER_LIFECYCLE,
+    ),
     handles=(
         PromotionPublished,
         TopupRecorded,
@@ -216,6 +274,7 @@ NOTIFY_GROUP = ConsumerGroup(
         TierChanged,
         PointsTransferred,
         FeedbackAnswered,
+        FeedbackAnsweredV2,
         VasConfirmed,
         VasCancelled,
         VasSubscribed,
@@ -223,17 +282,26 @@ NOTIFY_GROUP = ConsumerGroup(
         VasRenewalDue,
         DataPackPurchased,
         ECodeIssued,
+        ECodeIssuedV2,
         PointsExpired,
         VasRenewed,
         RedemptionGranted,
+        *TENANCY_ENDED_EVENTS,
     ),
 )
 
 # VAS: the account service's answers to its charges, and loyalty redemptions of a VAS.
 VAS_GROUP = ConsumerGroup(
     name="vas-service",
-    topics=(ACCOUNT_EVENTS, LOYALTY_EVENTS),
-    handles=(BalanceChanged, BalanceChangeRejected, PointsRedeemed),
+    topics=(ACCOUNT_EVENTS, LOYALTY_EVENTS, SUBSCRIBER_LIFECYCLE),
+    handles=(BalanceChanged, BalanceChangeRejected, PointsRedeemed, *TENANCY_ENDED_EVENTS),
+)
+
+# Stores: a number that changes hands hides the previous owner's tickets.
+STORES_GROUP = ConsumerGroup(
+    name="stores-service",
+    topics=(SUBSCRIBER_LIFECYCLE,),
+    handles=TENANCY_ENDED_EVENTS,
 )
 
 # New services declare their groups above this line and add them here, one per line.
@@ -243,6 +311,7 @@ CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
     LOYALTY_GROUP,
     NOTIFY_GROUP,
     VAS_GROUP,
+    STORES_GROUP,
 )
 
 

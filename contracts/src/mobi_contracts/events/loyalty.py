@@ -189,8 +189,28 @@ class ECodeIssuedData(EventData):
 
 
 class ECodeIssued(Envelope[ECodeIssuedData]):
+    """v1 carried the redeemable code itself on a topic kept for days: superseded by v2."""
+
     EVENT_TYPE = "ECodeIssued"
     EVENT_VERSION = 1
+
+
+class ECodeIssuedV2Data(EventData):
+    """A partner offer's E-code handed to the member. The code itself is redeemable, so it
+    never travels on the bus: it stays in the loyalty service's store, and the member reads
+    it in the app (`GET /api/v1/me/loyalty/ecodes`); the event names it by reference."""
+
+    offer_id: str = Field(min_length=1, max_length=64)
+    partner: str = Field(max_length=100)
+    ecode_id: str = Field(min_length=1, max_length=96, description="reference to the code in loyalty's store")
+    valid_from: AwareDatetime
+    valid_to: AwareDatetime
+    issued_at: AwareDatetime
+
+
+class ECodeIssuedV2(Envelope[ECodeIssuedV2Data]):
+    EVENT_TYPE = "ECodeIssued"
+    EVENT_VERSION = 2
 
 
 class MemberCardRequestedData(EventData):

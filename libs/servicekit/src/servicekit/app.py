@@ -28,7 +28,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import IndexModel
 
-from mobi_contracts import ConsumerGroup, Topic
+from mobi_contracts import ConsumerGroup, Topic, channel_title
 
 from .auth import TokenVerifier
 from .http import RequestContextMiddleware, install_error_handlers
@@ -160,7 +160,7 @@ class Service:
             self.docs_broker.publisher(
                 topic.name,
                 schema=event,
-                title=f"{topic.name}:{event.EVENT_TYPE}",
+                title=channel_title(topic, event),
                 description=f"{event.EVENT_TYPE} v{event.EVENT_VERSION}, key: {topic.key}",
             )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from mobi_contracts import CONSUMER_GROUPS, TOPICS
+from mobi_contracts import CONSUMER_GROUPS, TOPICS, channel_title
 
 
 def asyncapi_document() -> dict[str, object]:
@@ -27,7 +27,7 @@ def asyncapi_document() -> dict[str, object]:
             broker.publisher(
                 topic.name,
                 schema=event,
-                title=f"{topic.name}:{event.EVENT_TYPE}",
+                title=channel_title(topic, event),
                 description=(
                     f"{event.EVENT_TYPE} v{event.EVENT_VERSION} on {topic.name} "
                     f"({topic.partitions} partitions, retention {topic.retention_ms // 86_400_000} days), "

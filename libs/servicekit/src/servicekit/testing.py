@@ -40,6 +40,13 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def kafka_client_options(principal: str = "ops") -> dict[str, Any]:
+    """Options of a plain aiokafka client acting as `principal`: spread them into
+    `AIOKafkaConsumer(...)` / `AIOKafkaProducer(...)` in tests and tools (never pass
+    `bootstrap_servers` by hand), so the client presents that principal's credentials."""
+    return {"bootstrap_servers": KAFKA}
+
+
 def _docker_available() -> bool:
     if not shutil.which("docker"):
         return False

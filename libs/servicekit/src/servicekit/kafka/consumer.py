@@ -40,7 +40,14 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from mobi_contracts import AnyEvent, ConsumerGroup, MalformedEvent, UnknownEvent, parse_with_id
+from mobi_contracts import (
+    AnyEvent,
+    ConsumerGroup,
+    MalformedEvent,
+    UnknownEvent,
+    channel_title,
+    parse_with_id,
+)
 
 from ..logs import correlation_id
 from ..metrics import (
@@ -162,7 +169,7 @@ class EventConsumer:
                 docs_broker.subscriber(
                     topic.name,
                     group_id=self.group.name,
-                    title=f"{topic.name}:{event.EVENT_TYPE}:consume",
+                    title=f"{channel_title(topic, event)}:consume",
                     description=f"Consumer group {self.group.name} acts on {event.EVENT_TYPE} "
                     f"v{event.EVENT_VERSION}; dead letters to {self.group.dead_letter.name}.",
                 )(_schema_of(event))
