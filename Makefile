@@ -4,7 +4,7 @@ LOCAL := deploy/local
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status logs where install infra topics test test-unit lint fmt docs ledger-check bench bench-store bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty clean
+.PHONY: up down status logs where install infra topics test test-unit lint fmt docs ledger-check bench bench-store bench-bus-auth bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty clean
 
 up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
 	@$(LOCAL)/platform.sh up
@@ -48,13 +48,16 @@ fmt:
 ledger-check:  ## prove the money invariants on the running platform (exit 1 on a violation)
 	@$(VENV)/ledger-check
 
-docs:          ## regenerate docs/asyncapi.json and docs/events/*.schema.json from contracts
+docs:          ## regenerate docs/asyncapi.json, docs/events/*.schema.json and the chart's Kafka ACLs from contracts
 	@$(VENV)/python -m servicekit.catalogue
 
 bench: bench-store bench-consumer bench-api bench-otp bench-payment bench-stores
 
 bench-store:   ## FerretDB on PostgreSQL vs SQLite, per operation
 	@bench/store_backends.sh
+
+bench-bus-auth: ## the kit's producer and consumer rates with and without authentication on the bus
+	@$(VENV)/python bench/bus_auth.py
 
 bench-consumer: ## kit consumer vs hand-written aiokafka loop, same work
 	@$(VENV)/python bench/consumer_throughput.py

@@ -34,6 +34,7 @@ from mobi_contracts import ConsumerGroup, Topic, parse_event
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from servicekit.app import tune_gc
+from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
@@ -41,7 +42,7 @@ from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.redis_client import create_redis
 
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+ACCESS = KafkaAccess.local("bench")  # the broker authenticates every client (servicekit.kafka.access)
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BATCH = 500
@@ -75,11 +76,11 @@ async def prepare(name: str, batch: list[TopupRecorded]) -> tuple[Topic, Topic, 
         events=(BalanceChanged, BalanceChangeRejected),
         producer="bench",
     )
-    await ensure_topics(KAFKA, [source, sink])
+    await ensure_topics(ACCESS, [source, sink])
     store = Store(MONGO, f"bench_{name}", app_name="bench")
     await store.connect()
     await store.ensure_indexes(INDEXES)
-    publisher = EventPublisher(KAFKA, "bench-loader")
+    publisher = EventPublisher(ACCESS, "bench-loader")
     await publisher.start()
     for start in range(0, len(batch), 1000):
         await publisher.publish(source.name, batch[start : start + 1000])
@@ -90,14 +91,14 @@ async def prepare(name: str, batch: list[TopupRecorded]) -> tuple[Topic, Topic, 
 async def run_kit(name: str, batch: list[TopupRecorded]) -> float:
     source, sink, store = await prepare(name, batch)
     group = ConsumerGroup(name=f"bench-{name}", topics=(source,), handles=(TopupRecorded,))
-    await ensure_topics(KAFKA, [group.dead_letter])
-    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    await ensure_topics(ACCESS, [group.dead_letter])
+    redis, publisher = create_redis(REDIS), EventPublisher(ACCESS, "bench")
     await publisher.start()
     ledger = LedgerService(store, publisher, sink)
     consumer = EventConsumer(
         group, ledger.apply, service="bench", inbox=Inbox(redis, group.name, 3600), publisher=publisher
     )
-    broker = KafkaBroker(KAFKA, logger=None)
+    broker = KafkaBroker(ACCESS.bootstrap, security=ACCESS.faststream(), logger=None)
     consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50)
     done = asyncio.Event()
     applied = 0
@@ -125,13 +126,13 @@ async def run_kit(name: str, batch: list[TopupRecorded]) -> float:
 
 async def run_baseline(name: str, batch: list[TopupRecorded]) -> float:
     source, sink, store = await prepare(name, batch)
-    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    redis, publisher = create_redis(REDIS), EventPublisher(ACCESS, "bench")
     await publisher.start()
     ledger = LedgerService(store, publisher, sink)
     inbox = Inbox(redis, f"bench-{name}", 3600)
     consumer = AIOKafkaConsumer(
         source.name,
-        bootstrap_servers=KAFKA,
+        **ACCESS.aiokafka(),
         group_id=f"bench-{name}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -179,8 +180,8 @@ class NoInbox(Inbox):
 
 async def load_only(name: str, batch: list[TopupRecorded]) -> Topic:
     source = Topic(name=f"bench.{name}.in", description="", events=(TopupRecorded,), producer="bench")
-    await ensure_topics(KAFKA, [source])
-    publisher = EventPublisher(KAFKA, "bench-loader")
+    await ensure_topics(ACCESS, [source])
+    publisher = EventPublisher(ACCESS, "bench-loader")
     await publisher.start()
     for start in range(0, len(batch), 1000):
         await publisher.publish(source.name, batch[start : start + 1000])
@@ -192,7 +193,7 @@ async def bare_no_store(name: str, batch: list[TopupRecorded]) -> float:
     source = await load_only(name, batch)
     consumer = AIOKafkaConsumer(
         source.name,
-        bootstrap_servers=KAFKA,
+        **ACCESS.aiokafka(),
         group_id=f"bench-{name}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -218,8 +219,8 @@ async def bare_no_store(name: str, batch: list[TopupRecorded]) -> float:
 async def kit_no_store(name: str, batch: list[TopupRecorded], with_inbox: bool) -> float:
     source = await load_only(name, batch)
     group = ConsumerGroup(name=f"bench-{name}", topics=(source,), handles=(TopupRecorded,))
-    await ensure_topics(KAFKA, [group.dead_letter])
-    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    await ensure_topics(ACCESS, [group.dead_letter])
+    redis, publisher = create_redis(REDIS), EventPublisher(ACCESS, "bench")
     await publisher.start()
     done, seen, started = asyncio.Event(), 0, 0.0
 
@@ -232,7 +233,7 @@ async def kit_no_store(name: str, batch: list[TopupRecorded], with_inbox: bool) 
 
     inbox = Inbox(redis, group.name, 3600) if with_inbox else NoInbox()
     consumer = EventConsumer(group, no_op, service="bench", inbox=inbox, publisher=publisher)
-    broker = KafkaBroker(KAFKA, logger=None)
+    broker = KafkaBroker(ACCESS.bootstrap, security=ACCESS.faststream(), logger=None)
     consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50, fetch_max_wait_ms=50)
     await broker.start()
     await done.wait()

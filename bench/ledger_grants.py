@@ -24,12 +24,13 @@ from account_service.store import INDEXES, SUBSCRIBERS
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.loyalty import RedemptionGranted, RedemptionRefused
+from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.testing import points_redeemed, topup_recorded, vas_charge_requested
 
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+ACCESS = KafkaAccess.local("bench")  # the broker authenticates every client (servicekit.kafka.access)
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 BATCH = 500
 
@@ -69,8 +70,8 @@ async def run(kind: str, make: Callable[[str, int], AnyEvent], count: int, subsc
         events=(BalanceChanged, BalanceChangeRejected, RedemptionGranted, RedemptionRefused),
         producer="bench",
     )
-    await ensure_topics(KAFKA, [sink])
-    publisher = EventPublisher(KAFKA, "bench")
+    await ensure_topics(ACCESS, [sink])
+    publisher = EventPublisher(ACCESS, "bench")
     await publisher.start()
     ledger = LedgerService(store, publisher, sink)
     # Money first, so every data-pack charge is paid (the same one top-up per subscriber).

@@ -35,6 +35,7 @@ from mobi_contracts import ConsumerGroup, Topic
 from mobi_contracts.events.payment import TopupRecorded
 from mobi_contracts.topics import LOYALTY_EVENTS
 from servicekit.app import tune_gc
+from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
@@ -43,7 +44,7 @@ from servicekit.mongo import Store
 from servicekit.redis_client import create_redis
 from servicekit.testing import topup_recorded
 
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+ACCESS = KafkaAccess.local("bench")  # the broker authenticates every client (servicekit.kafka.access)
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BATCH = 500
@@ -70,7 +71,7 @@ async def loyalty(name: str, batch: list[TopupRecorded], numbers: list[str]) -> 
     source = await load_only(name, batch)
     sink = Topic(name=f"bench.{name}.out", description="", events=LOYALTY_EVENTS.events, producer="bench")
     group = ConsumerGroup(name=f"bench-{name}", topics=(source,), handles=(TopupRecorded,))
-    await ensure_topics(KAFKA, [sink, group.dead_letter])
+    await ensure_topics(ACCESS, [sink, group.dead_letter])
     store = Store(MONGO, f"bench_{name}", app_name="bench")
     await store.connect()
     await store.ensure_indexes(INDEXES)
@@ -78,7 +79,7 @@ async def loyalty(name: str, batch: list[TopupRecorded], numbers: list[str]) -> 
     await store.insert_new(
         WALLETS, [{"_id": m, **to_document(Wallet(msisdn=m, enrolled_at=enrolled))} for m in numbers]
     )
-    redis, publisher = create_redis(REDIS), EventPublisher(KAFKA, "bench")
+    redis, publisher = create_redis(REDIS), EventPublisher(ACCESS, "bench")
     await publisher.start()
     ledger = PointsLedger(store, publisher, "bench", sink)
     programme = Programme(
@@ -103,7 +104,7 @@ async def loyalty(name: str, batch: list[TopupRecorded], numbers: list[str]) -> 
     consumer = EventConsumer(
         group, counting, service="bench", inbox=Inbox(redis, group.name, 3600), publisher=publisher
     )
-    broker = KafkaBroker(KAFKA, logger=None)
+    broker = KafkaBroker(ACCESS.bootstrap, security=ACCESS.faststream(), logger=None)
     consumer.subscribe(broker, max_records=BATCH, batch_timeout_ms=50, fetch_max_wait_ms=50)
     await broker.start()
     await done.wait()

@@ -47,7 +47,7 @@ async def members(count: int) -> list[tuple[str, str]]:
     settings = LoyaltySettings()
     store = Store(settings.mongodb_url, settings.database_name, app_name="bench")
     await store.connect()
-    ledger = PointsLedger(store, EventPublisher(settings.kafka_bootstrap, "bench"), "bench")
+    ledger = PointsLedger(store, EventPublisher(settings.kafka_access, "bench"), "bench")
     joined = datetime.now(UTC) - timedelta(days=1)
     tokens = []
     carrier = httpx.AsyncHTTPTransport(local_address="127.0.0.2")

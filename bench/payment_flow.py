@@ -42,6 +42,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from servicekit.internal_keys import caller_headers
+from servicekit.kafka.access import KafkaAccess
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 ACCOUNT = os.environ.get("ACCOUNT_URL", "http://127.0.0.1:8101")
@@ -49,7 +50,7 @@ PAYMENT = os.environ.get("PAYMENT_URL", "http://127.0.0.1:8103")
 # The operators' tools call internal routes as "ops" (local key unless OPS_INTERNAL_KEY is set).
 OPS_HEADERS = caller_headers("ops", os.environ.get("OPS_INTERNAL_KEY") or None)
 PROVIDER = os.environ.get("PROVIDER_URL", "http://127.0.0.1:8192")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+ACCESS = KafkaAccess.local("ops")  # the broker authenticates every client (servicekit.kafka.access)
 PAYER = "84901234567"
 STAGES = ("notification", "to handler", "settle+relay", "kafka hop", "account", "total", "total (ours)")
 CARD = "4111111111111111"  # sandbox: Visa, approved, no 3-D Secure
@@ -72,7 +73,7 @@ class Watcher:
         consumer = AIOKafkaConsumer(
             "payment.events.v1",
             "account.events.v1",
-            bootstrap_servers=KAFKA,
+            **ACCESS.aiokafka(),
             auto_offset_reset="latest",
             group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
         )

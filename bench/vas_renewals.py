@@ -43,6 +43,7 @@ from mobi_contracts.events.vas import VasChargeRequested
 from mobi_contracts.topics import ACCOUNT_EVENTS, VAS_EVENTS
 from servicekit.app import tune_gc
 from servicekit.idempotency import IdempotencyKeys
+from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
@@ -56,7 +57,7 @@ from vas_service.renewals import WATERMARK, Renewals
 from vas_service.store import CONSENTS, INDEXES, RUNS
 from vas_service.subscriptions import VasService
 
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+ACCESS = KafkaAccess.local("bench")  # the broker authenticates every client (servicekit.kafka.access)
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHUNK = 2000
@@ -137,9 +138,17 @@ def stand_in_answers(events: list[AnyEvent]) -> list[AnyEvent]:
 
 
 async def vas_path(n: int, run: str, stand_in: bool) -> dict[str, float]:
-    vas_topic = Topic(name=f"bench.{run}.vas", description="", events=VAS_EVENTS.events, producer="bench")
+    # The services' own code publishes here under their names (the bench's Kafka principal
+    # writes the bench.* topics); the stand-in account answers as "bench-account".
+    vas_topic = Topic(
+        name=f"bench.{run}.vas", description="", events=VAS_EVENTS.events, producer="vas-service"
+    )
     acct_topic = Topic(
-        name=f"bench.{run}.account", description="", events=ACCOUNT_EVENTS.events, producer="bench"
+        name=f"bench.{run}.account",
+        description="",
+        events=ACCOUNT_EVENTS.events,
+        producer="account-service",
+        also_produced_by=("bench-account",),
     )
     ledger_group = ConsumerGroup(
         name=f"bench-{run}-account", topics=(vas_topic,), handles=(VasChargeRequested,)
@@ -147,12 +156,12 @@ async def vas_path(n: int, run: str, stand_in: bool) -> dict[str, float]:
     answers_group = ConsumerGroup(
         name=f"bench-{run}-vas", topics=(acct_topic,), handles=(BalanceChanged, BalanceChangeRejected)
     )
-    await ensure_topics(KAFKA, [vas_topic, acct_topic, ledger_group.dead_letter, answers_group.dead_letter])
+    await ensure_topics(ACCESS, [vas_topic, acct_topic, ledger_group.dead_letter, answers_group.dead_letter])
     vas_store = Store(MONGO, f"bench_vas_{run}", app_name="bench-vas")
     acct_store = Store(MONGO, f"bench_account_{run}", app_name="bench-account")
     redis = create_redis(REDIS)
-    publisher = EventPublisher(KAFKA, "bench")
-    broker = KafkaBroker(KAFKA, logger=None)
+    publisher = EventPublisher(ACCESS, "bench")
+    broker = KafkaBroker(ACCESS.bootstrap, security=ACCESS.faststream(), logger=None)
     try:
         for store, indexes in ((vas_store, INDEXES), (acct_store, ACCOUNT_INDEXES)):
             await store.connect()
@@ -230,14 +239,14 @@ async def baseline(n: int, run: str) -> float:
     """N requests out, the same inserts, N answers back, N consent inserts: no service logic."""
     out_topic, back_topic = f"bench.{run}.base-out", f"bench.{run}.base-back"
     await ensure_topics(
-        KAFKA, [Topic(name=t, description="", events=(), producer="bench") for t in (out_topic, back_topic)]
+        ACCESS, [Topic(name=t, description="", events=(), producer="bench") for t in (out_topic, back_topic)]
     )
     store = Store(MONGO, f"bench_vasbase_{run}", app_name="bench-base")
     await store.connect()
     for name in ("claims", "schedule", "consents"):
         await store.db.create_collection(name)
     tune_store()
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(**ACCESS.aiokafka(), acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     now = datetime.now(UTC)
     payload = orjson.dumps(
@@ -247,7 +256,7 @@ async def baseline(n: int, run: str) -> float:
     async def relay(topic: str, group: str, write: str, answer: str | None) -> None:
         consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=KAFKA,
+            **ACCESS.aiokafka(),
             group_id=group,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -296,7 +305,7 @@ async def baseline(n: int, run: str) -> float:
 
 
 async def delete_topics(names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, client_id="bench-cleanup")
+    admin = AIOKafkaAdminClient(**ACCESS.aiokafka(), client_id="bench-cleanup")
     await admin.start()
     try:
         await admin.delete_topics(names)

@@ -40,6 +40,8 @@ PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 
 # Real MongoDB / Kafka / Redis elsewhere: set these and the local ones are not started.
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+# The broker's CA and every principal's password (servicekit.kafka.credentials, made by make up).
+export KAFKA_SECRETS_DIR="${KAFKA_SECRETS_DIR:-$STATE/secrets/kafka}"
 if [[ -z "${MM_ENV_LOADED:-}" ]]; then  # decided once, by the user's environment
   export MM_ENV_LOADED=1
   export MONGODB_URL_EXTERNAL="${MONGODB_URL:-}"

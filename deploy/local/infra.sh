@@ -5,36 +5,29 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
+# The broker authenticates every client (SASL/SCRAM-SHA-512 over TLS) and authorises it by the
+# ACLs `servicekit.kafka.admin` derives from contracts: no listener takes an anonymous client
+# (servicekit/kafka/broker_config.py writes the configuration). Credentials and TLS material
+# come from `servicekit.kafka.credentials` ($KAFKA_SECRETS_DIR); the storage is formatted with
+# the SCRAM users admin and broker; the other users are added by the admin tool once it is up.
 kafka_up() {
   if [[ -n "${KAFKA_EXTERNAL:-}" ]]; then log "using external Kafka at $KAFKA_BOOTSTRAP"; return; fi
   local dir="$CACHE/kafka-$KAFKA_VERSION" data="$DATA/kafka" conf="$DATA/kafka/server.properties"
+  local s="$KAFKA_SECRETS_DIR" scram
   mkdir -p "$data"
-  cat >"$conf" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=$data/logs
-# Topics come only from contracts' declarations (make topics), never from a typo.
-auto.create.topics.enable=false
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-log.retention.hours=168
-PROPS
+  "$PY" -m servicekit.kafka.credentials "$s" >/dev/null
+  "$PY" -m servicekit.kafka.broker_config --secrets "$s" --log-dirs "$data/logs" --out "$conf" \
+    --port "$KAFKA_PORT" --controller-port "$KAFKA_CONTROLLER_PORT"
   if [[ ! -f "$data/logs/meta.properties" ]]; then
-    log "formatting Kafka storage"
-    java -cp "$dir/libs/*" kafka.tools.StorageTool format \
-      -t "$(java -cp "$dir/libs/*" kafka.tools.StorageTool random-uuid)" -c "$conf" >>"$LOGS/kafka.log" 2>&1
+    log "formatting Kafka storage (SCRAM users admin and broker)"
+    mapfile -t scram < <("$PY" -m servicekit.kafka.broker_config --secrets "$s" --log-dirs - --format-args)
+    java -cp "$dir/libs/*" kafka.tools.StorageTool format -c "$conf" \
+      -t "$(java -cp "$dir/libs/*" kafka.tools.StorageTool random-uuid)" "${scram[@]}" >>"$LOGS/kafka.log" 2>&1
+    sha256sum "$s/users/admin" | cut -c1-16 >"$data/credentials.id"
+  elif [[ ! -f "$data/credentials.id" ]]; then
+    die "Kafka's data in $data predates authentication on the bus (no SCRAM users): make clean, then make up"
+  elif [[ $(sha256sum "$s/users/admin" | cut -c1-16) != $(<"$data/credentials.id") ]]; then
+    die "Kafka's data in $data was formatted with other credentials than $s: make clean, then make up"
   fi
   start_bg kafka java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/deploy/local/conf/kafka-log4j2.yaml" \

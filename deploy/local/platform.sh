@@ -82,8 +82,11 @@ apps_up() {
     [[ $# -eq 0 || $only == *" $name "* ]] || continue
     [[ -x "$ROOT/.venv/bin/$cmd" ]] || { log "skipping $name: $cmd not installed"; continue; }
     key_var="GATEWAY_KEY_${name^^}" && key_var=${key_var//-/_}
+    # A service reaches Kafka as its own principal (the password make up generated for it).
+    local kafka=()
+    [[ $cmd != *-service ]] || kafka=(KAFKA_PASSWORD_FILE="$KAFKA_SECRETS_DIR/users/$cmd" KAFKA_CA_FILE="$KAFKA_SECRETS_DIR/ca.pem")
     # shellcheck disable=SC2086
-    start_bg "$name" env $env ${!key_var:+GATEWAY_KEY=${!key_var}} "$ROOT/.venv/bin/$cmd"
+    start_bg "$name" env $env "${kafka[@]}" ${!key_var:+GATEWAY_KEY=${!key_var}} "$ROOT/.venv/bin/$cmd"
   done < <(service_table)
   while read -r name port cmd env; do
     [[ $# -eq 0 || $only == *" $name "* ]] || continue
@@ -100,7 +103,7 @@ apps_down() {
 up() {
   "$HERE/install.sh" all
   "$HERE/infra.sh" up
-  log "creating topics"
+  log "Kafka principals, ACLs and topics (from contracts)"
   "$PY" -m servicekit.kafka.admin --bootstrap "$KAFKA_BOOTSTRAP" >/dev/null
   "$PY" -m servicekit.auth "$SECRETS" >/dev/null
   apps_up

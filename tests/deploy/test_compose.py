@@ -44,7 +44,7 @@ def environment(service: dict) -> dict[str, str]:
 
 def test_every_part_is_there(compose: dict) -> None:
     assert compose["name"] == "mymobifone"
-    expected = {*SERVICES, "kafka", "mongo", "redis", "init", *SANDBOXES}
+    expected = {*SERVICES, "kafka", "kafka-secrets", "mongo", "redis", "init", *SANDBOXES}
     expected |= {"render-config", "gateway", "prometheus"}
     assert set(compose["services"]) == expected
 
@@ -57,6 +57,19 @@ def test_kafka_is_a_single_kraft_node_without_auto_create(compose: dict) -> None
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert "healthcheck" in kafka
+
+
+def test_kafka_runs_the_generated_secure_configuration_and_services_read_their_own_password(
+    compose: dict,
+) -> None:
+    kafka = compose["services"]["kafka"]
+    assert "/run/kafka/server.properties" in kafka["command"][0]
+    assert "servicekit.kafka.broker_config" in compose["services"]["kafka-secrets"]["command"][0]
+    assert "--command-config /run/kafka/admin.properties" in kafka["healthcheck"]["test"][1]
+    for name in SERVICES:
+        service = compose["services"][name]
+        assert environment(service)["KAFKA_SECRETS_DIR"] == "/run/kafka"
+        assert "kafka-secrets:/run/kafka:ro" in service["volumes"]
 
 
 def test_real_mongodb_and_redis(compose: dict) -> None:
@@ -144,7 +157,7 @@ def test_one_parameterised_dockerfile_builds_every_image(compose: dict) -> None:
     """The per-package Dockerfiles were copies of one another: one recipe, PACKAGE/COMMAND/PORT."""
     assert not list(ROOT.glob("services/*/Dockerfile")) and not list(ROOT.glob("sandboxes/*/Dockerfile"))
     built = {name: s["build"] for name, s in compose["services"].items() if "build" in s}
-    assert set(built) == {*SERVICES, *SANDBOXES, "init"}
+    assert set(built) == {*SERVICES, *SANDBOXES, "init", "kafka-secrets"}
     assert {b["dockerfile"] for b in built.values()} == {"deploy/docker/Dockerfile"}
     assert (ROOT / "deploy" / built["init"]["context"] / built["init"]["dockerfile"]).resolve() == DOCKERFILE
     instructions = dockerfile_instructions()

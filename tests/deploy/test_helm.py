@@ -357,7 +357,12 @@ def test_a_disabled_service_gets_no_keys() -> None:
 
 
 def test_existing_secret_is_used_instead_of_creating_one() -> None:
-    docs = render("kafka.bootstrap=k:9092", "secrets.existingSecret=platform-secrets", values=None)
+    docs = render(
+        "kafka.bootstrap=k:9092",
+        "kafka.security.caSecret=k-cluster-ca-cert",
+        "secrets.existingSecret=platform-secrets",
+        values=None,
+    )
     assert not find(docs, "Secret")
     env = env_of(container(one(docs, "Deployment", f"{PREFIX}-account"), "account"))
     assert env["MONGODB_URL"] == {"secretKeyRef": {"name": "platform-secrets", "key": "mongodb-url"}}
@@ -623,3 +628,49 @@ def test_packaged_chart_carries_the_shared_files(tmp_path: Path) -> None:
     rendered = helm("template", RELEASE, str(package), "-f", str(CI_VALUES), "--kube-version", KUBE)
     assert rendered.returncode == 0, rendered.stderr
     assert "proxy_pass http://gw_account;" in rendered.stdout
+
+
+# --- Kafka: each service its own principal, the ACLs of the contracts as Strimzi users -------
+
+
+def test_each_service_reaches_kafka_as_its_own_principal_with_mounted_credentials() -> None:
+    docs = render()
+    for name in SERVICES:
+        pod = one(docs, "Deployment", f"{PREFIX}-{name}")["spec"]["template"]["spec"]
+        env = env_of(container(one(docs, "Deployment", f"{PREFIX}-{name}"), name))
+        assert env["KAFKA_USERNAME"] == f"{name}-service"
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_PASSWORD_FILE"].startswith("/etc/mymobifone/kafka-user/")
+        volumes = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+        assert volumes["kafka-user"]["secretName"] == f"{name}-service"
+        assert volumes["kafka-user"]["items"] == [{"key": "password", "path": "password"}]
+        assert volumes["kafka-ca"]["secretName"] == "data-kafka-cluster-ca-cert"
+        assert "KAFKA_PASSWORD" not in env, "a password never travels as an environment variable"
+
+
+def test_kafka_users_carry_exactly_the_acls_the_contracts_imply() -> None:
+    from servicekit.kafka.acls import strimzi_users
+
+    users = {d["metadata"]["name"]: d for d in find(render(), "KafkaUser")}
+    wanted = strimzi_users()
+    assert set(users) == set(wanted)
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "data-kafka"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["acls"] == wanted[name], name
+
+
+def test_a_disabled_service_gets_no_kafka_user() -> None:
+    users = {d["metadata"]["name"] for d in find(render("services.stores.enabled=false"), "KafkaUser")}
+    assert "stores-service" not in users and "account-service" in users
+
+
+def test_the_topics_job_creates_topics_only_as_its_own_principal() -> None:
+    job = one(render(), "Job", f"{PREFIX}-topics")
+    [topics] = job["spec"]["template"]["spec"]["containers"]
+    assert "--topics-only" in topics["command"]
+    assert env_of(topics)["KAFKA_USERNAME"] == "mymobifone-topics"
+
+
+def test_the_brokers_ca_is_required() -> None:
+    assert "kafka.security.caSecret is required" in render_error("kafka.security.caSecret=")

@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from servicekit.internal_keys import caller_headers
+from servicekit.kafka.publisher import EventPublisher
+from servicekit.testing import kafka_access
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080")
 ACCOUNT = os.environ.get("ACCOUNT_URL", "http://127.0.0.1:8101")
@@ -52,6 +54,16 @@ async def wifi() -> AsyncIterator[httpx.AsyncClient]:
     address = f"127.{random.randint(10, 250)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
     async with client_from(address) as client:
         yield client
+
+
+@pytest.fixture
+async def ocs() -> AsyncIterator[EventPublisher]:
+    """The operator's online charging system (an outside party): it publishes rated usage on
+    network.usage.v1 as its own Kafka principal, `ocs-mediation`, which may write nothing else."""
+    publisher = EventPublisher(kafka_access("ocs-mediation"), "ocs-mediation")
+    await publisher.start()
+    yield publisher
+    await publisher.stop()
 
 
 @pytest.fixture

@@ -67,3 +67,25 @@ async def payment(client: httpx.AsyncClient, auth: dict[str, str], payment_id: s
     assert r.status_code == 200, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+async def main_balance(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
+    r = await client.get("/api/v1/me/balances", headers=auth)
+    assert r.status_code == 200, r.text
+    return int(r.json()["main"]["balance_vnd"])
+
+
+async def top_up(client: httpx.AsyncClient, auth: dict[str, str], amount: int) -> None:
+    """Money in as a subscriber gets it: a card top-up through the payment service, paid at the
+    provider sandbox, returning once the account service has credited it (no service played)."""
+    from servicekit.testing import eventually
+
+    before = await main_balance(client, auth)
+    started = await start_topup(client, auth, amount)
+    assert started.status_code == 201, started.text
+    assert (await pay(started.json()["payment_url"], APPROVED_VISA))["response_code"] == "00"
+
+    async def credited() -> bool:
+        return await main_balance(client, auth) >= before + amount
+
+    await eventually(credited, timeout=30)

@@ -1,8 +1,12 @@
-"""Balance events on real Kafka, observed through the API: replays change nothing, poison
-messages go to the dead-letter topic and the consumer goes on."""
+"""Balance events on real Kafka, observed through the API. Money comes in as a subscriber's
+does (a card top-up through the payment service); the only party the tests play is the
+operator's charging system (`ocs`, an outside producer with its own Kafka principal). Usage
+beyond the balance is refused, poison and forged records go to the dead-letter topic with
+their reason, change nothing, and the consumer goes on."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -10,105 +14,118 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
-from mobi_contracts.events.payment import TopupRecorded
-from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, NETWORK_USAGE, PAYMENT_EVENTS
+from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, NETWORK_USAGE
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.testing import KAFKA, eventually, topup_recorded
+from servicekit.testing import eventually, kafka_client_options, topup_recorded
 
 from .conftest import header_login
+from .payments import main_balance, top_up
 
 pytestmark = pytest.mark.e2e
+DLQ = ACCOUNT_LEDGER_GROUP.dead_letter.name
 
 
-def topup(msisdn: str, amount: int, topup_id: str) -> TopupRecorded:
-    return topup_recorded(msisdn, amount, topup_id, producer="e2e-tests", correlation_id=f"e2e-{topup_id}")
-
-
-async def balance(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
-    r = await client.get("/api/v1/me/balances", headers=auth)
-    assert r.status_code == 200, r.text
-    return int(r.json()["main"]["balance_vnd"])
-
-
-async def test_a_replayed_topup_event_changes_the_balance_once(
-    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
-) -> None:
-    auth = await header_login(carrier, subscriber)
-    event = topup(subscriber, 30_000, f"E2E-{subscriber}")
-    await publisher.publish(PAYMENT_EVENTS.name, [event])
-    await eventually(lambda: _is(carrier, auth, 30_000))
-    await publisher.publish(PAYMENT_EVENTS.name, [event, event])
-    await publisher.publish(
-        PAYMENT_EVENTS.name, [topup(subscriber, 30_000, f"E2E-{subscriber}")]
-    )  # new id, same top-up
-    marker = topup(subscriber, 1_000, f"E2E-marker-{subscriber}")
-    await publisher.publish(PAYMENT_EVENTS.name, [marker])
-    await eventually(
-        lambda: _is(carrier, auth, 31_000)
-    )  # the marker after the replays applied: they were seen
-    history = (await carrier.get("/api/v1/me/topups", headers=auth)).json()["items"]
-    assert sorted(h["amount_vnd"] for h in history) == [1_000, 30_000]
+def call(msisdn: str, charge: int, producer: str = "ocs-mediation") -> UsageRecorded:
+    return UsageRecorded.new(
+        subject=msisdn,
+        data=UsageRecordedData(
+            usage_id=f"CDR-{uuid.uuid4().hex[:12]}",
+            kind="voice",
+            quantity=60,
+            unit="seconds",
+            charge_vnd=charge,
+            started_at=datetime.now(UTC),
+        ),
+        producer=producer,
+        correlation_id=f"cdr-{uuid.uuid4().hex[:8]}",
+    )
 
 
 async def test_usage_beyond_the_balance_is_refused_and_shows_nowhere(
-    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
+    carrier: httpx.AsyncClient, subscriber: str, ocs: EventPublisher
 ) -> None:
     auth = await header_login(carrier, subscriber)
-    await publisher.publish(PAYMENT_EVENTS.name, [topup(subscriber, 2_000, f"E2E-u-{subscriber}")])
-    await eventually(lambda: _is(carrier, auth, 2_000))
-    now = datetime.now(UTC)
-    calls = [
-        UsageRecorded.new(
-            subject=subscriber,
-            data=UsageRecordedData(
-                usage_id=f"CDR-{subscriber}-{n}",
-                kind="voice",
-                quantity=60,
-                unit="seconds",
-                charge_vnd=charge,
-                started_at=now,
-            ),
-            producer="ocs-mediation",
-            correlation_id=f"cdr-{n}",
-        )
-        for n, charge in enumerate([1_500, 1_000, 400])
-    ]
-    await publisher.publish(NETWORK_USAGE.name, calls)
+    await top_up(carrier, auth, 10_000)
+    await ocs.publish(NETWORK_USAGE.name, [call(subscriber, c) for c in (9_500, 1_000, 400)])
     await eventually(lambda: _charges(carrier, auth, 2))
-    assert await balance(carrier, auth) == 100  # 2000 - 1500 - 400; the 1000 call was refused
+    assert await main_balance(carrier, auth) == 100  # 10000 - 9500 - 400; the 1000 call was refused
     items = (await carrier.get("/api/v1/me/charges", headers=auth)).json()["items"]
-    assert sorted(i["amount_vnd"] for i in items) == [400, 1_500]
+    assert sorted(i["amount_vnd"] for i in items) == [400, 9_500]
 
 
 async def test_a_poison_message_lands_in_the_dead_letter_topic_and_the_consumer_goes_on(
-    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
+    carrier: httpx.AsyncClient, subscriber: str, ocs: EventPublisher
 ) -> None:
     auth = await header_login(carrier, subscriber)
-    dlq = ACCOUNT_LEDGER_GROUP.dead_letter.name
-    start = await _end_offset(dlq)
-    poison = b'{"event_type": "TopupRecorded", "event_version": 1, "data": "' + subscriber.encode() + b'"}'
-    await publisher.send_raw(PAYMENT_EVENTS.name, key=subscriber.encode(), value=poison, headers=[])
-    await publisher.publish(PAYMENT_EVENTS.name, [topup(subscriber, 5_000, f"E2E-after-poison-{subscriber}")])
-    await eventually(lambda: _is(carrier, auth, 5_000))
-    letters = await _read_from(dlq, start)
-    mine = [r for r in letters if r.value == poison]
-    assert len(mine) == 1
-    headers = dict(mine[0].headers)
-    assert headers["dlq-reason"] == b"malformed"
-    assert headers["dlq-topic"] == PAYMENT_EVENTS.name.encode()
-    assert b"not an event envelope" in headers["dlq-error"]
+    await top_up(carrier, auth, 10_000)
+    start = await _end_offset(DLQ)
+    poison = b'{"event_type": "UsageRecorded", "event_version": 1, "data": "' + subscriber.encode() + b'"}'
+    await ocs.send_raw(NETWORK_USAGE.name, key=subscriber.encode(), value=poison, headers=[])
+    await ocs.publish(NETWORK_USAGE.name, [call(subscriber, 1_000)])
+    await eventually(lambda: _balance_is(carrier, auth, 9_000))
+    letter = await _letter(start, poison)
+    assert letter["dlq-reason"] == b"malformed"
+    assert letter["dlq-topic"] == NETWORK_USAGE.name.encode()
+    assert b"not an event envelope" in letter["dlq-error"]
 
 
-async def _is(client: httpx.AsyncClient, auth: dict[str, str], expected: int) -> bool:
-    return await balance(client, auth) == expected
+async def test_a_topup_forged_on_the_usage_topic_is_dead_lettered_and_credits_nothing(
+    carrier: httpx.AsyncClient, subscriber: str, ocs: EventPublisher
+) -> None:
+    """The charging system's credentials may write network.usage.v1; a credit sent there (the
+    shape of a real TopupRecorded, naming the payment service as its producer) is not the
+    topic's to carry, so the account service acts on nothing of it. The call after it, on the
+    same partition, is applied: the forged record before it was read and refused."""
+    auth = await header_login(carrier, subscriber)
+    await top_up(carrier, auth, 10_000)
+    start = await _end_offset(DLQ)
+    forged = topup_recorded(
+        subscriber, 5_000_000, f"FORGED-{uuid.uuid4().hex[:8]}", producer="payment-service"
+    )
+    await ocs.publish(NETWORK_USAGE.name, [forged, call(subscriber, 1_000)])
+    letter = await _letter(start, forged.model_dump_json().encode())
+    assert letter["dlq-reason"] == b"not_on_this_topic"
+    await eventually(lambda: _balance_is(carrier, auth, 9_000))
+    topups = (await carrier.get("/api/v1/me/topups", headers=auth)).json()["items"]
+    assert [t["amount_vnd"] for t in topups] == [10_000]
+
+
+async def test_usage_naming_another_producer_is_dead_lettered_and_debits_nothing(
+    carrier: httpx.AsyncClient, subscriber: str, ocs: EventPublisher
+) -> None:
+    auth = await header_login(carrier, subscriber)
+    await top_up(carrier, auth, 10_000)
+    start = await _end_offset(DLQ)
+    forged = call(subscriber, 7_000, producer="anyone")
+    await ocs.publish(NETWORK_USAGE.name, [forged, call(subscriber, 1_000)])
+    letter = await _letter(start, forged.model_dump_json().encode())
+    assert letter["dlq-reason"] == b"not_from_topic_owner"
+    await eventually(lambda: _balance_is(carrier, auth, 9_000))
+
+
+async def _balance_is(client: httpx.AsyncClient, auth: dict[str, str], expected: int) -> bool:
+    return await main_balance(client, auth) == expected
 
 
 async def _charges(client: httpx.AsyncClient, auth: dict[str, str], count: int) -> bool:
     return len((await client.get("/api/v1/me/charges", headers=auth)).json()["items"]) >= count
 
 
+async def _letter(start: int, value: bytes) -> dict[str, bytes]:
+    """The headers of the dead letter whose value is `value` (waiting for it)."""
+
+    async def found() -> dict[str, bytes] | None:
+        for record in await _read_from(DLQ, start):
+            if record.value == value:
+                return dict(record.headers)
+        return None
+
+    letter: dict[str, bytes] = await eventually(found)
+    return letter
+
+
 async def _end_offset(topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA)
+    consumer = AIOKafkaConsumer(**kafka_client_options())
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -118,7 +135,7 @@ async def _end_offset(topic: str) -> int:
 
 
 async def _read_from(topic: str, offset: int) -> list[object]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka_client_options())
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)

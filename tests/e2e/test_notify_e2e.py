@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from servicekit.internal_keys import caller_headers
-from servicekit.testing import eventually
+from servicekit.testing import eventually, kafka_client_options
 
 from .conftest import header_login, provision
 from .payments import APPROVED_VISA, pay, start_topup
@@ -29,7 +29,6 @@ from .payments import APPROVED_VISA, pay, start_topup
 ROOT = Path(__file__).resolve().parents[2]
 NOTIFY = os.environ.get("NOTIFY_URL", "http://127.0.0.1:8105")
 PUSH = os.environ.get("PUSH_SANDBOX_URL", "http://127.0.0.1:8193")
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGODB = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 CAMPAIGN_TOOLS = caller_headers("campaign-tools", os.environ.get("CAMPAIGN_TOOLS_INTERNAL_KEY") or None)
 
@@ -81,7 +80,7 @@ async def produce(data: dict[str, Any] | None, key: str, raw: bytes | None = Non
         "correlation_id": f"campaign-{key}",
         "data": data,
     }
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA, acks="all")
+    producer = AIOKafkaProducer(acks="all", **kafka_client_options("campaign-tools"))
     await producer.start()
     try:
         await producer.send_and_wait("promotions.v1", raw or json.dumps(envelope).encode(), key=key.encode())
@@ -228,7 +227,7 @@ async def test_an_invalid_campaign_is_dead_lettered_with_its_reason_and_the_next
     await finished(good["promotion_id"])
     assert await deliveries(push, [token]) == {token: 1}
 
-    consumer = AIOKafkaConsumer("dlq.notify-service", bootstrap_servers=KAFKA, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer("dlq.notify-service", auto_offset_reset="earliest", **kafka_client_options())
     await consumer.start()
     try:
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from mobi_contracts import parse_event
 from mobi_contracts.events.stores import FeedbackAnswered, FeedbackReceived
 from servicekit.internal_keys import caller_headers
-from servicekit.testing import KAFKA
+from servicekit.testing import kafka_client_options
 from stores_service import importer
 from stores_service.domain.catalogue import StoreRow, to_csv
 from stores_service.domain.geo import brute_force
@@ -214,7 +214,7 @@ async def test_feedback_gets_a_ticket_only_its_author_sees_and_an_answer_reaches
 
 async def events_for(msisdn: str, expect: int, timeout: float = 15) -> list[object]:
     consumer = AIOKafkaConsumer(
-        "stores.events.v1", bootstrap_servers=KAFKA, auto_offset_reset="earliest", enable_auto_commit=False
+        "stores.events.v1", auto_offset_reset="earliest", enable_auto_commit=False, **kafka_client_options()
     )
     await consumer.start()
     found: list[object] = []

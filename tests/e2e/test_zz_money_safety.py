@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
-from servicekit.testing import KAFKA
+from servicekit.testing import kafka_client_options
 
 from .conftest import ACCOUNT, PAYMENT, header_login
 from .payments import APPROVED_NCB, APPROVED_VISA, DECLINED_VISA, NO_FUNDS_VISA, VISA_3DS, pay, start_topup
@@ -110,7 +110,7 @@ async def _dump_store() -> str:
 
 async def _dump_topics() -> str:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=KAFKA, enable_auto_commit=False, auto_offset_reset="earliest"
+        enable_auto_commit=False, auto_offset_reset="earliest", **kafka_client_options()
     )
     await consumer.start()
     parts: list[str] = []

@@ -15,9 +15,10 @@ from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, PAYMENT_CREDITS_GROUP, ConsumerGroup
+from servicekit.kafka.acls import OPS
 from servicekit.kafka.admin import partitions_of, reset_to_earliest
 from servicekit.redis_client import create_redis
-from servicekit.testing import KAFKA, REDIS, eventually
+from servicekit.testing import REDIS, eventually, kafka_access, kafka_client_options
 
 pytestmark = [pytest.mark.e2e, pytest.mark.last]
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +55,8 @@ async def money_state() -> dict[str, object]:
 
 async def offsets(group: ConsumerGroup) -> tuple[int, int, int]:
     """(records in the group's topics, committed position summed, end offsets summed)."""
-    partitions = await partitions_of(KAFKA, [t.name for t in group.topics])
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group.name, enable_auto_commit=False)
+    partitions = await partitions_of(kafka_access(OPS), [t.name for t in group.topics])
+    consumer = AIOKafkaConsumer(group_id=group.name, enable_auto_commit=False, **kafka_client_options())
     await consumer.start()
     try:
         first = await consumer.beginning_offsets(partitions)
@@ -89,7 +90,7 @@ async def test_replaying_every_money_consumer_from_the_earliest_offset_changes_n
     for app, group in groups.items():
         platform("stop-app", app)
         try:
-            await reset_to_earliest(KAFKA, group.name, [t.name for t in group.topics])
+            await reset_to_earliest(kafka_access(OPS), group.name, [t.name for t in group.topics])
             # As if Redis had lost its data too: the store alone must stop the replay.
             forgotten = [key async for key in redis.scan_iter(match=f"inbox:{group.name}:*")]
             if forgotten:

@@ -25,6 +25,7 @@ from servicekit.testing import (
     make_topic,
     read_all,
     topup_recorded,
+    vas_charge_requested,
 )
 from servicekit.testing import consuming as kit_consuming
 
@@ -237,18 +238,21 @@ async def test_a_store_outage_is_waited_out_and_never_dead_lettered(
     topic = await make_topic(f"test.outage.{unique}", (TopupRecorded,), partitions=1)
     group = await make_group(f"test-outage-{unique}", (topic,), (TopupRecorded,))
     events = [topup(i) for i in range(5)]
-    outage_ends = asyncio.get_running_loop().time() + 2.0
+    outage_ends: list[float] = []  # the store is down for two seconds from the first batch on
     applied: list[str] = []
     health: list[bool] = []
 
     async def store_down_for_two_seconds(batch: list[Envelope]) -> None:
-        if asyncio.get_running_loop().time() < outage_ends:
+        now = asyncio.get_running_loop().time()
+        if not outage_ends:
+            outage_ends.append(now + 2.0)
+        if now < outage_ends[0]:
             raise OperationFailure("failed to connect to `user=ferretdb database=ferretdb`", code=1)
         applied.extend(str(e.event_id) for e in batch)
 
     async with consuming(group, store_down_for_two_seconds, redis, publisher) as consumer:
         await publisher.publish(topic.name, events)
-        await eventually(lambda: not consumer.healthy, timeout=5)
+        await eventually(lambda: not consumer.healthy, timeout=30)
         health.append(consumer.healthy)
         await eventually(lambda: len(applied) == 5, timeout=15)
         health.append(consumer.healthy)
@@ -288,3 +292,34 @@ def test_the_kit_runs_on_the_faststream_release_whose_nack_it_relies_on() -> Non
     # test_failed_message_is_not_skipped_when_later_messages_on_its_partition_succeed proves the
     # behaviour on real Kafka; an upgrade must be made on purpose, with that test re-run.
     assert importlib.metadata.version("faststream") == "0.7.8"
+
+
+async def test_events_of_another_producer_or_type_than_the_topic_declares_are_dead_lettered_unapplied(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    """Provenance: the topic carries TopupRecorded from `tests` only. A TopupRecorded naming
+    another producer, and an event of a type the group handles but this topic does not
+    carry, change nothing and are dead-lettered with the reason; the good one after them is
+    applied."""
+    from mobi_contracts.events.vas import VasChargeRequested
+
+    topic = await make_topic(f"test.provenance.{unique}", (TopupRecorded,), partitions=1)
+    group = await make_group(f"test-provenance-{unique}", (topic,), (TopupRecorded, VasChargeRequested))
+    forged = topup_recorded("84901234567", 5_000_000, "forged", producer="anyone")
+    stray = vas_charge_requested("84901234567", "sub-X:0", 1000, producer="tests")
+    good = topup(1)
+    applied: list[str] = []
+
+    async def record(batch: list[Envelope]) -> None:
+        applied.extend(str(e.event_id) for e in batch)
+
+    async with consuming(group, record, redis, publisher):
+        await publisher.publish(topic.name, [forged, stray, good])
+        await eventually(lambda: applied)
+        letters = await read_all(group.dead_letter.name, expect=2)
+    assert applied == [str(good.event_id)]
+    reasons = {orjson.loads(r.value)["event_id"]: dict(r.headers)["dlq-reason"] for r in letters}
+    assert reasons == {
+        str(forged.event_id): b"not_from_topic_owner",
+        str(stray.event_id): b"not_on_this_topic",
+    }

@@ -326,3 +326,45 @@ topologySpreadConstraints:
       matchLabels:
         {{- include "mymobifone.selectorLabels" . | nindent 8 }}
 {{- end -}}
+
+{{/* Kafka as a principal: its name, and where its password and the brokers' CA are mounted
+     (servicekit KitSettings: KAFKA_USERNAME, KAFKA_PASSWORD_FILE, KAFKA_CA_FILE). (list $ principal) */}}
+{{- define "mymobifone.kafkaEnv" -}}
+- name: KAFKA_SECURITY_PROTOCOL
+  value: SASL_SSL
+- name: KAFKA_USERNAME
+  value: {{ index . 1 | quote }}
+- name: KAFKA_PASSWORD_FILE
+  value: /etc/mymobifone/kafka-user/password
+- name: KAFKA_CA_FILE
+  value: /etc/mymobifone/kafka-ca/ca.crt
+{{- end -}}
+
+{{- define "mymobifone.kafkaMounts" -}}
+- name: kafka-user
+  mountPath: /etc/mymobifone/kafka-user
+  readOnly: true
+- name: kafka-ca
+  mountPath: /etc/mymobifone/kafka-ca
+  readOnly: true
+{{- end -}}
+
+{{/* (list $ principal) */}}
+{{- define "mymobifone.kafkaVolumes" -}}
+{{- $root := index . 0 -}}
+{{- $principal := index . 1 -}}
+{{- $sec := $root.Values.kafka.security -}}
+- name: kafka-user
+  secret:
+    secretName: {{ get ($sec.userSecrets | default dict) $principal | default $principal }}
+    defaultMode: 0400
+    items:
+      - key: password
+        path: password
+- name: kafka-ca
+  secret:
+    secretName: {{ $sec.caSecret }}
+    items:
+      - key: {{ $sec.caKey | default "ca.crt" }}
+        path: ca.crt
+{{- end -}}

@@ -4,6 +4,9 @@
 {{- if not .Values.kafka.bootstrap -}}
 {{- fail "kafka.bootstrap is required (the external Kafka's bootstrap servers)" -}}
 {{- end -}}
+{{- if not .Values.kafka.security.caSecret -}}
+{{- fail "kafka.security.caSecret is required: the Secret holding the brokers' CA (Strimzi: <cluster>-cluster-ca-cert)" -}}
+{{- end -}}
 {{- $known := splitList " " (include "mymobifone.knownServices" .) -}}
 {{- range $name, $_ := .Values.services -}}
 {{- if not (has $name $known) -}}

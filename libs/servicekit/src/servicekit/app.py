@@ -86,8 +86,9 @@ class Service:
         )
         self.redis = create_redis(settings.redis_url)
         # One Kafka producer per service: the broker's (see servicekit.kafka.publisher).
+        self.kafka_access = settings.kafka_access
         self.broker = producer_broker(
-            settings.kafka_bootstrap,
+            self.kafka_access,
             self.name,
             logger=logging.getLogger(f"{self.name}.broker"),
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at debug

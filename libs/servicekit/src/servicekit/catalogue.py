@@ -2,7 +2,9 @@
 
 - docs/asyncapi.json: every topic, its key, partitions and the events on it (AsyncAPI 3.0,
   built by FastStream from the contract classes);
-- docs/events/<Type>.v<N>.schema.json: the JSON Schema of each event.
+- docs/events/<Type>.v<N>.schema.json: the JSON Schema of each event;
+- deploy/helm/mymobifone/files/kafka-users.json: the bus's ACLs (servicekit.kafka.acls) as
+  Strimzi KafkaUser `acls`, which the chart renders per principal.
 
 `--check` exits non-zero when the committed files differ from what the code generates.
 """
@@ -18,6 +20,8 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from mobi_contracts import CONSUMER_GROUPS, TOPICS, channel_title
+
+from .kafka.acls import strimzi_users
 
 
 def asyncapi_document() -> dict[str, object]:
@@ -62,6 +66,9 @@ def render(root: Path) -> dict[Path, str]:
     files = {root / "asyncapi.json": json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n"}
     for name, schema in event_schemas().items():
         files[root / "events" / name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    # The bus's ACLs as Strimzi KafkaUsers, for the chart (beside docs/: <root>/../deploy/...).
+    users = root.parent / "deploy" / "helm" / "mymobifone" / "files" / "kafka-users.json"
+    files[users] = json.dumps(strimzi_users(), indent=2, sort_keys=True) + "\n"
     return files
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .kafka.access import KafkaAccess
 
 MIN_SECRET_BYTES = 32
 # Markers of the laptop-only values shipped in code, compose and the chart's examples.
@@ -28,6 +31,17 @@ class KitSettings(BaseSettings):
     http_keepalive_seconds: int = 75
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # The bus authenticates every client (SASL/SCRAM-SHA-512 over TLS) and lets a principal
+    # write only the topics it produces (servicekit.kafka.acls). The service is its own
+    # principal (`kafka_username`, default its name); the password and the broker's CA come
+    # from files mounted from Secrets in a cluster (a Strimzi KafkaUser's `password`, the
+    # cluster CA's `ca.crt`). Local profile: unset means the passwords `make up` generated
+    # (KAFKA_SECRETS_DIR). PLAINTEXT is for a throwaway broker only (the auth benchmark).
+    kafka_security_protocol: Literal["SASL_SSL", "PLAINTEXT"] = "SASL_SSL"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
     mongodb_url: str = "mongodb://127.0.0.1:27017/"
     mongodb_db: str = ""  # defaults to the service name with '_' for '-'
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -91,9 +105,32 @@ class KitSettings(BaseSettings):
                 problems.append(f"{name} is a known default")
             elif len(text.encode()) < MIN_SECRET_BYTES and name not in self.SHORT_SECRETS:
                 problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} bytes")
+        problems += self._kafka_problems()
         if problems:
             raise ValueError(f"refusing to start in environment {self.environment!r}: " + "; ".join(problems))
         return self
+
+    def _kafka_problems(self) -> list[str]:
+        if self.kafka_security_protocol != "SASL_SSL":
+            return ["kafka_security_protocol must be SASL_SSL (the bus authenticates every client)"]
+        if not (self.kafka_password.get_secret_value() or self.kafka_password_file):
+            return ["kafka_password (or kafka_password_file) is not set"]
+        return []
+
+    @property
+    def kafka_access(self) -> KafkaAccess:
+        """How this service reaches Kafka, as its own principal."""
+        from .kafka.access import KafkaAccess
+
+        principal = self.kafka_username or self.service_name
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return KafkaAccess(self.kafka_bootstrap, principal, protocol="PLAINTEXT")
+        password = self.kafka_password.get_secret_value()
+        if not password and self.kafka_password_file:
+            password = self.kafka_password_file.read_text().strip()
+        if not password:  # local profile (the validator refuses this elsewhere)
+            return KafkaAccess.local(principal, self.kafka_bootstrap)
+        return KafkaAccess(self.kafka_bootstrap, principal, password, self.kafka_ca_file)
 
     def _secrets(self) -> list[tuple[str, SecretStr]]:
         found: list[tuple[str, SecretStr]] = []

@@ -1,9 +1,11 @@
 """Pytest fixtures for tests against the real infrastructure (`pytest_plugins`).
 
 Kafka, Redis and the store come from the environment (KAFKA_BOOTSTRAP, REDIS_URL,
-MONGODB_URL), defaulting to the local platform's ports. With no MONGODB_URL but a Docker
-engine, a real MongoDB is started with testcontainers, so the same tests run on MongoDB.
-Each test gets its own topics and database, so tests do not see each other's data.
+MONGODB_URL), defaulting to the local platform's ports. Tests reach Kafka as principal
+`tests` (every topic and group whose name starts with `test`, servicekit.kafka.acls), as
+`ops` to read the platform's topics, or as the principal of the party they play. With no
+MONGODB_URL but a Docker engine, a real MongoDB is started with testcontainers, so the same
+tests run on MongoDB. Each test gets its own topics and database, so tests do not see each other's data.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from mobi_contracts.events.loyalty import PointsRedeemed, PointsRedeemedData, Re
 from mobi_contracts.events.payment import TopupMethod, TopupRecorded, TopupRecordedData
 from mobi_contracts.events.vas import DataBucketGrant, VasChargeRequested, VasChargeRequestedData
 
+from .kafka.access import KafkaAccess
+from .kafka.acls import OPS, TESTS
 from .kafka.admin import ensure_topics
 from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
 from .kafka.errors import DependencyProbe
@@ -40,11 +44,22 @@ KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def kafka_client_options(principal: str = "ops") -> dict[str, Any]:
+def kafka_access(principal: str = TESTS) -> KafkaAccess:
+    """The local platform's broker as `principal` (its generated password)."""
+    return KafkaAccess.local(principal, KAFKA)
+
+
+def kafka_client_options(principal: str = OPS) -> dict[str, Any]:
     """Options of a plain aiokafka client acting as `principal`: spread them into
     `AIOKafkaConsumer(...)` / `AIOKafkaProducer(...)` in tests and tools (never pass
     `bootstrap_servers` by hand), so the client presents that principal's credentials."""
-    return {"bootstrap_servers": KAFKA}
+    return kafka_access(principal).aiokafka()
+
+
+def kafka_broker(principal: str = TESTS) -> KafkaBroker:
+    """A FastStream broker (no logger) connected as `principal`."""
+    access = kafka_access(principal)
+    return KafkaBroker(access.bootstrap, security=access.faststream(), logger=None)
 
 
 def _docker_available() -> bool:
@@ -100,7 +115,7 @@ async def consuming(
     max_records: int = 100,
 ) -> AsyncIterator[EventConsumer]:
     """The kit's consumer of `group` on real Kafka, for the duration of the block."""
-    broker = KafkaBroker(KAFKA, logger=None)
+    broker = kafka_broker(TESTS)
     consumer = EventConsumer(
         group,
         handler,
@@ -127,7 +142,7 @@ async def redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def publisher() -> AsyncIterator[EventPublisher]:
-    p = EventPublisher(KAFKA, "tests")
+    p = EventPublisher(kafka_access(TESTS), "tests")
     await p.start()
     yield p
     await p.stop()
@@ -140,7 +155,7 @@ def unique() -> str:
 
 async def make_topic(name: str, events: tuple[type[AnyEvent], ...], partitions: int = 3) -> Topic:
     topic = Topic(name=name, description="test topic", events=events, producer="tests", partitions=partitions)
-    await ensure_topics(KAFKA, [topic])
+    await ensure_topics(kafka_access(TESTS), [topic])
     return topic
 
 
@@ -148,12 +163,12 @@ async def make_group(
     name: str, topics: tuple[Topic, ...], handles: tuple[type[AnyEvent], ...]
 ) -> ConsumerGroup:
     group = ConsumerGroup(name=name, topics=topics, handles=handles)
-    await ensure_topics(KAFKA, [group.dead_letter])
+    await ensure_topics(kafka_access(TESTS), [group.dead_letter])
     return group
 
 
 async def committed_offsets(group: str, topic: str, partitions: int) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **kafka_client_options())
     await consumer.start()
     try:
         return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
@@ -164,7 +179,7 @@ async def committed_offsets(group: str, topic: str, partitions: int) -> dict[int
 async def read_all(topic: str, *, expect: int, timeout: float = 20.0) -> list[Any]:  # noqa: ASYNC109
     """Every record of a topic from the start, waiting until `expect` have arrived."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, auto_offset_reset="earliest", enable_auto_commit=False, **kafka_client_options()
     )
     await consumer.start()
     records: list[Any] = []

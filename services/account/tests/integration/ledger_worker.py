@@ -14,20 +14,19 @@ import os
 import sys
 from pathlib import Path
 
-from faststream.kafka import KafkaBroker
-
 from account_service.ledger import Account, LedgerService
 from account_service.store import INDEXES
 from mobi_contracts import ConsumerGroup, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.payment import TopupRecorded
+from servicekit.kafka.acls import TESTS
 from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.redis_client import create_redis
+from servicekit.testing import kafka_access, kafka_broker
 
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -53,8 +52,8 @@ async def main(source: str, sink: str, group_name: str, database: str, pause: st
         name=sink, description="", events=(BalanceChanged, BalanceChangeRejected), producer="tests"
     )
     group = ConsumerGroup(name=group_name, topics=(source_topic,), handles=(TopupRecorded,))
-    broker = KafkaBroker(KAFKA, logger=None)
-    publisher = EventPublisher(KAFKA, "ledger-worker")
+    broker = kafka_broker(TESTS)
+    publisher = EventPublisher(kafka_access(TESTS), "ledger-worker")
     await publisher.start()
     redis = create_redis(REDIS)
     ledger = PausingLedger(store, publisher, sink_topic, pause_file=Path(pause) if pause else None)

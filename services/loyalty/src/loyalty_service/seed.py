@@ -63,7 +63,7 @@ async def seed(settings: LoyaltySettings) -> dict[str, int]:
                 ],
             )
         # Members enrolled with points earned over the last months (no events: demo history).
-        ledger = PointsLedger(store, EventPublisher(settings.kafka_bootstrap, "loyalty-seed"), "loyalty-seed")
+        ledger = PointsLedger(store, EventPublisher(settings.kafka_access, "loyalty-seed"), "loyalty-seed")
         members = 0
         for msisdn, points in DEMO_MEMBERS.items():
             since = now - timedelta(days=3 * 365)

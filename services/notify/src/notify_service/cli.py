@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from mobi_contracts.events.notify import PromotionPublished, PromotionPublishedData
 from mobi_contracts.topics import PROMOTIONS
 from servicekit.internal_keys import caller_headers
+from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.publisher import EventPublisher
 
 PRODUCER = "campaign-tools"
@@ -53,10 +54,12 @@ def load(path: Path) -> PromotionPublishedData:
 
 
 async def publish(data: PromotionPublishedData, bootstrap: str) -> PromotionPublished:
+    """Publish as the campaign teams' own Kafka principal (`campaign-tools`): it may write
+    promotions.v1 and nothing else (KAFKA_PASSWORD_FILE / KAFKA_CA_FILE in a cluster)."""
     event = PromotionPublished.create(
         data=data, producer=PRODUCER, correlation_id=f"promo-{data.promotion_id}-{uuid.uuid4().hex[:8]}"
     )
-    publisher = EventPublisher(bootstrap, PRODUCER)
+    publisher = EventPublisher(KafkaAccess.from_environment(PRODUCER, bootstrap), PRODUCER)
     await publisher.start()
     try:
         await publisher.publish(PROMOTIONS.name, [event])

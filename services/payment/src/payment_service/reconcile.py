@@ -313,7 +313,7 @@ class ReconcileSchedule:
 
 async def reconcile(settings: PaymentSettings, pending_after: timedelta, credit_wait: timedelta) -> Report:
     store = Store(settings.mongodb_url, settings.database_name, app_name="payment-reconcile")
-    publisher = EventPublisher(settings.kafka_bootstrap, "payment-reconcile")
+    publisher = EventPublisher(settings.kafka_access, "payment-reconcile")
     await store.connect()
     await publisher.start()
     relays = [OutboxRelay(store, publisher, settings.service_name, c) for c in (FINALS, SCRATCH_USES)]

@@ -1,12 +1,19 @@
 """Kafka administration from the declarations in `mobi_contracts`.
 
-    python -m servicekit.kafka.admin                       # create the declared topics
+    python -m servicekit.kafka.admin                       # users, ACLs and topics (make topics)
     python -m servicekit.kafka.admin --reset-offsets GROUP  # replay: GROUP from the earliest offsets
+    python -m servicekit.kafka.admin --acls                 # print the ACLs the contracts imply
+
+The admin tool connects as `admin` (a super user of the broker). It makes every principal's
+SCRAM user (the local passwords of `servicekit.kafka.credentials`), grants exactly the ACLs
+of `servicekit.kafka.acls` (and revokes grants those no longer imply), then creates the
+declared topics. In a cluster, users and ACLs are the operator's (Strimzi `KafkaUser`s
+rendered by the chart from the same derivation); the chart's topics job creates the topics.
 
 Resetting a group's offsets is how an operator replays its topics (after an incident, or to
 re-run dead letters put back on the topic); every money consumer treats a replay as a no-op
-(tests/e2e/test_zzz_ledger.py). Stop the group's consumers first: Kafka refuses to move the
-offsets of a group that has members.
+(tests/e2e/test_zzz_ledger.py). It runs as `ops`. Stop the group's consumers first: Kafka
+refuses to move the offsets of a group that has members.
 """
 
 from __future__ import annotations
@@ -15,16 +22,35 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
+from confluent_kafka import admin as rdk
 
 from mobi_contracts import CONSUMER_GROUPS, Topic, all_topics
 
+from .access import KafkaAccess, local_secrets_dir, password_path
+from .acls import ADMIN, OPS, Grant, grants, principals
+
 log = logging.getLogger(__name__)
+SCRAM_ITERATIONS = 8192
+_RESOURCE = {
+    "topic": rdk.ResourceType.TOPIC,
+    "group": rdk.ResourceType.GROUP,
+    "cluster": rdk.ResourceType.BROKER,
+}
+_PATTERN = {"literal": rdk.ResourcePatternType.LITERAL, "prefixed": rdk.ResourcePatternType.PREFIXED}
+_OPERATION = {
+    "read": rdk.AclOperation.READ,
+    "write": rdk.AclOperation.WRITE,
+    "describe": rdk.AclOperation.DESCRIBE,
+    "create": rdk.AclOperation.CREATE,
+    "delete": rdk.AclOperation.DELETE,
+    "describe_configs": rdk.AclOperation.DESCRIBE_CONFIGS,
+}
 
 
 def topic_configs(topic: Topic, replication_factor: int) -> dict[str, str]:
@@ -37,9 +63,15 @@ def topic_configs(topic: Topic, replication_factor: int) -> dict[str, str]:
     return {**topic.config(), "min.insync.replicas": str(max(1, min(2, replication_factor - 1)))}
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[Topic], replication_factor: int = 1) -> list[str]:
+def _admin_client(access: KafkaAccess) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(client_id="topic-admin", **access.aiokafka())
+
+
+async def ensure_topics(
+    access: KafkaAccess, topics: Iterable[Topic], replication_factor: int = 1
+) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="topic-admin")
+    admin = _admin_client(access)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -67,8 +99,67 @@ async def ensure_topics(bootstrap: str, topics: Iterable[Topic], replication_fac
         await admin.close()
 
 
-async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="topic-admin")
+def _binding(grant: Grant) -> rdk.AclBinding:
+    return rdk.AclBinding(
+        _RESOURCE[grant.resource],
+        grant.name,
+        _PATTERN[grant.pattern],
+        f"User:{grant.principal}",
+        "*",
+        _OPERATION[grant.operation],
+        rdk.AclPermissionType.ALLOW,
+    )
+
+
+def _wait(futures: dict[object, object], what: str) -> None:
+    for key, future in futures.items():
+        try:
+            future.result()  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise RuntimeError(f"{what} {key}: {exc}") from exc
+
+
+def ensure_users(access: KafkaAccess, names: Sequence[str], passwords: dict[str, str]) -> None:
+    """Create or update each principal's SCRAM-SHA-512 credential."""
+    client = rdk.AdminClient(access.librdkafka())
+    upserts = [
+        rdk.UserScramCredentialUpsertion(
+            name,
+            rdk.ScramCredentialInfo(rdk.ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
+            passwords[name].encode(),
+        )
+        for name in names
+        if name != ADMIN  # made when the broker's storage was formatted; its own password
+    ]
+    if upserts:
+        _wait(client.alter_user_scram_credentials(upserts, request_timeout=30), "SCRAM user")
+
+
+def sync_acls(access: KafkaAccess, wanted: Sequence[Grant]) -> tuple[int, int]:
+    """Make the broker's ACLs exactly `wanted`: create the missing, delete the others.
+    Returns (created, deleted)."""
+    client = rdk.AdminClient(access.librdkafka())
+    everything = rdk.AclBindingFilter(
+        rdk.ResourceType.ANY,
+        None,
+        rdk.ResourcePatternType.ANY,
+        None,
+        None,
+        rdk.AclOperation.ANY,
+        rdk.AclPermissionType.ANY,
+    )
+    existing = set(client.describe_acls(everything, request_timeout=30).result())
+    target = {_binding(g) for g in wanted}
+    missing, stale = target - existing, existing - target
+    if missing:
+        _wait(client.create_acls(sorted(missing, key=str), request_timeout=30), "ACL")
+    if stale:
+        _wait(client.delete_acls(sorted(stale, key=str), request_timeout=30), "ACL removal")
+    return len(missing), len(stale)
+
+
+async def partitions_of(access: KafkaAccess, topics: Iterable[str]) -> list[TopicPartition]:
+    admin = _admin_client(access)
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -77,10 +168,12 @@ async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPart
     return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
 
 
-async def reset_to_earliest(bootstrap: str, group: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+async def reset_to_earliest(
+    access: KafkaAccess, group: str, topics: Iterable[str]
+) -> dict[TopicPartition, int]:
     """Commit the earliest offset of every partition of `topics` for `group` (no members may run)."""
-    partitions = await partitions_of(bootstrap, topics)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    partitions = await partitions_of(access, topics)
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **access.aiokafka())
     await consumer.start()
     try:
         earliest = await consumer.beginning_offsets(partitions)
@@ -89,6 +182,18 @@ async def reset_to_earliest(bootstrap: str, group: str, topics: Iterable[str]) -
         return dict(earliest)
     finally:
         await consumer.stop()
+
+
+def set_up_access(admin: KafkaAccess) -> str:
+    """Users and ACLs of the local platform (passwords from the local secrets directory)."""
+    if not admin.authenticated:
+        return "no authentication on this broker: users and ACLs skipped"
+    names = principals()
+    secrets = local_secrets_dir()
+    passwords = {n: password_path(secrets, n).read_text().strip() for n in names if n != ADMIN}
+    ensure_users(admin, names, passwords)
+    created, deleted = sync_acls(admin, grants())
+    return f"{len(names)} principals; ACLs: {created} created, {deleted} removed"
 
 
 def main() -> None:
@@ -103,15 +208,27 @@ def main() -> None:
         help="replicas per partition: 1 on a single local broker, 3 in production",
     )
     parser.add_argument("--reset-offsets", metavar="GROUP", help="move GROUP to the earliest offsets")
+    parser.add_argument("--acls", action="store_true", help="print the ACLs the contracts imply and exit")
+    parser.add_argument(
+        "--topics-only", action="store_true", help="topics only (users and ACLs are the operator's)"
+    )
     args = parser.parse_args()
+    if args.acls:
+        for grant in grants(local=False):
+            print(f"{grant.principal}\t{grant.resource}\t{grant.pattern}\t{grant.name}\t{grant.operation}")
+        return
     if args.reset_offsets:
         group = next((g for g in CONSUMER_GROUPS if g.name == args.reset_offsets), None)
         if group is None:
             parser.error(f"unknown consumer group {args.reset_offsets!r}")
-        moved = asyncio.run(reset_to_earliest(args.bootstrap, group.name, [t.name for t in group.topics]))
+        ops = KafkaAccess.local(OPS, args.bootstrap)
+        moved = asyncio.run(reset_to_earliest(ops, group.name, [t.name for t in group.topics]))
         print(f"{group.name}: {len(moved)} partitions reset to the earliest offset")
         return
-    created = asyncio.run(ensure_topics(args.bootstrap, all_topics(), args.replication_factor))
+    admin = KafkaAccess.from_environment(ADMIN, args.bootstrap)
+    if not args.topics_only:
+        print(set_up_access(admin))
+    created = asyncio.run(ensure_topics(admin, all_topics(), args.replication_factor))
     names = ", ".join(created) if created else "none (all exist)"
     print(f"topics created: {names}")
 

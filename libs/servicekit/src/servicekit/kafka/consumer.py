@@ -4,7 +4,10 @@ One FastStream batch subscriber per consumer group. For each batch:
 1. parse every record into its event class. A malformed record, or an event of a type the
    group handles in a version this build does not know, is dead-lettered with the reason
    (a producer upgrade must never make money events vanish); types the group does not
-   handle are skipped;
+   handle are skipped. Provenance: an event is acted on only from the topic that carries
+   its type and only when its envelope names one of that topic's producers (whose Kafka
+   principals alone may write it); any other is dead-lettered (`not_on_this_topic`,
+   `not_from_topic_owner`) and changes nothing;
 2. drop events the inbox has seen (redeliveries, duplicate publishes; the fast path, the
    durable guard is in each handler's store);
 3. hand the rest to the service's batch handler (bulk store writes, one relay of events).
@@ -59,7 +62,8 @@ from ..metrics import (
     EVENT_DELIVERY_SECONDS,
     EVENTS_CONSUMED,
 )
-from .errors import DependencyProbe, is_outage
+from .assignor import CoPartitionAssignor
+from .errors import DependencyProbe, PoisonEvent, is_outage
 from .inbox import Inbox
 from .publisher import EventPublisher
 
@@ -124,6 +128,7 @@ class EventConsumer:
         self.probe = probe
         self._known = {(c.EVENT_TYPE, c.EVENT_VERSION): c for c in group.handles}
         self._handled_types = {c.EVENT_TYPE for c in group.handles}
+        self._topics = {topic.name: topic for topic in group.topics}
         self._outage_attempt = 0
         self.failing_since: float | None = None
         self.last_error = ""
@@ -147,6 +152,8 @@ class EventConsumer:
             fetch_max_wait_ms=fetch_max_wait_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            # One member owns partition p of every topic: one writer per subscriber.
+            partition_assignment_strategy=(CoPartitionAssignor,),
             parser=_lean_batch,
             decoder=_keep_raw,
             include_in_schema=False,  # documented with the event schemas by `document_consumer`
@@ -268,6 +275,11 @@ class EventConsumer:
             except MalformedEvent as exc:
                 parsed.rejected.append((record, "malformed", exc))
                 continue
+            distrust = self._distrust(record.topic, event)
+            if distrust is not None:
+                reason, problem = distrust
+                parsed.rejected.append((record, reason, PoisonEvent(problem)))
+                continue
             if key in parsed.sources:  # the same event twice in one batch
                 parsed.counts[(record.topic, "duplicate")] += 1
                 continue
@@ -275,6 +287,21 @@ class EventConsumer:
             parsed.keys.append(key)
             parsed.events.append(event)
         return parsed
+
+    def _distrust(self, topic_name: str, event: AnyEvent) -> tuple[str, str] | None:
+        """(reason, problem) when the event may not be acted on from this topic, else None."""
+        topic = self._topics.get(topic_name)
+        if topic is None or type(event) not in topic.events:
+            return (
+                "not_on_this_topic",
+                f"{event.event_type} v{event.event_version} is not carried by {topic_name}",
+            )
+        if event.producer not in topic.producers:
+            owners = ", ".join(topic.producers)
+            return "not_from_topic_owner", (
+                f"{event.event_type} from {event.producer!r}: only {owners} may write {topic_name}"
+            )
+        return None
 
     async def _isolate_poison(self, events: list[AnyEvent]) -> _Outcome:
         """Apply events; a data failure is narrowed down by halves to the events causing it."""

@@ -8,8 +8,9 @@ producer publishes as fast as a bare aiokafka producer; FastStream's Prometheus 
 middleware would cost about 30 %, so the kit counts published events itself
 (`events_published_total`) and does not install it.
 
-Tools and tests that have no service can pass a bootstrap address instead of a broker;
-the publisher then owns a broker with no subscribers.
+Tools and tests that have no service pass a `KafkaAccess` (the broker's address and the
+principal they publish as) instead of a broker; the publisher then owns a broker with no
+subscribers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from faststream.kafka import KafkaBroker
 from mobi_contracts import AnyEvent
 
 from ..metrics import EVENTS_PUBLISHED
+from .access import KafkaAccess
 
 
 def event_headers(event: AnyEvent) -> list[tuple[str, bytes]]:
@@ -34,10 +36,12 @@ def event_headers(event: AnyEvent) -> list[tuple[str, bytes]]:
     ]
 
 
-def producer_broker(bootstrap: str, client_id: str, **options: Any) -> KafkaBroker:
-    """A broker whose producer is safe for money events (acks=all, idempotent)."""
+def producer_broker(access: KafkaAccess, client_id: str, **options: Any) -> KafkaBroker:
+    """A broker whose producer is safe for money events (acks=all, idempotent), connected as
+    `access`'s principal."""
     return KafkaBroker(
-        bootstrap,
+        access.bootstrap,
+        security=access.faststream(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -48,10 +52,12 @@ def producer_broker(bootstrap: str, client_id: str, **options: Any) -> KafkaBrok
 
 
 class EventPublisher:
-    def __init__(self, broker: KafkaBroker | str, service: str) -> None:
+    def __init__(self, broker: KafkaBroker | KafkaAccess, service: str) -> None:
         self.service = service
-        self._owns_broker = isinstance(broker, str)
-        self.broker = producer_broker(broker, service, logger=None) if isinstance(broker, str) else broker
+        self._owns_broker = isinstance(broker, KafkaAccess)
+        self.broker = (
+            producer_broker(broker, service, logger=None) if isinstance(broker, KafkaAccess) else broker
+        )
         self._started = False
 
     async def start(self) -> None:
