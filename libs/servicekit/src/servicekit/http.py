@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api import declare_errors
 from .errors import ApiError
 from .kafka.errors import kind_of
 from .logs import correlation_id
@@ -188,14 +189,6 @@ def address_block(address: str) -> str:
     return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
-def require_internal_key(request: Request) -> None:
-    """Dependency for /internal/... routes: service-to-service calls carry X-Internal-Key."""
-    expected: str = request.app.state.internal_key
-    presented = request.headers.get("x-internal-key", "")
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise ApiError(403, "forbidden", "internal endpoint")
-
-
 def internal_callers(*allowed: str) -> Callable[[Request], str]:
     """Dependency for an /internal route: only the named callers, each with its own key.
 
@@ -203,6 +196,7 @@ def internal_callers(*allowed: str) -> Callable[[Request], str]:
     if not allowed:
         raise ValueError("name the callers an internal route accepts")
 
+    @declare_errors(403)
     def check(request: Request) -> str:
         caller = request.headers.get("x-internal-caller", "")
         presented = request.headers.get("x-internal-key", "")

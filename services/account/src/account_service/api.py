@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import ORJSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from mobi_contracts.msisdn import InvalidMsisdn, MsisdnInput, normalize_msisdn
-from servicekit.auth import Caller, CurrentCaller, current_caller
+from servicekit.api import Body
+from servicekit.auth import Caller, CurrentCaller, caller_of
 from servicekit.errors import ApiError, not_found
 from servicekit.http import client_key, internal_callers
 
@@ -28,10 +29,6 @@ FOR_DIRECTORY_READERS = [
     Depends(internal_callers("payment-service", "vas-service", "loyalty-service", "ops"))
 ]
 FOR_OPS = [Depends(internal_callers("ops"))]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 # Any Vietnamese mobile number: since number portability (2019) the prefix does not say
@@ -237,7 +234,7 @@ async def profile(caller: CurrentCaller, request: Request) -> Profile:
 
 async def _caller_with_balances(request: Request) -> Caller:
     # The app's most frequent read: the session check and the cached balances in one round trip.
-    return await current_caller(request, _queries(request).balance_cache_keys)
+    return await caller_of(request, _queries(request).balance_cache_keys)
 
 
 @me.get("/balances", response_model=BalancesOut)

@@ -138,8 +138,11 @@ async def test_each_lock_of_the_same_client_lasts_longer(
     auth: AuthService, store: Store, redis: Redis
 ) -> None:
     msisdn, who = await subscriber(store), client()
-    keys = auth._keys("pwd", msisdn, who)
-    lock_key, client_failures = keys[1], keys[3]
+    number_client, client_scope, _ = auth.limits.scopes("pwd", msisdn, who)
+    lock_key, client_failures = (
+        auth.limits.tries.keys(number_client)[1],
+        auth.limits.tries.keys(client_scope)[0],
+    )
     lengths = []
     for _ in range(2):
         for _ in range(4):

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from mobi_contracts.msisdn import MsisdnInput
+from servicekit.api import Body, IdempotencyKey, jsonable
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError, unavailable
 from servicekit.http import internal_callers
@@ -31,14 +31,7 @@ internal = APIRouter(
     prefix="/internal/v1/loyalty", tags=["internal"], dependencies=[Depends(internal_callers("ops"))]
 )
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")
-]
 MAX_POINTS = 1_000_000_000  # beyond any balance: bigger numbers are a client bug
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class TransferRequest(Body):
@@ -120,7 +113,7 @@ async def _guarded(work: Any) -> Any:
 async def enroll(caller: CurrentCaller, request: Request) -> JSONResponse:
     """Join the programme (idempotent): eligibility by the subscription's status and tenure."""
     summary, created = await _guarded(_programme(request).enroll(caller.msisdn, _cid()))
-    return JSONResponse(_jsonable(summary), status_code=201 if created else 200)
+    return JSONResponse(jsonable(summary), status_code=201 if created else 200)
 
 
 @me.get("")
@@ -181,7 +174,7 @@ async def claim_ecode(
 ) -> JSONResponse:
     """A partner offer's E-code for the member (one per member and offer, while codes last)."""
     code, created = await _offers(request).claim_code(caller.msisdn, offer_id, _cid())
-    return JSONResponse(_jsonable(code), status_code=201 if created else 200)
+    return JSONResponse(jsonable(code), status_code=201 if created else 200)
 
 
 @me.get("/ecodes")
@@ -197,7 +190,7 @@ async def request_card(
     card, created = await _offers(request).request_card(
         caller.msisdn, body.address.model_dump(), require_key(key), _cid()
     )
-    return JSONResponse(_jsonable(card), status_code=201 if created else 200)
+    return JSONResponse(jsonable(card), status_code=201 if created else 200)
 
 
 @me.get("/card-requests")
@@ -247,8 +240,3 @@ async def run_job(body: JobRun, request: Request) -> dict[str, int]:
     jobs: ProgrammeJobs = request.app.state.jobs
     report: JobReport = await _guarded(jobs.run(body.now))
     return vars(report)
-
-
-def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
-    encoded: dict[str, Any] = jsonable_encoder(doc)
-    return encoded

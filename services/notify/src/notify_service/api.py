@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mobi_contracts.events.notify import PROMOTION_ID, PromotionPublished, PromotionPublishedData
 from mobi_contracts.topics import PROMOTIONS
+from servicekit.api import Body
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import internal_callers
@@ -35,10 +36,6 @@ PromotionId = Annotated[str, Path(pattern=PROMOTION_ID)]
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 # FCM registration tokens: ~150-250 URL-safe characters; APNs device tokens: 64 hex digits.
 TOKEN_PATTERNS = {"fcm": re.compile(r"^[A-Za-z0-9_:\-]{20,4096}$"), "apns": re.compile(r"^[0-9a-fA-F]{64}$")}
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class DeviceIn(Body):

@@ -7,12 +7,13 @@ import html
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 import vnpay
 from mobi_contracts.msisdn import MsisdnInput
+from servicekit.api import Body, IdempotencyKey
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import client_address, client_key, internal_callers
@@ -28,14 +29,7 @@ internal = APIRouter(
     prefix="/internal/v1", tags=["internal"], dependencies=[Depends(internal_callers("ops"))]
 )
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")
-]
 CARD_METHODS: dict[str, Method] = {"international": "card_international", "domestic": "card_domestic"}
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class CardTopup(Body):

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mobi_contracts.events.stores import FeedbackCategory
+from servicekit.api import IdempotencyKey
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError, not_found
 from servicekit.http import internal_callers
@@ -158,9 +159,6 @@ class FeedbackIn(BaseModel):
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
         return _line(value)
-
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="optional; 8-64 chars")]
 
 
 @me.post("/feedback", status_code=201)
