@@ -189,6 +189,18 @@ def address_block(address: str) -> str:
     return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
+def site_of(client: str) -> str | None:
+    """The IPv6 /48 (one site's allocation: 65,536 /64s) a client keyed by its /64 is in, for
+    budgets a crowd of /64s must share; None for any other client."""
+    if not client.startswith("ip:"):
+        return None
+    try:
+        network = ipaddress.ip_network(client.removeprefix("ip:"), strict=False)
+    except ValueError:
+        return None
+    return str(network.supernet(new_prefix=48)) if network.version == 6 else None
+
+
 def internal_callers(*allowed: str) -> Callable[[Request], str]:
     """Dependency for an /internal route: only the named callers, each with its own key.
 

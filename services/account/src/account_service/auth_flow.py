@@ -44,8 +44,10 @@ from servicekit.auth import (
 from servicekit.errors import ApiError, unavailable
 from servicekit.mongo import Store
 
-from .domain.otp import GuessPolicy, OtpPolicy, code_digest, new_code
-from .login_limits import LOGINS, LoginLimits
+from .domain.devices import DeviceProof
+from .domain.otp import GuessPolicy, OtpPolicy
+from .login_limits import DEVICE, LOGINS, LoginLimits, is_known_device
+from .otp_codes import NO_CODE, RIGHT, WRONG, OtpCodes
 from .otp_queue import OtpQueue
 from .store import PORTAL_ACCOUNTS, SUBSCRIBERS
 
@@ -53,26 +55,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OTP_LOCKOUTS = Counter("otp_lockouts_total", "Codes burnt after too many wrong tries", ["service"])
-
-# A code is checked in Redis in one step (the try was reserved before): single use, so compare,
-# then delete on success or count the miss; a code with too many misses is burnt (the owner
-# asks for a new one; nobody is locked out by it). KEYS[1]: the code; ARGV: the digest
-# presented, the misses allowed. Returns {status, attempts left}: 0 no code, 1 right,
-# 2 wrong, -2 wrong and now burnt.
-_CHECK_CODE = """
-local digest = redis.call('HGET', KEYS[1], 'digest')
-if not digest then return {0, 0} end
-if digest == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return {1, 0}
-end
-local wrong = redis.call('HINCRBY', KEYS[1], 'wrong', 1)
-if wrong >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return {-2, 0}
-end
-return {2, tonumber(ARGV[2]) - wrong}
-"""
 
 # Refresh tokens rotate on use; presenting a rotated one again means it was stolen: the
 # whole session is revoked.
@@ -97,6 +79,7 @@ class Tokens:
     refresh_expires_in: int
     msisdn: str
     session_id: str
+    device_token: str
 
 
 @dataclass(frozen=True)
@@ -108,16 +91,28 @@ class _Session:
     method: str
     generation: int
     started_at: int
+    device_id: str = ""
 
     def encode(self) -> str:
-        return f"{self.msisdn}|{self.session_id}|{self.method}|{self.generation}|{self.started_at}"
+        return "|".join(
+            (
+                self.msisdn,
+                self.session_id,
+                self.method,
+                str(self.generation),
+                str(self.started_at),
+                self.device_id,
+            )
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> _Session:
         parts = raw.decode().split("|")
-        # Sessions from before generations were kept: generation 0, started now.
-        generation, started = (int(parts[3]), int(parts[4])) if len(parts) == 5 else (0, int(time.time()))
-        return cls(parts[0], parts[1], parts[2], generation, started)
+        # Sessions from before generations were kept: generation 0, started now; from before
+        # known devices: a device id of its own from now on.
+        generation, started = (int(parts[3]), int(parts[4])) if len(parts) >= 5 else (0, int(time.time()))
+        device = parts[5] if len(parts) >= 6 and parts[5] else DeviceProof.new_device_id()
+        return cls(parts[0], parts[1], parts[2], generation, started, device)
 
 
 def _hash_token(token: str) -> str:
@@ -149,7 +144,8 @@ class AuthService:
         self.gateway_key = gateway_key.encode()
         self.hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
         self.limits = LoginLimits(redis, policy or OtpPolicy(), guesses or GuessPolicy(), service)
-        self._check_code = redis.register_script(_CHECK_CODE)
+        self.codes = OtpCodes(redis, pepper, queue)
+        self.devices = DeviceProof.from_pepper(pepper)
         self._rotate = redis.register_script(_ROTATE_REFRESH)
 
     @property
@@ -172,65 +168,80 @@ class AuthService:
 
     # -- OTP ------------------------------------------------------------------------------------
 
-    async def request_otp(self, msisdn: str, client: str) -> int:
+    async def request_otp(self, msisdn: str, client: str, device_token: str | None = None) -> int:
         """Queues a code for the number; returns seconds until it may be asked again.
 
         The answer is the same, and as fast, whether or not the number is ours: the code is
         only queued here; the sender checks the subscription and sends the SMS."""
         p = self.policy
-        await self._redis(self.limits.take_send(msisdn, client))
-        code = new_code(p.digits)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(f"otp:code:{msisdn}")
-            pipe.hset(
-                f"otp:code:{msisdn}", mapping={"digest": code_digest(self.pepper, msisdn, code), "wrong": 0}
+        requester = await self.requester(msisdn, client, device_token)
+        await self._redis(self.limits.take_send(msisdn, requester))
+        known = is_known_device(requester)
+        await self._redis(
+            self.codes.issue(
+                msisdn, requester, digits=p.digits, ttl_seconds=p.ttl_seconds, known_device=known
             )
-            pipe.expire(f"otp:code:{msisdn}", p.ttl_seconds)
-            pipe.rpush(self.queue.key, self.queue.seal(msisdn, code))
-            await self._redis(pipe.execute())
+        )
         return p.resend_after_seconds
 
-    async def verify_otp(self, msisdn: str, code: str, client: str) -> Tokens:
-        await self.check_otp(msisdn, code, client)
+    async def verify_otp(
+        self, msisdn: str, code: str, client: str, device_token: str | None = None
+    ) -> Tokens:
+        requester = await self.check_otp(msisdn, code, client, device_token)
         await self._require_active_subscriber(msisdn, "otp")
         LOGINS.labels(self.service, "otp", "ok").inc()
-        return await self._new_session(msisdn, "otp")
+        return await self._new_session(msisdn, "otp", _device_id(requester))
 
-    async def check_otp(self, msisdn: str, code: str, client: str) -> None:
-        """Consumes a valid code for the number, or raises; the attempt is reserved first."""
-        scopes = await self._redis(self.limits.reserve("otp", msisdn, client))
-        presented = code_digest(self.pepper, msisdn, code)
+    async def check_otp(self, msisdn: str, code: str, client: str, device_token: str | None = None) -> str:
+        """Consumes the valid code the requester asked for, or raises; the attempt is reserved
+        first. Returns the requester (see login_limits)."""
+        requester = await self.requester(msisdn, client, device_token)
+        scopes = await self._redis(self.limits.reserve("otp", msisdn, requester))
         status, left = await self._redis(
-            self._check_code(keys=[f"otp:code:{msisdn}"], args=[presented, self.policy.max_wrong])
+            self.codes.check(msisdn, requester, code, max_wrong=self.policy.max_wrong)
         )
-        if status == 1:
+        if status == RIGHT:
             await self._redis(self.limits.release(scopes))
-            return
+            return requester
         LOGINS.labels(self.service, "otp", "refused").inc()
-        if status == 0:
+        if status == NO_CODE:
             raise ApiError(401, "code_expired", "no valid code for this number; request a new one")
-        if status == 2:
+        if status == WRONG:
             raise ApiError(401, "wrong_code", f"wrong code; {left} attempts left", attempts_left=left)
         OTP_LOCKOUTS.labels(self.service).inc()
         raise ApiError(401, "code_burnt", "too many wrong codes for this code; request a new one")
 
+    async def requester(self, msisdn: str, client: str, device_token: str | None) -> str:
+        """`device:<id>` for a valid proof of a known device of this number, else the client."""
+        if not device_token:
+            return client
+        generation = int(await self._redis(self.redis.get(session_generation_key(msisdn))) or 0)
+        device = self.devices.device_of(device_token, msisdn, generation)
+        return f"{DEVICE}{device}" if device else client
+
     # -- portal password --------------------------------------------------------------------------
 
-    async def password_login(self, msisdn: str, password: str, client: str) -> Tokens:
-        await self.check_password(msisdn, password, client)
+    async def password_login(
+        self, msisdn: str, password: str, client: str, device_token: str | None = None
+    ) -> Tokens:
+        requester = await self.check_password(msisdn, password, client, device_token)
         await self._require_active_subscriber(msisdn, "password")
-        return await self._new_session(msisdn, "password")
+        return await self._new_session(msisdn, "password", _device_id(requester))
 
-    async def check_password(self, msisdn: str, password: str, client: str) -> None:
+    async def check_password(
+        self, msisdn: str, password: str, client: str, device_token: str | None = None
+    ) -> str:
         """Raises unless `password` is the number's; the attempt is reserved before the hash
-        is compared, so parallel guesses cannot pass the limit."""
-        scopes = await self._redis(self.limits.reserve("pwd", msisdn, client))
+        is compared, so parallel guesses cannot pass the limit. Returns the requester."""
+        requester = await self.requester(msisdn, client, device_token)
+        scopes = await self._redis(self.limits.reserve("pwd", msisdn, requester))
         account = await self.store[PORTAL_ACCOUNTS].find_one({"_id": msisdn})
         stored = account["password_hash"] if account else _DUMMY_HASH  # same work either way
         if not await asyncio.to_thread(self._password_matches, stored, password) or account is None:
             LOGINS.labels(self.service, "password", "refused").inc()
             raise ApiError(401, "bad_credentials", "wrong number or password")
         await self._redis(self.limits.release(scopes))
+        return requester
 
     def _password_matches(self, stored: str, password: str) -> bool:
         try:
@@ -246,13 +257,14 @@ class AuthService:
         *,
         current_password: str | None,
         otp_code: str | None,
+        device_token: str | None = None,
     ) -> Tokens:
         """Sets the portal password once the caller proves it again (the current password or
         a fresh code), ends every session of the number, and opens a new one for the caller."""
         if current_password is not None:
-            await self.check_password(caller.msisdn, current_password, client)
+            requester = await self.check_password(caller.msisdn, current_password, client, device_token)
         elif otp_code is not None:
-            await self.check_otp(caller.msisdn, otp_code, client)
+            requester = await self.check_otp(caller.msisdn, otp_code, client, device_token)
         else:
             raise ApiError(
                 403,
@@ -266,7 +278,7 @@ class AuthService:
             upsert=True,
         )
         await self.end_all_sessions(caller.msisdn)
-        return await self._new_session(caller.msisdn, caller.method)
+        return await self._new_session(caller.msisdn, caller.method, _device_id(requester))
 
     # -- sessions ----------------------------------------------------------------------------------
 
@@ -279,9 +291,11 @@ class AuthService:
         await self.end_all_sessions(msisdn)
         await self.store[PORTAL_ACCOUNTS].delete_one({"_id": msisdn})
 
-    async def _new_session(self, msisdn: str, method: str) -> Tokens:
+    async def _new_session(self, msisdn: str, method: str, device_id: str | None = None) -> Tokens:
+        """A session; the device keeps its id when it proved it is a known device."""
         generation = int(await self._redis(self.redis.get(session_generation_key(msisdn))) or 0)
-        session = _Session(msisdn, uuid.uuid4().hex, method, generation, int(time.time()))
+        device = device_id or DeviceProof.new_device_id()
+        session = _Session(msisdn, uuid.uuid4().hex, method, generation, int(time.time()), device)
         refresh = secrets.token_urlsafe(32)
         await self._store_refresh(refresh, session)
         LOGINS.labels(self.service, method, "ok").inc()
@@ -305,6 +319,7 @@ class AuthService:
             refresh_expires_in=self._refresh_ttl(session),
             msisdn=session.msisdn,
             session_id=session.session_id,
+            device_token=self.devices.issue(session.msisdn, session.device_id, session.generation),
         )
 
     async def refresh(self, refresh_token: str) -> Tokens:
@@ -357,6 +372,10 @@ class AuthService:
             return await call
         except RedisError as exc:
             raise unavailable("login is temporarily unavailable") from exc
+
+
+def _device_id(requester: str) -> str | None:
+    return requester.removeprefix(DEVICE) if is_known_device(requester) else None
 
 
 _DUMMY_HASH = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1).hash("not-a-real-password")

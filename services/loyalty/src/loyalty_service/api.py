@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field, field_validator
 
 from mobi_contracts.msisdn import MsisdnInput
-from servicekit.api import Body, IdempotencyKey, jsonable
+from servicekit.api import Body, IdempotencyKey, errors, jsonable
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError, unavailable
 from servicekit.http import internal_callers
@@ -109,21 +109,24 @@ async def _guarded(work: Any) -> Any:
         raise unavailable("too many changes of these points at once; retry") from exc
 
 
-@me.post("/enroll", responses={200: {"description": "already a member"}, 201: {"description": "enrolled"}})
+@me.post(
+    "/enroll",
+    responses={200: {"description": "already a member"}, 201: {"description": "enrolled"}, **errors(422)},
+)
 async def enroll(caller: CurrentCaller, request: Request) -> JSONResponse:
     """Join the programme (idempotent): eligibility by the subscription's status and tenure."""
     summary, created = await _guarded(_programme(request).enroll(caller.msisdn, _cid()))
     return JSONResponse(jsonable(summary), status_code=201 if created else 200)
 
 
-@me.get("")
+@me.get("", responses=errors(404))
 async def membership(caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """Tier, points, points expiring and when, tier progress and the tier's privileges."""
     result: dict[str, Any] = await _programme(request).summary(caller.msisdn)
     return result
 
 
-@me.get("/history")
+@me.get("/history", responses=errors(404))
 async def history(
     caller: CurrentCaller,
     request: Request,
@@ -137,7 +140,7 @@ async def history(
     return result
 
 
-@me.post("/transfers", status_code=201)
+@me.post("/transfers", status_code=201, responses=errors(404, 409, 422))
 async def transfer(
     body: TransferRequest, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -148,7 +151,7 @@ async def transfer(
     return result
 
 
-@me.post("/redemptions", status_code=202)
+@me.post("/redemptions", status_code=202, responses=errors(404, 409, 422))
 async def redeem(
     body: RedemptionRequest, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -160,7 +163,7 @@ async def redeem(
     return result
 
 
-@me.get("/redemptions/{redemption_id}")
+@me.get("/redemptions/{redemption_id}", responses=errors(404))
 async def redemption(
     caller: CurrentCaller, request: Request, redemption_id: Annotated[str, Path(pattern=r"^rdm[0-9a-f]{20}$")]
 ) -> dict[str, Any]:
@@ -168,7 +171,10 @@ async def redemption(
     return result
 
 
-@me.post("/offers/{offer_id}/ecode", responses={200: {"description": "already yours"}})
+@me.post(
+    "/offers/{offer_id}/ecode",
+    responses={200: {"description": "already yours"}, **errors(403, 404, 409)},
+)
 async def claim_ecode(
     caller: CurrentCaller, request: Request, offer_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> JSONResponse:
@@ -182,7 +188,10 @@ async def my_ecodes(caller: CurrentCaller, request: Request) -> dict[str, Any]:
     return {"items": await _offers(request).my_codes(caller.msisdn)}
 
 
-@me.post("/card-requests", responses={200: {"description": "the same request, retried"}})
+@me.post(
+    "/card-requests",
+    responses={200: {"description": "the same request, retried"}, **errors(404, 409, 422)},
+)
 async def request_card(
     body: CardRequest, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -226,7 +235,7 @@ async def import_offer(
     return {"added_codes": added}
 
 
-@internal.put("/card-requests/{request_id}")
+@internal.put("/card-requests/{request_id}", responses=errors(404))
 async def card_progress(
     body: CardStatus, request: Request, request_id: Annotated[str, Path(pattern=r"^card[0-9a-f]{20}$")]
 ) -> dict[str, Any]:

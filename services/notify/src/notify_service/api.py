@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mobi_contracts.events.notify import PROMOTION_ID, PromotionPublished, PromotionPublishedData
 from mobi_contracts.topics import PROMOTIONS
-from servicekit.api import Body
+from servicekit.api import Body, errors
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import internal_callers
@@ -102,7 +102,7 @@ def _inbox(request: Request) -> Inbox:
 # -- the subscriber -------------------------------------------------------------------------
 
 
-@me.post("/devices", status_code=status.HTTP_201_CREATED)
+@me.post("/devices", status_code=status.HTTP_201_CREATED, responses=errors(409))
 async def register_device(body: DeviceIn, caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """Register this phone for pushes. A token registered again (after a reinstall, or by
     another subscriber on a handed-down phone) now belongs to this subscriber only."""
@@ -122,7 +122,7 @@ async def list_devices(caller: CurrentCaller, request: Request) -> dict[str, Any
     return {"items": [_device_view(d) for d in await _directory(request).devices_of(caller.msisdn)]}
 
 
-@me.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
+@me.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def remove_device(device_id: DeviceId, caller: CurrentCaller, request: Request) -> Response:
     if not await _directory(request).remove(caller.msisdn, device_id):
         raise ApiError(404, "not_found", "no such device")
@@ -153,7 +153,7 @@ async def my_promotions(caller: CurrentCaller, request: Request) -> dict[str, An
     return {"items": items, "unread": sum(1 for i in items if not i["read"])}
 
 
-@me.post("/promotions/{promotion_id}/read", status_code=status.HTTP_204_NO_CONTENT)
+@me.post("/promotions/{promotion_id}/read", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def read_promotion(promotion_id: PromotionId, caller: CurrentCaller, request: Request) -> Response:
     inbox = _inbox(request)
     if not await inbox.is_listed_for(caller.msisdn, promotion_id):
