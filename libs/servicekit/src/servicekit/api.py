@@ -71,7 +71,7 @@ MEANINGS = {
     403: "not allowed for this caller",
     404: "not found (or not the caller's)",
     409: "conflicts with the current state",
-    413: "request body too large",
+    413: "request body too large (the gateway's limit, or the route's own)",
     422: "the request is invalid: `details` says what is wrong",
     429: "too many requests (the gateway's per-client rate, or this route's own limit): see Retry-After",
     503: "a dependency is unavailable right now: retry after Retry-After",
@@ -112,6 +112,8 @@ def document_errors(router: APIRouter) -> None:
         statuses = set(EVERY_ROUTE) | _dependency_statuses(route.dependant)
         if _takes_input(route.dependant):
             statuses.add(422)
+        if _takes_body(route.dependant):
+            statuses.add(413)  # the gateway's body limit (GATEWAY_BODY_LIMIT)
         answers = route.response_class
         json_route = not isinstance(answers, type) or issubclass(answers, JSONResponse)
         for status in sorted(statuses):
@@ -133,6 +135,10 @@ def _takes_input(dependant: Dependant) -> bool:
     if d.path_params or d.query_params or d.header_params or d.cookie_params or d.body_params:
         return True
     return any(_takes_input(sub) for sub in d.dependencies)
+
+
+def _takes_body(dependant: Dependant) -> bool:
+    return bool(dependant.body_params) or any(_takes_body(sub) for sub in dependant.dependencies)
 
 
 def _dependency_statuses(dependant: Dependant) -> set[int]:
