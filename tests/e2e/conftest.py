@@ -127,7 +127,9 @@ async def set_first_password(carrier: httpx.AsyncClient, msisdn: str, password: 
     code by SMS (as the app does); returns the headers of the new session it gets."""
     auth = await header_login(carrier, msisdn)
     sent = await sms_count(msisdn)
-    r = await carrier.post("/api/v1/auth/otp", json={"msisdn": msisdn})
+    # As every request of that phone: the carrier's proxy adds the number (a code is bound to
+    # whoever asked for it, here the subscriber on the carrier's network).
+    r = await carrier.post("/api/v1/auth/otp", json={"msisdn": msisdn}, headers={"X-MSISDN": msisdn})
     assert r.status_code == 202, r.text
     code = await latest_code(msisdn, sent_before=sent)
     r = await carrier.put("/api/v1/me/password", json={"password": password, "otp_code": code}, headers=auth)

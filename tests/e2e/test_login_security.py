@@ -166,3 +166,64 @@ async def test_each_internal_route_accepts_only_its_callers_each_with_its_own_ke
             r = await account.put(lookup, json=provisioning, headers=caller_headers(caller))
             assert r.status_code == 403, f"{caller} cannot provision"
         assert (await account.get(lookup, headers=caller_headers("ops"))).json()["status"] == "active"
+
+
+def stranger_address(n: int) -> str:
+    return f"127.{random.randint(10, 250)}.{100 + n}.{random.randint(1, 254)}"
+
+
+async def hammer(msisdn: str, addresses: int, wrong_codes: int, ask_for_codes: bool = False) -> list[int]:
+    """A stranger's crowd: from each address, codes asked for (optionally) and wrong codes sent."""
+    statuses = []
+    for n in range(addresses):
+        async with client_from(stranger_address(n)) as stranger:
+            if ask_for_codes:
+                r = await stranger.post("/api/v1/auth/otp", json={"msisdn": msisdn})
+                statuses.append(r.status_code)
+            for _ in range(wrong_codes):
+                r = await stranger.post("/api/v1/auth/otp/verify", json={"msisdn": msisdn, "code": "000000"})
+                statuses.append(r.status_code)
+    return statuses
+
+
+async def test_the_owner_gets_in_with_his_code_after_strangers_sent_60_wrong_codes_from_12_addresses(
+    subscriber: str,
+) -> None:
+    statuses = await hammer(subscriber, addresses=12, wrong_codes=5)
+    assert len(statuses) == 60 and set(statuses) <= {401, 429}
+    async with client_from(f"127.{random.randint(10, 250)}.3.{random.randint(1, 254)}") as owner:
+        sent = await sms_count(subscriber)
+        assert (await owner.post("/api/v1/auth/otp", json={"msisdn": subscriber})).status_code == 202
+        code = await latest_code(subscriber, sent_before=sent)
+        r = await owner.post("/api/v1/auth/otp/verify", json={"msisdn": subscriber, "code": code})
+        assert r.status_code == 200, r.text
+
+
+async def test_an_owner_on_the_carrier_network_logs_in_while_strangers_hammer_from_twenty_addresses(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
+    statuses = await hammer(subscriber, addresses=20, wrong_codes=3, ask_for_codes=True)
+    assert set(statuses) <= {202, 401, 429}
+    r = await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": subscriber})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_phone_that_logged_in_before_gets_a_code_on_wifi_while_strangers_spend_the_numbers_budget(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
+    device = (await carrier.post("/api/v1/auth/header-login", headers={"X-MSISDN": subscriber})).json()
+    await hammer(subscriber, addresses=20, wrong_codes=3, ask_for_codes=True)
+    async with client_from(f"127.{random.randint(10, 250)}.4.{random.randint(1, 254)}") as home_wifi:
+        anonymous = await home_wifi.post("/api/v1/auth/otp", json={"msisdn": subscriber})
+        assert anonymous.status_code == 429, "the strangers spent the number's budget for unknown phones"
+        sent = await sms_count(subscriber)
+        r = await home_wifi.post(
+            "/api/v1/auth/otp", json={"msisdn": subscriber, "device_token": device["device_token"]}
+        )
+        assert r.status_code == 202, r.text
+        code = await latest_code(subscriber, sent_before=sent)
+        r = await home_wifi.post(
+            "/api/v1/auth/otp/verify",
+            json={"msisdn": subscriber, "code": code, "device_token": device["device_token"]},
+        )
+        assert r.status_code == 200, r.text

@@ -55,6 +55,20 @@ async def test_insert_new_skips_existing_ids_and_counts_the_new(store: Store) ->
     assert await store.insert_new("rows", [{"_id": 2}, {"_id": 3}, {"_id": 1}]) == 1
 
 
+async def test_insert_fresh_returns_the_documents_that_were_new_whatever_their_order(store: Store) -> None:
+    await store.insert_all("claims", [{"_id": "b"}, {"_id": "d"}])
+    fresh = await store.insert_fresh("claims", [{"_id": x, "n": i} for i, x in enumerate("abcde")])
+    assert [doc["_id"] for doc in fresh] == ["a", "c", "e"]
+    assert await store["claims"].count_documents({}) == 5
+
+
+async def test_insert_run_stops_at_the_first_duplicate_and_says_where_it_stood(store: Store) -> None:
+    await store.insert_all("journal", [{"_id": "c"}])
+    assert await store.insert_run("journal", [{"_id": x} for x in "abcde"]) == 2
+    assert sorted(d["_id"] for d in await store["journal"].find({}).to_list()) == ["a", "b", "c"]
+    assert await store.insert_run("journal", [{"_id": "f"}, {"_id": "g"}]) == 2
+
+
 async def test_the_sweeper_relays_what_a_crash_left_and_clears_it(
     store: Store, publisher: EventPublisher, unique: str
 ) -> None:

@@ -30,6 +30,7 @@ from pymongo import IndexModel
 
 from mobi_contracts import ConsumerGroup, Topic, channel_title
 
+from .api import document_errors
 from .auth import TokenVerifier
 from .http import RequestContextMiddleware, install_error_handlers
 from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
@@ -116,13 +117,14 @@ class Service:
                 self.redis,
             )
         self.app.state.token_verifier = self.token_verifier
-        self.app.state.internal_key = settings.internal_key.get_secret_value()
         self.app.state.internal_caller_keys = settings.accepted_internal_keys
         self.app.state.gateway_key = settings.own_gateway_key
 
     # -- wiring, called from a service's main.py -------------------------------------------
 
     def include_router(self, router: APIRouter) -> None:
+        """Serve the router's routes, each documenting the error answers it can give."""
+        document_errors(router)
         self.app.include_router(router)
 
     def provide(self, name: str, value: Any) -> None:

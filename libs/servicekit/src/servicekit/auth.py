@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from .api import declare_errors
 from .errors import unauthorized, unavailable
 
 ALGORITHM = "EdDSA"
@@ -161,11 +162,19 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def current_caller(request: Request, prefetch: KeysFor | None = None) -> Caller:
+async def caller_of(request: Request, prefetch: KeysFor | None = None) -> Caller:
     """The request's caller; with `prefetch`, the Redis values of the keys it names for the
     subscriber come in the session check's round trip (for a hot read such as the balances)."""
     verifier: TokenVerifier = request.app.state.token_verifier
     return await verifier.verify(_bearer(request), prefetch)
+
+
+@declare_errors(401)
+async def current_caller(request: Request) -> Caller:
+    """Dependency of every subscriber route. Its parameters are what FastAPI reads from the
+    request and documents, so nothing but the request may stand there (a callable parameter
+    became a query parameter whose schema broke every /openapi.json)."""
+    return await caller_of(request)
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api import declare_errors
 from .errors import ApiError
 from .kafka.errors import kind_of
 from .logs import correlation_id
@@ -188,12 +189,16 @@ def address_block(address: str) -> str:
     return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
-def require_internal_key(request: Request) -> None:
-    """Dependency for /internal/... routes: service-to-service calls carry X-Internal-Key."""
-    expected: str = request.app.state.internal_key
-    presented = request.headers.get("x-internal-key", "")
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise ApiError(403, "forbidden", "internal endpoint")
+def site_of(client: str) -> str | None:
+    """The IPv6 /48 (one site's allocation: 65,536 /64s) a client keyed by its /64 is in, for
+    budgets a crowd of /64s must share; None for any other client."""
+    if not client.startswith("ip:"):
+        return None
+    try:
+        network = ipaddress.ip_network(client.removeprefix("ip:"), strict=False)
+    except ValueError:
+        return None
+    return str(network.supernet(new_prefix=48)) if network.version == 6 else None
 
 
 def internal_callers(*allowed: str) -> Callable[[Request], str]:
@@ -203,6 +208,7 @@ def internal_callers(*allowed: str) -> Callable[[Request], str]:
     if not allowed:
         raise ValueError("name the callers an internal route accepts")
 
+    @declare_errors(403)
     def check(request: Request) -> str:
         caller = request.headers.get("x-internal-caller", "")
         presented = request.headers.get("x-internal-key", "")

@@ -172,10 +172,31 @@ class Store:
             result = await self.db[collection].insert_many(list(docs), ordered=False)
             return len(result.inserted_ids)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
+            errors = _duplicates_only(exc)
             return int(exc.details.get("nInserted", len(docs) - len(errors)))
+
+    async def insert_fresh(self, collection: str, docs: Sequence[Doc]) -> list[Doc]:
+        """Insert in one command, skipping documents whose unique key exists; the documents
+        that were new (claims: each is decided by its own insert, whatever the others do)."""
+        if not docs:
+            return []
+        try:
+            await self.db[collection].insert_many(list(docs), ordered=False)
+            return list(docs)
+        except BulkWriteError as exc:
+            taken = {error["index"] for error in _duplicates_only(exc)}
+            return [doc for i, doc in enumerate(docs) if i not in taken]
+
+    async def insert_run(self, collection: str, docs: Sequence[Doc]) -> int:
+        """Insert in order in one command, stopping at the first duplicate key; how many were
+        inserted (everything before that duplicate: an unbroken run of the list)."""
+        if not docs:
+            return 0
+        try:
+            await self.db[collection].insert_many(list(docs), ordered=True)
+            return len(docs)
+        except BulkWriteError as exc:
+            return int(min(error["index"] for error in _duplicates_only(exc)))
 
     async def insert_all(self, collection: str, docs: Sequence[Doc], chunk: int = 2_000) -> int:
         """Insert new documents in chunks (one insert command each: FerretDB takes tens of
@@ -196,6 +217,14 @@ class Store:
             return True
         except DuplicateKeyError:
             return False
+
+
+def _duplicates_only(exc: BulkWriteError) -> list[dict[str, Any]]:
+    """The write errors of a bulk insert, re-raising it unless every one is a duplicate key."""
+    errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
+    if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+        raise exc
+    return errors
 
 
 class Conflict(Exception):

@@ -1,11 +1,14 @@
 """Periodic jobs that one replica runs at a time: reconciliation, audits, renewals.
 
-    job = LeasedJob(redis, "payment:reconcile", every=60, work=reconcile_once)
-    service.background(job.run_forever)
+    job = LeasedJob(redis, "payment:reconcile", every=60)
+    service.background(lambda: job.run_forever(reconcile_once))
 
-Each run first takes a lease in Redis (SET NX with an expiry, so a replica that died holding it
-frees it by itself); the replicas that do not get it skip that run. A failed run is logged and
-counted (`scheduled_runs_total{job,result}`), and the job goes on at the next interval.
+Each run first takes a lease in Redis (redis-py's `Lock`: SET NX with an expiry, so a replica
+that died holding it frees it by itself); the replicas that do not get it skip that run. The
+lease is given back by one script that deletes it only while it still holds this run's token:
+a run that outlived its lease never deletes the lease another replica took meanwhile. A failed
+run is logged and counted (`scheduled_runs_total{job,result}`), and the job goes on at the next
+interval.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,18 +37,23 @@ class LeasedJob:
         self.every = every
         self.lease_seconds = lease_seconds or max(30, int(every * 3))
         self.owner = secrets.token_hex(8)
+        self._log = {"job": name}
 
     async def run_once(self, work: Callable[[], Awaitable[T]]) -> T | None:
         """`work()` under the lease; None when another replica holds it."""
-        lease = f"{self.name}:lease"
-        if not await self.redis.set(lease, self.owner, nx=True, ex=self.lease_seconds):
+        lease = Lock(self.redis, f"{self.name}:lease", timeout=self.lease_seconds, thread_local=False)
+        if not await lease.acquire(blocking=False, token=f"{self.owner}:{secrets.token_hex(4)}"):
             SCHEDULED_RUNS.labels(self.name, "skipped").inc()
             return None
         try:
             result = await work()
         finally:
-            if await self.redis.get(lease) == self.owner.encode():
-                await self.redis.delete(lease)
+            try:
+                await lease.release()
+            except LockError:
+                log.warning(
+                    "the run outlived its lease; another replica may have run too", extra={"job": self.name}
+                )
         SCHEDULED_RUNS.labels(self.name, "ok").inc()
         return result
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import ORJSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from mobi_contracts.msisdn import InvalidMsisdn, MsisdnInput, normalize_msisdn
-from servicekit.auth import Caller, CurrentCaller, current_caller
+from servicekit.api import Body, declare_errors, errors
+from servicekit.auth import Caller, CurrentCaller, caller_of
 from servicekit.errors import ApiError, not_found
 from servicekit.http import client_key, internal_callers
 
@@ -30,24 +31,33 @@ FOR_DIRECTORY_READERS = [
 FOR_OPS = [Depends(internal_callers("ops"))]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 # Any Vietnamese mobile number: since number portability (2019) the prefix does not say
 # who the operator is; the subscriber directory does (AuthService).
+DeviceToken = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="the device_token of this phone's last login to the number: a known device "
+        "has budgets of its own for codes and tries, which strangers cannot spend",
+    ),
+]
+
+
 class OtpRequest(Body):
     msisdn: MsisdnInput = Field(examples=["0901234567"])
+    device_token: DeviceToken = None
 
 
 class OtpVerify(Body):
     msisdn: MsisdnInput
     code: str = Field(pattern=r"^\d{6}$", description="the 6-digit code from the SMS")
+    device_token: DeviceToken = None
 
 
 class PasswordLogin(Body):
     msisdn: MsisdnInput
     password: str = Field(min_length=1, max_length=128)
+    device_token: DeviceToken = None
 
 
 class RefreshRequest(Body):
@@ -66,6 +76,7 @@ class NewPassword(Body):
     otp_code: str | None = Field(
         default=None, pattern=r"^\d{6}$", description="a fresh code from POST /api/v1/auth/otp"
     )
+    device_token: DeviceToken = None
 
 
 class TokenResponse(BaseModel):
@@ -75,6 +86,7 @@ class TokenResponse(BaseModel):
     refresh_token: str
     refresh_expires_in: int
     msisdn: str
+    device_token: str = Field(description="keep it on this phone and send it with later logins")
 
 
 class OtpSent(BaseModel):
@@ -145,13 +157,14 @@ def _tokens(t: Tokens) -> TokenResponse:
         refresh_token=t.refresh_token,
         refresh_expires_in=t.refresh_expires_in,
         msisdn=t.msisdn,
+        device_token=t.device_token,
     )
 
 
 # -- auth ------------------------------------------------------------------------------------------
 
 
-@auth.post("/header-login", response_model=TokenResponse)
+@auth.post("/header-login", response_model=TokenResponse, responses=errors(401, 403))
 async def header_login(
     request: Request,
     x_msisdn: Annotated[str | None, Header()] = None,
@@ -176,18 +189,23 @@ async def header_login(
 async def request_otp(body: OtpRequest, request: Request) -> OtpSent:
     """Sends a one-time code by SMS (same answer for any MobiFone number)."""
     service = _auth(request)
-    resend_after = await service.request_otp(body.msisdn, _client(request))
+    resend_after = await service.request_otp(body.msisdn, _client(request), body.device_token)
     return OtpSent(expires_in=service.policy.ttl_seconds, resend_after=resend_after)
 
 
-@auth.post("/otp/verify", response_model=TokenResponse)
+@auth.post("/otp/verify", response_model=TokenResponse, responses=errors(401, 403))
 async def verify_otp(body: OtpVerify, request: Request) -> TokenResponse:
-    return _tokens(await _auth(request).verify_otp(body.msisdn, body.code, _client(request)))
+    return _tokens(
+        await _auth(request).verify_otp(body.msisdn, body.code, _client(request), body.device_token)
+    )
 
 
-@auth.post("/password-login", response_model=TokenResponse)
+@auth.post("/password-login", response_model=TokenResponse, responses=errors(401, 403))
 async def password_login(body: PasswordLogin, request: Request) -> TokenResponse:
-    return _tokens(await _auth(request).password_login(body.msisdn, body.password, _client(request)))
+    service = _auth(request)
+    return _tokens(
+        await service.password_login(body.msisdn, body.password, _client(request), body.device_token)
+    )
 
 
 def _client(request: Request) -> str:
@@ -195,7 +213,7 @@ def _client(request: Request) -> str:
     return client_key(request, request.app.state.gateway_key)
 
 
-@auth.post("/refresh", response_model=TokenResponse)
+@auth.post("/refresh", response_model=TokenResponse, responses=errors(401))
 async def refresh(body: RefreshRequest, request: Request) -> TokenResponse:
     return _tokens(await _auth(request).refresh(body.refresh_token))
 
@@ -235,9 +253,10 @@ async def profile(caller: CurrentCaller, request: Request) -> Profile:
     )
 
 
+@declare_errors(401)
 async def _caller_with_balances(request: Request) -> Caller:
     # The app's most frequent read: the session check and the cached balances in one round trip.
-    return await current_caller(request, _queries(request).balance_cache_keys)
+    return await caller_of(request, _queries(request).balance_cache_keys)
 
 
 @me.get("/balances", response_model=BalancesOut)
@@ -279,7 +298,7 @@ async def bills(
     return Page(items=[_public(i) for i in items], next_cursor=None)
 
 
-@me.put("/password", response_model=TokenResponse)
+@me.put("/password", response_model=TokenResponse, responses=errors(403))
 async def set_password(body: NewPassword, caller: CurrentCaller, request: Request) -> TokenResponse:
     """Sets the portal password used to log in over Wi-Fi. Proof is required: the current
     password or a fresh one-time code. Every session of the number ends (a stolen session
@@ -290,6 +309,7 @@ async def set_password(body: NewPassword, caller: CurrentCaller, request: Reques
         _client(request),
         current_password=body.current_password,
         otp_code=body.otp_code,
+        device_token=body.device_token,
     )
     return _tokens(tokens)
 
@@ -299,7 +319,7 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@internal.get("/bills/{bill_id}", dependencies=FOR_PAYMENT_AND_OPS)
+@internal.get("/bills/{bill_id}", dependencies=FOR_PAYMENT_AND_OPS, responses=errors(404))
 async def bill_for_payment(
     request: Request, bill_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> dict[str, Any]:
@@ -323,7 +343,7 @@ class Provisioning(Body):
     ported_in: bool = Field(default=False, description="the number came from another operator")
 
 
-@internal.get("/subscribers/{msisdn}", dependencies=FOR_DIRECTORY_READERS)
+@internal.get("/subscribers/{msisdn}", dependencies=FOR_DIRECTORY_READERS, responses=errors(404))
 async def subscriber_status(
     request: Request, msisdn: Annotated[str, Path(pattern=r"^84\d{9}$")]
 ) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from mobi_contracts import AnyEvent, Topic, parse_event
 from mobi_contracts.events.account import (
@@ -66,7 +66,7 @@ from servicekit.buckets import hour_of
 from servicekit.cache import VersionedCache
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.mongo import DUPLICATE_KEY, Conflict, Doc, Store, insert_versioned, save_versioned
+from servicekit.mongo import Conflict, Doc, Store, insert_versioned, save_versioned
 from servicekit.outbox import outbox_entries
 
 from .domain.balances import Balances, Change, Outcome, apply_usage, credit_main, from_document, to_document
@@ -295,16 +295,9 @@ class LedgerService:
         docs = [doc for sub in subscribers.values() for doc in sub.decided]
         if not docs:
             return set()
-        try:
-            # Ordered: nothing after a refused document is inserted, so a subscriber's
-            # inserted decisions always form an unbroken run from its stored seq.
-            await self.store[JOURNAL].insert_many(docs, ordered=True)
-            return set()
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            first_refused = min(e["index"] for e in errors)
+        # Ordered: nothing after a refused document is inserted, so a subscriber's inserted
+        # decisions always form an unbroken run from its stored seq.
+        first_refused = await self.store.insert_run(JOURNAL, docs)
         refused = {doc["msisdn"] for doc in docs[first_refused:]}
         return {subscribers[number] for number in refused}
 

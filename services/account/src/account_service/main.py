@@ -56,7 +56,9 @@ def create_service(settings: AccountSettings | None = None) -> Service:
         gateway_key=settings.own_gateway_key,
     )
     service.provide("auth", auth)
-    sender = OtpSender(otp_queue, sms, auth.is_active_subscriber, settings.service_name)
+    sender = OtpSender(
+        otp_queue, sms, auth.is_active_subscriber, settings.service_name, charge=auth.limits.charge_delivery
+    )
     service.background(sender.run_forever)
     balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
     service.provide("queries", AccountQueries(service.store, balances))

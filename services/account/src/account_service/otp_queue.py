@@ -1,6 +1,9 @@
 """Codes wait in a Redis list and a sender delivers them, so the login request is answered
 before (and whatever) the SMS centre does.
 
+The sender charges the SMS budgets of the number's block and of the platform for each code it
+really sends (login_limits.py), never for requests to numbers that are not ours.
+
 Answering only after the SMS went out made the answer slower for subscribers than for
 other numbers (3.4 ms against 2.4 ms): timing told who is a subscriber. Now the request
 only queues; the sender checks the subscription and sends. A queued code is sealed
@@ -47,9 +50,9 @@ class OtpQueue:
         self._aead = AESGCM(hashlib.sha256(pepper + b"|otp-queue").digest())
         self.ttl = ttl_seconds
 
-    def seal(self, msisdn: str, code: str) -> bytes:
+    def seal(self, msisdn: str, code: str, *, known_device: bool = False) -> bytes:
         nonce = os.urandom(12)
-        plain = orjson.dumps({"to": msisdn, "code": code, "at": time.time()})
+        plain = orjson.dumps({"to": msisdn, "code": code, "at": time.time(), "device": known_device})
         return nonce + self._aead.encrypt(nonce, plain, None)
 
     def open(self, sealed: bytes) -> dict[str, object]:
@@ -64,17 +67,30 @@ class OtpQueue:
         return self.open(sealed if isinstance(sealed, bytes) else sealed.encode())
 
 
+class ChargeDelivery(Protocol):
+    async def __call__(self, msisdn: str, known_device: bool) -> bool: ...
+
+
 class OtpSender:
-    """Background task of the account service: delivers queued codes."""
+    """Background task of the account service: delivers queued codes. A code for a live
+    subscriber is charged to the block's and the platform's SMS budgets (`charge`) right before
+    it is sent, so requests for unassigned numbers spend neither."""
 
     def __init__(
-        self, queue: OtpQueue, sms: SmsSender, is_subscriber: IsSubscriber, service: str, concurrency: int = 4
+        self,
+        queue: OtpQueue,
+        sms: SmsSender,
+        is_subscriber: IsSubscriber,
+        service: str,
+        concurrency: int = 4,
+        charge: ChargeDelivery | None = None,
     ) -> None:
         self.queue = queue
         self.sms = sms
         self.is_subscriber = is_subscriber
         self.service = service
         self.concurrency = concurrency
+        self.charge = charge
 
     async def run_forever(self) -> None:
         await asyncio.gather(*(self._worker() for _ in range(self.concurrency)))
@@ -101,6 +117,8 @@ class OtpSender:
             result = "expired"
         elif not await self._subscriber(to):
             result = "not_subscriber"
+        elif self.charge is not None and not await self._charged(to, bool(message.get("device"))):
+            result = "budget"
         else:
             try:
                 await self.sms.send(to, sms_text(code, self.queue.ttl))
@@ -109,6 +127,14 @@ class OtpSender:
                 log.error("sms delivery failed", extra={"error": repr(exc)})
         OTP_DELIVERIES.labels(self.service, result).inc()
         return result
+
+    async def _charged(self, msisdn: str, known_device: bool) -> bool:
+        assert self.charge is not None
+        try:
+            return await self.charge(msisdn, known_device)
+        except RedisError as exc:  # the budgets cannot be checked: send nothing (fail closed)
+            log.warning("OTP budgets unreachable; code not sent", extra={"error": repr(exc)})
+            return False
 
     async def _subscriber(self, msisdn: str) -> bool:
         for attempt in range(3):

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 
 from mobi_contracts.msisdn import MsisdnInput
+from servicekit.api import Body, IdempotencyKey, errors, jsonable
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError, unavailable
 from servicekit.http import internal_callers
@@ -31,14 +31,7 @@ internal = APIRouter(
     prefix="/internal/v1/loyalty", tags=["internal"], dependencies=[Depends(internal_callers("ops"))]
 )
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")
-]
 MAX_POINTS = 1_000_000_000  # beyond any balance: bigger numbers are a client bug
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class TransferRequest(Body):
@@ -116,21 +109,24 @@ async def _guarded(work: Any) -> Any:
         raise unavailable("too many changes of these points at once; retry") from exc
 
 
-@me.post("/enroll", responses={200: {"description": "already a member"}, 201: {"description": "enrolled"}})
+@me.post(
+    "/enroll",
+    responses={200: {"description": "already a member"}, 201: {"description": "enrolled"}, **errors(422)},
+)
 async def enroll(caller: CurrentCaller, request: Request) -> JSONResponse:
     """Join the programme (idempotent): eligibility by the subscription's status and tenure."""
     summary, created = await _guarded(_programme(request).enroll(caller.msisdn, _cid()))
-    return JSONResponse(_jsonable(summary), status_code=201 if created else 200)
+    return JSONResponse(jsonable(summary), status_code=201 if created else 200)
 
 
-@me.get("")
+@me.get("", responses=errors(404))
 async def membership(caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """Tier, points, points expiring and when, tier progress and the tier's privileges."""
     result: dict[str, Any] = await _programme(request).summary(caller.msisdn)
     return result
 
 
-@me.get("/history")
+@me.get("/history", responses=errors(404))
 async def history(
     caller: CurrentCaller,
     request: Request,
@@ -144,7 +140,7 @@ async def history(
     return result
 
 
-@me.post("/transfers", status_code=201)
+@me.post("/transfers", status_code=201, responses=errors(404, 409, 422))
 async def transfer(
     body: TransferRequest, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -155,7 +151,7 @@ async def transfer(
     return result
 
 
-@me.post("/redemptions", status_code=202)
+@me.post("/redemptions", status_code=202, responses=errors(404, 409, 422))
 async def redeem(
     body: RedemptionRequest, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -167,7 +163,7 @@ async def redeem(
     return result
 
 
-@me.get("/redemptions/{redemption_id}")
+@me.get("/redemptions/{redemption_id}", responses=errors(404))
 async def redemption(
     caller: CurrentCaller, request: Request, redemption_id: Annotated[str, Path(pattern=r"^rdm[0-9a-f]{20}$")]
 ) -> dict[str, Any]:
@@ -175,13 +171,16 @@ async def redemption(
     return result
 
 
-@me.post("/offers/{offer_id}/ecode", responses={200: {"description": "already yours"}})
+@me.post(
+    "/offers/{offer_id}/ecode",
+    responses={200: {"description": "already yours"}, **errors(403, 404, 409)},
+)
 async def claim_ecode(
     caller: CurrentCaller, request: Request, offer_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> JSONResponse:
     """A partner offer's E-code for the member (one per member and offer, while codes last)."""
     code, created = await _offers(request).claim_code(caller.msisdn, offer_id, _cid())
-    return JSONResponse(_jsonable(code), status_code=201 if created else 200)
+    return JSONResponse(jsonable(code), status_code=201 if created else 200)
 
 
 @me.get("/ecodes")
@@ -189,7 +188,10 @@ async def my_ecodes(caller: CurrentCaller, request: Request) -> dict[str, Any]:
     return {"items": await _offers(request).my_codes(caller.msisdn)}
 
 
-@me.post("/card-requests", responses={200: {"description": "the same request, retried"}})
+@me.post(
+    "/card-requests",
+    responses={200: {"description": "the same request, retried"}, **errors(404, 409, 422)},
+)
 async def request_card(
     body: CardRequest, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -197,7 +199,7 @@ async def request_card(
     card, created = await _offers(request).request_card(
         caller.msisdn, body.address.model_dump(), require_key(key), _cid()
     )
-    return JSONResponse(_jsonable(card), status_code=201 if created else 200)
+    return JSONResponse(jsonable(card), status_code=201 if created else 200)
 
 
 @me.get("/card-requests")
@@ -233,7 +235,7 @@ async def import_offer(
     return {"added_codes": added}
 
 
-@internal.put("/card-requests/{request_id}")
+@internal.put("/card-requests/{request_id}", responses=errors(404))
 async def card_progress(
     body: CardStatus, request: Request, request_id: Annotated[str, Path(pattern=r"^card[0-9a-f]{20}$")]
 ) -> dict[str, Any]:
@@ -247,8 +249,3 @@ async def run_job(body: JobRun, request: Request) -> dict[str, int]:
     jobs: ProgrammeJobs = request.app.state.jobs
     report: JobReport = await _guarded(jobs.run(body.now))
     return vars(report)
-
-
-def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
-    encoded: dict[str, Any] = jsonable_encoder(doc)
-    return encoded

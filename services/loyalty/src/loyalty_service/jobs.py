@@ -19,9 +19,10 @@ from typing import Any
 from mobi_contracts.events.loyalty import PointsExpired, PointsExpiredData, TierChanged, TierChangedData
 from servicekit.mongo import Doc
 from servicekit.schedule import LeasedJob
+from servicekit.vntime import month_of, month_start
 
 from .domain.rules import tier_for
-from .domain.wallet import Wallet, earn, expire, month_of, month_start, set_tier
+from .domain.wallet import Wallet, earn, expire, set_tier
 from .ledger import Decision
 from .metrics import JOB_CHANGES, TRANSFERS_RECOVERED
 from .programme import Programme, _common, event_id

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.topics import LOYALTY_EVENTS
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.mongo import DUPLICATE_KEY, Doc, Store
+from servicekit.mongo import Doc, Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
 from .domain.wallet import Change, Refused, Wallet, from_document, now_ms, to_document
@@ -191,17 +191,9 @@ class PointsLedger:
                         states[msisdn] = wallet
             if not docs:
                 return []
-            careful: set[str] = set()
-            inserted = len(docs)
-            try:
-                # Ordered: what is inserted is, for every member, an unbroken run from its seq.
-                await self.store[LEDGER].insert_many(docs, ordered=True)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                inserted = min(e["index"] for e in errors)
-                careful = {d["member"] for d in docs[inserted:]}
+            # Ordered: what is inserted is, for every member, an unbroken run from its seq.
+            inserted = await self.store.insert_run(LEDGER, docs)
+            careful = {d["member"] for d in docs[inserted:]}
             done = docs[:inserted]
             settled = {m: w for m, w in states.items() if m not in careful}
             await self.store.bounded_all(self._write_wallet(w) for w in settled.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mobi_contracts.topics import LOYALTY_EVENTS, LOYALTY_GROUP
 from servicekit.app import Service
+from servicekit.directory import AccountDirectory
 from servicekit.outbox import OutboxRelay
 
 from . import api
@@ -12,7 +13,7 @@ from .handlers import loyalty_handler
 from .jobs import ProgrammeJobs, Schedules
 from .ledger import PointsLedger
 from .offers import Offers
-from .programme import AccountDirectory, Programme
+from .programme import Programme
 from .settings import LoyaltySettings
 from .store import CARD_REQUESTS, ECODE_CLAIMS, INDEXES
 

@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from mobi_contracts import AnyEvent
 from mobi_contracts.events.loyalty import (
     MemberEnrolled,
@@ -27,9 +25,10 @@ from mobi_contracts.events.loyalty import (
     RedemptionReward,
 )
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
-from servicekit.errors import ApiError, unavailable
-from servicekit.internal_keys import caller_headers
+from servicekit.directory import AccountDirectory
+from servicekit.errors import ApiError
 from servicekit.mongo import Doc, Store
+from servicekit.vntime import month_start
 
 from .domain.rules import CATALOGUE, PRIVILEGES, EarningRules, Eligibility, TransferRules, tier_progress
 from .domain.wallet import (
@@ -37,7 +36,6 @@ from .domain.wallet import (
     Wallet,
     earn,
     from_document,
-    month_start,
     now_ms,
     put_back,
     send,
@@ -66,31 +64,6 @@ def not_a_member() -> ApiError:
 def derived_id(prefix: str, msisdn: str, idempotency_key: str) -> str:
     """A resource id derived from the client's Idempotency-Key: a retry finds it."""
     return f"{prefix}{uuid.uuid5(_IDS, f'{msisdn}:{idempotency_key}').hex[:20]}"
-
-
-class AccountDirectory:
-    """The subscriber directory is the account service's: asked once, at enrolment."""
-
-    def __init__(self, base_url: str, caller: str, internal_key: str) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=base_url, timeout=5.0, headers=caller_headers(caller, internal_key)
-        )
-
-    async def subscriber(self, msisdn: str) -> dict[str, Any] | None:
-        try:
-            response = await self.http.get(f"/internal/v1/subscribers/{msisdn}")
-        except httpx.HTTPError as exc:
-            raise unavailable("cannot check the subscription right now") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            log.error("subscriber lookup failed", extra={"status": response.status_code})
-            raise unavailable("cannot check the subscription right now")
-        found: dict[str, Any] = response.json()
-        return found
-
-    async def close(self) -> None:
-        await self.http.aclose()
 
 
 class Programme:

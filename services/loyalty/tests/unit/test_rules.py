@@ -14,12 +14,12 @@ from loyalty_service.domain.wallet import (
     earn,
     expire,
     from_document,
-    month_start,
     put_back,
     send,
     spend,
     to_document,
 )
+from servicekit.vntime import month_start
 
 NOV = datetime(2026, 11, 20, 3, tzinfo=UTC)
 M = "84901234567"

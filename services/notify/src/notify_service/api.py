@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mobi_contracts.events.notify import PROMOTION_ID, PromotionPublished, PromotionPublishedData
 from mobi_contracts.topics import PROMOTIONS
+from servicekit.api import Body, errors
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import internal_callers
@@ -35,10 +36,6 @@ PromotionId = Annotated[str, Path(pattern=PROMOTION_ID)]
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 # FCM registration tokens: ~150-250 URL-safe characters; APNs device tokens: 64 hex digits.
 TOKEN_PATTERNS = {"fcm": re.compile(r"^[A-Za-z0-9_:\-]{20,4096}$"), "apns": re.compile(r"^[0-9a-fA-F]{64}$")}
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class DeviceIn(Body):
@@ -105,7 +102,7 @@ def _inbox(request: Request) -> Inbox:
 # -- the subscriber -------------------------------------------------------------------------
 
 
-@me.post("/devices", status_code=status.HTTP_201_CREATED)
+@me.post("/devices", status_code=status.HTTP_201_CREATED, responses=errors(409))
 async def register_device(body: DeviceIn, caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """Register this phone for pushes. A token registered again (after a reinstall, or by
     another subscriber on a handed-down phone) now belongs to this subscriber only."""
@@ -125,7 +122,7 @@ async def list_devices(caller: CurrentCaller, request: Request) -> dict[str, Any
     return {"items": [_device_view(d) for d in await _directory(request).devices_of(caller.msisdn)]}
 
 
-@me.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
+@me.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def remove_device(device_id: DeviceId, caller: CurrentCaller, request: Request) -> Response:
     if not await _directory(request).remove(caller.msisdn, device_id):
         raise ApiError(404, "not_found", "no such device")
@@ -156,7 +153,7 @@ async def my_promotions(caller: CurrentCaller, request: Request) -> dict[str, An
     return {"items": items, "unread": sum(1 for i in items if not i["read"])}
 
 
-@me.post("/promotions/{promotion_id}/read", status_code=status.HTTP_204_NO_CONTENT)
+@me.post("/promotions/{promotion_id}/read", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 async def read_promotion(promotion_id: PromotionId, caller: CurrentCaller, request: Request) -> Response:
     inbox = _inbox(request)
     if not await inbox.is_listed_for(caller.msisdn, promotion_id):

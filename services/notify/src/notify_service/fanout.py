@@ -33,11 +33,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from pymongo.errors import BulkWriteError
 from redis.asyncio import Redis
 
 from mobi_contracts.events.notify import Audience
-from servicekit.mongo import DUPLICATE_KEY, Doc, Store
+from servicekit.mongo import Doc, Store
 
 from .directory import Directory, Preferences, language_of
 from .domain.audience import Attributes, matches, needs, units_for
@@ -297,15 +296,7 @@ class FanOut:
                 }
                 for u, g in part
             ]
-            lost: set[int] = set()
-            try:
-                await self.store[CLAIMS].insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                lost = {e["index"] for e in errors}
-            claimed.extend(u for i, (u, _) in enumerate(part) if i not in lost)
+            claimed.extend(doc["unit"] for doc in await self.store.insert_fresh(CLAIMS, docs))
         return claimed
 
     async def _push_unit(

@@ -7,12 +7,13 @@ import html
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 import vnpay
 from mobi_contracts.msisdn import MsisdnInput
+from servicekit.api import Body, IdempotencyKey, errors
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError
 from servicekit.http import client_address, client_key, internal_callers
@@ -28,14 +29,7 @@ internal = APIRouter(
     prefix="/internal/v1", tags=["internal"], dependencies=[Depends(internal_callers("ops"))]
 )
 
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="8-64 chars; reuse it to retry")
-]
 CARD_METHODS: dict[str, Method] = {"international": "card_international", "domestic": "card_domestic"}
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class CardTopup(Body):
@@ -67,6 +61,37 @@ class PaymentStarted(BaseModel):
     expires_at: datetime
 
 
+class ScratchCardAccepted(BaseModel):
+    topup_id: str
+    amount_vnd: int
+    target_msisdn: str
+    status: Literal["accepted"]
+
+
+class PaymentView(BaseModel):
+    """A payment as its payer sees it (fields without a value are left out)."""
+
+    payment_id: str
+    kind: Literal["topup", "bill"]
+    status: Literal["pending", "succeeded", "failed", "expired"]
+    amount_vnd: int
+    method: str | None = None
+    target_msisdn: str | None = None
+    bill_id: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    settled_at: datetime | None = None
+
+
+class IpnAnswerBody(BaseModel):
+    """What the provider reads: 00 or 02 ends its retries."""
+
+    RspCode: str
+    Message: str
+
+
 class CardBatch(Body):
     batch_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
     cards: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
@@ -95,7 +120,7 @@ def _answer(started: Started) -> JSONResponse:
     return JSONResponse(started.body, status_code=started.status_code)
 
 
-@me.post("/topups/card", status_code=201, response_model=PaymentStarted)
+@me.post("/topups/card", status_code=201, response_model=PaymentStarted, responses=errors(409))
 async def card_topup(
     body: CardTopup, caller: CurrentCaller, request: Request, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -112,7 +137,7 @@ async def card_topup(
     return _answer(started)
 
 
-@me.post("/bills/{bill_id}/pay", status_code=201, response_model=PaymentStarted)
+@me.post("/bills/{bill_id}/pay", status_code=201, response_model=PaymentStarted, responses=errors(404, 409))
 async def pay_bill(
     body: BillPayment,
     caller: CurrentCaller,
@@ -131,7 +156,7 @@ async def pay_bill(
     return _answer(started)
 
 
-@me.post("/topups/scratch-card", status_code=201)
+@me.post("/topups/scratch-card", status_code=201, response_model=ScratchCardAccepted, responses=errors(409))
 async def scratch_card_topup(
     body: ScratchCardTopup, caller: CurrentCaller, request: Request
 ) -> dict[str, Any]:
@@ -147,7 +172,12 @@ async def scratch_card_topup(
     )
 
 
-@me.get("/payments/{payment_id}")
+@me.get(
+    "/payments/{payment_id}",
+    response_model=PaymentView,
+    response_model_exclude_none=True,
+    responses=errors(404),
+)
 async def payment_status(
     caller: CurrentCaller, request: Request, payment_id: Annotated[str, Path(pattern=r"^[A-Z0-9]{6,40}$")]
 ) -> dict[str, Any]:
@@ -155,7 +185,8 @@ async def payment_status(
     return await _payments(request).status_for(caller.msisdn, payment_id)
 
 
-@provider.api_route("/ipn", methods=["GET", "POST"])
+@provider.get("/ipn", operation_id="provider_notification_get", response_model=IpnAnswerBody)
+@provider.post("/ipn", operation_id="provider_notification_post", response_model=IpnAnswerBody)
 async def provider_notification(request: Request) -> Response:
     """The provider's signed server-to-server notification (VNPay IPN). Always 200 with
     {"RspCode", "Message"}: the provider retries until RspCode is 00 or 02."""
@@ -171,7 +202,11 @@ async def provider_notification(request: Request) -> Response:
     return Response(answer.to_json(), media_type="application/json")
 
 
-@provider.get("/return", response_class=HTMLResponse)
+@provider.get(
+    "/return",
+    response_class=HTMLResponse,
+    responses={400: {"description": "the result is not the provider's", "content": {"text/html": {}}}},
+)
 async def provider_return(request: Request) -> HTMLResponse:
     """Where the provider sends the browser back. Shows the status we hold; never settles."""
     try:

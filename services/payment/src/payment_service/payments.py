@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import httpx
 import orjson
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -37,10 +36,11 @@ from mobi_contracts.events.payment import (
     TopupRecordedData,
 )
 from mobi_contracts.topics import PAYMENT_EVENTS
+from servicekit.api import jsonable
 from servicekit.buckets import hour_of, minute_of
-from servicekit.errors import ApiError, not_found, unavailable
+from servicekit.directory import AccountDirectory
+from servicekit.errors import ApiError, not_found
 from servicekit.idempotency import IdempotencyKeys, fingerprint
-from servicekit.internal_keys import caller_headers
 from servicekit.mongo import Store, insert_versioned
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
@@ -87,39 +87,6 @@ Method = Literal["card_international", "card_domestic"]
 class Started:
     status_code: int
     body: dict[str, Any]
-
-
-class AccountDirectory:
-    """Bills and the subscriber directory live in the account service; ask its internal API."""
-
-    def __init__(self, base_url: str, caller: str, internal_key: str) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=base_url, timeout=5.0, headers=caller_headers(caller, internal_key)
-        )
-
-    async def _lookup(self, path: str, what: str) -> dict[str, Any] | None:
-        """The account service's answer, None when it does not know the thing (404)."""
-        try:
-            response = await self.http.get(path)
-        except httpx.HTTPError as exc:
-            raise unavailable(f"cannot {what} right now") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise unavailable(f"cannot {what} right now")
-        found: dict[str, Any] = response.json()
-        return found
-
-    async def bill(self, bill_id: str) -> dict[str, Any] | None:
-        return await self._lookup(f"/internal/v1/bills/{bill_id}", "look up the bill")
-
-    async def is_subscriber(self, msisdn: str) -> bool:
-        """An active MobiFone subscription (the directory decides: numbers are portable)."""
-        found = await self._lookup(f"/internal/v1/subscribers/{msisdn}", "check the number")
-        return found is not None and found.get("status") == "active"
-
-    async def close(self) -> None:
-        await self.http.aclose()
 
 
 class OpenPayments:
@@ -621,4 +588,4 @@ class PaymentService:
             "payment_id": payment["_id"],
             **{k: payment.get(k) for k in keys if payment.get(k) is not None},
         }
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in out.items()}
+        return jsonable(out)

@@ -24,6 +24,7 @@ from mobi_contracts.events.payment import TopupRecorded, TopupRecordedData
 from mobi_contracts.topics import PAYMENT_EVENTS
 from servicekit.buckets import hour_of, minute_of
 from servicekit.errors import ApiError, too_many, unavailable
+from servicekit.limits import Backoff, Scope, TryLimiter
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 
@@ -34,32 +35,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 REDEMPTIONS = Counter("scratch_card_redemptions_total", "Scratch-card redemptions", ["service", "result"])
 
-# KEYS: tries of the subscriber, the client, the serial; then their locks. ARGV: the limits
-# of the three, the lock-out seconds.
-_RESERVE_TRY = """
-for i = 1, 3 do
-  local t = redis.call('TTL', KEYS[i + 3])
-  if t > 0 then return {i, t} end
-end
-for i = 1, 3 do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i]) then
-    redis.call('SET', KEYS[i + 3], '1', 'EX', ARGV[4])
-    redis.call('DEL', KEYS[i])
-    return {i, tonumber(ARGV[4])}
-  end
-end
-for i = 1, 3 do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[4]) end
-end
-return {0, 0}
-"""
-
-_GIVE_BACK = """
-for i = 1, 3 do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
-end
-return 1
-"""
 SERIAL_MAX_WRONG = 10  # wrong PINs for one card, from anyone, before the card is locked
 
 
@@ -82,18 +57,19 @@ class ScratchCards:
         self.max_wrong = max_wrong
         self.lockout = lockout_seconds
         self.service = service
-        self._reserve = redis.register_script(_RESERVE_TRY)
-        self._give_back = redis.register_script(_GIVE_BACK)
+        # A scope past its limit is locked for `lockout_seconds`, the same each time.
+        same = lockout_seconds
+        self.tries = TryLimiter(redis, "scratch", Backoff(same, same, same, same))
 
     async def redeem(
         self, *, payer: str, serial: str, pin: str, target: str | None, client: str, correlation_id: str
     ) -> dict[str, Any]:
-        keys = await self._reserve_try(payer, client, serial)
+        scopes = await self._reserve_try(payer, client, serial)
         card = await self.store[SCRATCH_CARDS].find_one({"_id": serial})
         if card is None or not pin_matches(self.pepper, serial, pin, card["pin_digest"]):
             REDEMPTIONS.labels(self.service, "wrong_pin").inc()
             raise ApiError(422, "invalid_card", "the serial or the PIN is wrong")
-        await self._redis(self._give_back(keys=keys[:3]))
+        await self._redis(self.tries.release(scopes))
         if card.get("status") != "active" or card.get(
             "expires_at", datetime.max.replace(tzinfo=UTC)
         ) < datetime.now(UTC):
@@ -147,15 +123,19 @@ class ScratchCards:
             "status": "accepted",
         }
 
-    async def _reserve_try(self, payer: str, client: str, serial: str) -> list[str]:
-        scopes = (f"sub:{payer}", f"client:{client}", f"serial:{serial}")
-        keys = [f"scratch:tries:{s}" for s in scopes] + [f"scratch:lock:{s}" for s in scopes]
-        limits = [self.max_wrong, self.max_wrong * 4, SERIAL_MAX_WRONG]
-        status, seconds = await self._redis(self._reserve(keys=keys, args=[*limits, self.lockout]))
-        if status != 0:
+    async def _reserve_try(self, payer: str, client: str, serial: str) -> list[Scope]:
+        """Tries of the subscriber, the client and the card's serial; a right PIN gives its
+        try back to each."""
+        scopes = [
+            Scope(f"sub:{payer}", self.max_wrong),
+            Scope(f"client:{client}", self.max_wrong * 4),
+            Scope(f"serial:{serial}", SERIAL_MAX_WRONG),
+        ]
+        locked = await self._redis(self.tries.reserve(scopes))
+        if locked is not None:
             REDEMPTIONS.labels(self.service, "locked").inc()
-            raise too_many("locked_out", "too many wrong PINs; try again later", seconds)
-        return keys
+            raise too_many("locked_out", "too many wrong PINs; try again later", locked.seconds)
+        return scopes
 
     async def _redis(self, call: Awaitable[T]) -> T:
         try:

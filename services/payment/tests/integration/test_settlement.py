@@ -9,10 +9,11 @@ import pytest
 
 from mobi_contracts.events.payment import BillPaid, PaymentFailed, PaymentSucceeded, TopupRecorded
 from payment_service.domain.rules import AmountRules, ProviderResult
-from payment_service.payments import AccountDirectory, PaymentService
+from payment_service.payments import PaymentService
 from payment_service.provider import Provider
 from payment_service.settings import PaymentSettings
 from payment_service.store import FINALS, PAYMENTS
+from servicekit.directory import AccountDirectory
 from servicekit.idempotency import IdempotencyKeys
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store

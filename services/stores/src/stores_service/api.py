@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mobi_contracts.events.stores import FeedbackCategory
+from servicekit.api import IdempotencyKey, errors
 from servicekit.auth import CurrentCaller
 from servicekit.errors import ApiError, not_found
 from servicekit.http import internal_callers
@@ -114,7 +115,7 @@ async def search(
     return _json(body, {"Cache-Control": PUBLIC_CACHE})
 
 
-@stores.get("/{store_id}")
+@stores.get("/{store_id}", responses=errors(404))
 async def store_details(
     request: Request, store_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 ) -> Response:
@@ -160,10 +161,7 @@ class FeedbackIn(BaseModel):
         return _line(value)
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="optional; 8-64 chars")]
-
-
-@me.post("/feedback", status_code=201)
+@me.post("/feedback", status_code=201, responses={200: {"description": "the same request, retried"}})
 async def file_feedback(
     body: FeedbackIn, caller: CurrentCaller, request: Request, response: Response, key: IdempotencyKey = None
 ) -> dict[str, Any]:
@@ -211,7 +209,7 @@ class TicketUpdate(BaseModel):
     agent: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
 
 
-@internal.post("/feedback/{ticket}/answers")
+@internal.post("/feedback/{ticket}/answers", responses=errors(404, 409))
 async def answer_ticket(
     body: TicketUpdate, request: Request, ticket: Annotated[str, Path(pattern=r"^GY-[0-9A-Z]{8}$")]
 ) -> dict[str, Any]:
@@ -229,7 +227,7 @@ async def answer_ticket(
     )
 
 
-@internal.post("/stores/catalogue")
+@internal.post("/stores/catalogue", responses=errors(409, 413))
 async def import_catalogue(
     request: Request,
     content_type: Annotated[str, Header(alias="Content-Type")] = "application/json",

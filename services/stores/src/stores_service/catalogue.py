@@ -25,7 +25,6 @@ import contextlib
 import logging
 import secrets
 import time
-import uuid
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,8 @@ from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
 
 from servicekit.errors import ApiError, unavailable
 from servicekit.mongo import Store
@@ -62,6 +62,7 @@ KEY_PREFIX = "stores:catalogue"  # Redis keys: <prefix>:active, <prefix>:import-
 # field between BSON and PostgreSQL's JSONB: 3 000 stores as documents, or as nested lists,
 # took 4-9 s to insert, read or count here; packed, a version is a few hundred KB of binary.
 CHUNK = 1000
+IMPORT_LOCK_SECONDS = 600  # one import at a time; a crashed importer's lock frees itself
 RETRY_SECONDS = 2.0  # between store reads of a pointer Redis lacks / a version that failed to load
 
 # Set KEYS[1] to ARGV[2] only if it still holds ARGV[1] ('' = absent): never roll back a
@@ -71,10 +72,6 @@ local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -228,7 +225,6 @@ class Catalogue:
         self._checked_at = -recheck_seconds
         self._failed: tuple[str, float] | None = None
         self._compare_and_set = redis.register_script(_COMPARE_AND_SET)
-        self._release = redis.register_script(_RELEASE)
         CATALOGUE_STORES.labels(service).set(0)
 
     # -- reading -------------------------------------------------------------------------
@@ -350,9 +346,11 @@ class Catalogue:
     # -- importing -----------------------------------------------------------------------
 
     async def import_rows(self, rows: list[StoreRow], source: str) -> dict[str, Any]:
-        token = uuid.uuid4().hex
+        # Released only while it still holds this import's token (redis-py's Lock): an import
+        # that outlived the lock never frees the one the next import took.
+        lock = Lock(self.redis, self.lock_key, timeout=IMPORT_LOCK_SECONDS, thread_local=False)
         try:
-            if not await self.redis.set(self.lock_key, token, nx=True, ex=600):
+            if not await lock.acquire(blocking=False):
                 raise ApiError(409, "import_in_progress", "another catalogue import is running; retry later")
         except RedisError as exc:
             raise unavailable("catalogue import needs Redis; try again shortly") from exc
@@ -360,7 +358,9 @@ class Catalogue:
             return await self._import(rows, source)
         finally:
             try:
-                await self._release(keys=[self.lock_key], args=[token])
+                await lock.release()
+            except LockError:
+                log.warning("the import outlived its lock; another import may have run meanwhile")
             except RedisError:
                 log.warning("import lock not released; it expires in 10 minutes")
 

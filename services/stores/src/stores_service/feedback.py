@@ -5,8 +5,9 @@ the ticket and the event cannot come apart; an agent's reply is one versioned wr
 ticket with `FeedbackAnswered` added to the outbox. Each is relayed right away and swept
 later if a crash got in between (servicekit.outbox).
 
-A subscriber may file `per_hour` tickets an hour and `per_day` a day: both counters are
-checked and counted by one Lua script, so concurrent requests cannot slip past a limit.
+A subscriber may file `per_hour` tickets an hour and `per_day` a day: both budgets are
+checked and counted in one step (servicekit.limits), so concurrent requests cannot slip past
+a limit.
 If Redis does not answer, filing is refused (503) rather than unlimited.
 """
 
@@ -31,6 +32,7 @@ from mobi_contracts.events.stores import (
 )
 from servicekit.errors import ApiError, not_found, too_many, unavailable
 from servicekit.idempotency import fingerprint
+from servicekit.limits import Budget, WindowLimiter
 from servicekit.mongo import Conflict, Store, save_versioned
 from servicekit.outbox import OUTBOX, OutboxRelay, outbox_entries, with_pending
 
@@ -41,25 +43,6 @@ log = logging.getLogger(__name__)
 FEEDBACK_TOTAL = Counter(
     "feedback_submissions_total", "Feedback submissions, by result", ["service", "result"]
 )
-
-# KEYS: hour counter, day counter. ARGV: hour limit, day limit. Returns 0 when counted, else
-# the seconds until the exhausted window ends.
-_COUNT_WITHIN_LIMITS = """
-local limits = {tonumber(ARGV[1]), tonumber(ARGV[2])}
-local windows = {3600, 86400}
-for i = 1, 2 do
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if used >= limits[i] then
-    local ttl = redis.call('TTL', KEYS[i])
-    if ttl < 1 then ttl = windows[i] end
-    return ttl
-  end
-end
-for i = 1, 2 do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], windows[i]) end
-end
-return 0
-"""
 
 PUBLIC_FIELDS = (
     "category",
@@ -113,7 +96,7 @@ class FeedbackDesk:
         self.service = service
         self.per_hour = per_hour
         self.per_day = per_day
-        self._count = redis.register_script(_COUNT_WITHIN_LIMITS)
+        self.limiter = WindowLimiter(redis)
 
     async def file(
         self, msisdn: str, fields: dict[str, Any], *, key: str | None, correlation_id: str
@@ -168,18 +151,21 @@ class FeedbackDesk:
         return ticket_view(existing)
 
     async def _within_limits(self, msisdn: str) -> None:
-        keys = [f"feedback:hour:{msisdn}", f"feedback:day:{msisdn}"]
+        budgets = [
+            Budget(f"feedback:hour:{msisdn}", self.per_hour, 3600),
+            Budget(f"feedback:day:{msisdn}", self.per_day, 86400),
+        ]
         try:
-            wait = int(await self._count(keys=keys, args=[self.per_hour, self.per_day]))
+            over = await self.limiter.take(budgets)
         except RedisError as exc:
             raise unavailable("feedback is temporarily unavailable") from exc
-        if wait:
+        if over is not None:
             FEEDBACK_TOTAL.labels(self.service, "rate_limited").inc()
             raise too_many(
                 "feedback_rate_limited",
                 f"you can send {self.per_hour} feedback messages an hour and {self.per_day} a day; "
                 "please try again later",
-                wait,
+                over.retry_after,
             )
 
     async def _relay(self, doc: dict[str, Any], entries: list[dict[str, Any]]) -> None:

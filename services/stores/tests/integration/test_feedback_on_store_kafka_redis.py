@@ -13,6 +13,7 @@ from mobi_contracts import parse_event
 from mobi_contracts.events.stores import FeedbackAnswered, FeedbackReceived
 from servicekit.errors import ApiError
 from servicekit.kafka.publisher import EventPublisher
+from servicekit.limits import WindowLimiter
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay
 from servicekit.redis_client import create_redis
@@ -121,7 +122,7 @@ async def test_pages_of_my_tickets_are_newest_first_without_gaps(desk: FeedbackD
 async def test_with_redis_unreachable_feedback_is_refused_not_unlimited(
     desk: FeedbackDesk, msisdn: str
 ) -> None:
-    desk._count = create_redis("redis://127.0.0.1:1/0").register_script("return 0")
+    desk.limiter = WindowLimiter(create_redis("redis://127.0.0.1:1/0"))
     with pytest.raises(ApiError) as refused:
         await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
     assert refused.value.status == 503

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .wallet import TIERS, Refused, Tier, Wallet, day_of, month_of
+from servicekit.vntime import day_of, month_of
+
+from .wallet import TIERS, Refused, Tier, Wallet
 
 # Points earned in the last 12 months needed for each tier, and its earning rate (percent).
 TIER_THRESHOLDS: dict[Tier, int] = {"member": 0, "silver": 2_000, "gold": 10_000, "diamond": 30_000}

@@ -9,12 +9,13 @@ state carries `seq`, the number of ledger entries that made it (the ledger's cla
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from servicekit.vntime import add_months, day_of, month_of, month_start
 
 Tier = Literal["member", "silver", "gold", "diamond"]
 TIERS: tuple[Tier, ...] = ("member", "silver", "gold", "diamond")
-VIETNAM = timezone(timedelta(hours=7))
 EARNED_MONTHS_KEPT = 13  # the tier looks at 12 months; the cap at the current one
 
 
@@ -32,26 +33,6 @@ def now_ms() -> datetime:
     """Now, at the store's precision (milliseconds), so what is answered equals what is read back."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def month_of(at: datetime) -> str:
-    return at.astimezone(VIETNAM).strftime("%Y-%m")
-
-
-def day_of(at: datetime) -> str:
-    return at.astimezone(VIETNAM).strftime("%Y-%m-%d")
-
-
-def add_months(month: str, months: int) -> str:
-    year, mon = (int(p) for p in month.split("-"))
-    index = year * 12 + (mon - 1) + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def month_start(month: str) -> datetime:
-    """The instant a bucket expires: the month's first midnight in Vietnam, as UTC."""
-    year, mon = (int(p) for p in month.split("-"))
-    return datetime(year, mon, 1, tzinfo=VIETNAM).astimezone(UTC)
 
 
 @dataclass(frozen=True)

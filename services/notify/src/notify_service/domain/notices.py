@@ -29,6 +29,7 @@ from mobi_contracts.events.vas import (
     VasRenewed,
     VasSubscribed,
 )
+from servicekit.vntime import wall_date
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def vas_charge_failed(event: VasChargeFailed, _: dict[str, Any]) -> Notice:
 
 def vas_renewal_due(event: VasRenewalDue, _: dict[str, Any]) -> Notice:
     d = event.data
-    when = d.due_at.strftime("%d/%m")
+    when = wall_date(d.due_at, "%d/%m")
     return Notice(
         kind="vas_renewal_due",
         title={"vi": f"{d.code} sắp gia hạn", "en": f"{d.code} renews soon"},
@@ -194,7 +195,7 @@ def data_pack_purchased(event: DataPackPurchased, _: dict[str, Any]) -> Notice:
 
 def ecode_issued(event: ECodeIssued, _: dict[str, Any]) -> Notice:
     d = event.data
-    until = d.valid_to.strftime("%d/%m/%Y")
+    until = wall_date(d.valid_to)
     return Notice(
         kind="ecode_issued",
         title={"vi": f"E-code {d.partner}", "en": f"{d.partner} E-code"},
@@ -222,7 +223,7 @@ def points_expired(event: PointsExpired, _: dict[str, Any]) -> Notice:
 
 def vas_renewed(event: VasRenewed, _: dict[str, Any]) -> Notice:
     d = event.data
-    until = d.period_end.strftime("%d/%m/%Y")
+    until = wall_date(d.period_end)
     return Notice(
         kind="vas_renewed",
         title={"vi": f"Đã gia hạn {d.code}", "en": f"{d.code} renewed"},

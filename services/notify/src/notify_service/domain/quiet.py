@@ -1,10 +1,10 @@
-"""Quiet hours, in Vietnam time (UTC+7, no daylight saving)."""
+"""Quiet hours, in Vietnam time (servicekit.vntime)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 
-VIETNAM = timezone(timedelta(hours=7), "ICT")
+from servicekit.vntime import minute_of_day, next_wall_time
 
 
 def parse_hhmm(text: str) -> int:
@@ -18,8 +18,7 @@ def format_hhmm(minutes: int) -> str:
 
 def in_quiet_hours(now: datetime, start: int, end: int) -> bool:
     """`start`/`end` are minutes after local midnight; a window may wrap midnight (22:00-07:00)."""
-    local = now.astimezone(VIETNAM)
-    minute = local.hour * 60 + local.minute
+    minute = minute_of_day(now)
     if start == end:
         return False
     if start < end:
@@ -29,8 +28,4 @@ def in_quiet_hours(now: datetime, start: int, end: int) -> bool:
 
 def quiet_ends(now: datetime, end: int) -> datetime:
     """The next moment (UTC, on the minute) the window ending at local `end` is over."""
-    local = now.astimezone(VIETNAM).replace(second=0, microsecond=0)
-    candidate = local.replace(hour=end // 60, minute=end % 60)
-    if candidate <= now.astimezone(VIETNAM):
-        candidate += timedelta(days=1)
-    return candidate.astimezone(UTC)
+    return next_wall_time(now, end)

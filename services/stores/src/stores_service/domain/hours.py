@@ -1,4 +1,4 @@
-"""Opening hours per weekday in Vietnam time, intervals that may cross midnight.
+"""Opening hours per weekday in Vietnam time (servicekit.vntime), intervals that may cross midnight.
 
 A day's hours are intervals "HH:MM-HH:MM". An interval whose end is not after its start
 runs past midnight into the next day ("22:00-02:00"); "00:00-24:00" is the whole day.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
-VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving
+from servicekit.vntime import minute_of_day, weekday
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY = 24 * 60
 
@@ -56,8 +57,7 @@ def _parse_days(days: tuple[tuple[str, ...], ...]) -> WeekHours:
 
 
 def is_open(week: WeekHours, at: datetime) -> bool:
-    local = at.astimezone(VIETNAM_TIME)
-    day, minute = local.weekday(), local.hour * 60 + local.minute
+    day, minute = weekday(at), minute_of_day(at)
     for start, end in week[day]:
         if start < end and start <= minute < end:
             return True
@@ -73,4 +73,4 @@ def format_interval(interval: Interval) -> str:
 
 
 def today(week: WeekHours, at: datetime) -> list[str]:
-    return [format_interval(i) for i in week[at.astimezone(VIETNAM_TIME).weekday()]]
+    return [format_interval(i) for i in week[weekday(at)]]
