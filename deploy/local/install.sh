@@ -76,7 +76,7 @@ install_system() {
   command -v mvn >/dev/null || apt_install maven
   command -v go >/dev/null || apt_install golang-go
   # libnginx-mod-http-js (njs): the gateway counts X-MSISDN headers with it (duplicate_msisdn).
-  local pkgs=(redis-server nginx libnginx-mod-http-js prometheus wrk)
+  local pkgs=(redis-server nginx libnginx-mod-http-js prometheus wrk jq)
   [[ "$FERRETDB_BACKEND" == postgresql ]] && pkgs+=(postgresql)
   apt_install "${pkgs[@]}"
 }
