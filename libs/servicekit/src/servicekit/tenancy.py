@@ -12,7 +12,12 @@ token, so a new owner sees nothing of the old one even before the services have 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pymongo.errors import DuplicateKeyError
+
+if TYPE_CHECKING:
+    from .mongo import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "since always": tokens and records from before tenancies
 
@@ -48,3 +53,24 @@ def since_filter(field: str, owner_since: datetime) -> dict[str, Any]:
     """A store filter keeping records of the tenancy: `{field: {"$gte": owner_since}}`, or
     nothing for EPOCH (so queries of numbers that never changed hands stay as they were)."""
     return {} if owner_since <= EPOCH else {field: {"$gte": owner_since}}
+
+
+async def record_tenancy(
+    store: Store, collection: str, msisdn: str, owner_since: datetime, change_id: str
+) -> bool:
+    """Remember that the number's records from before `owner_since` are an ended tenancy's
+    (one document per number, `_id` the MSISDN; written by one consumer, Kafka keeps a
+    number's events on one partition). Only forward: a replayed older change is a no-op.
+    True when the boundary moved."""
+    try:
+        result = await store[collection].update_one(
+            {
+                "_id": msisdn,
+                "$or": [{"owner_since": {"$exists": False}}, {"owner_since": {"$lt": owner_since}}],
+            },
+            {"$set": {"owner_since": owner_since, "change_id": change_id}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # the number's boundary is already at or past this one
+    return bool(result.matched_count or result.upserted_id is not None)
