@@ -116,9 +116,9 @@ def test_what_the_new_tenancy_already_put_there_is_kept_and_nothing_more() -> No
     kept = kept_by_tenancy(decisions, boundary)
     assert kept == {"main": 50_000}
     after, outcome = end_tenancy(full_balances(), kept, "closed")
-    assert after.main == 50_000 and [(c.account, c.delta) for c in outcome.changes if c.account == "main"] == [
-        ("main", -70_000)
-    ]
+    assert after.main == 50_000 and [
+        (c.account, c.delta) for c in outcome.changes if c.account == "main"
+    ] == [("main", -70_000)]
     spent, _ = end_tenancy(full_balances(), {"main": 500_000}, "closed")
     assert spent.main == 120_000, "never more than the account holds"
 

@@ -21,6 +21,7 @@ from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay
 from servicekit.redis_client import create_redis
+from servicekit.tenancy import at_store_precision
 from servicekit.testing import eventually, make_topic, read_all
 from stores_service.feedback import FeedbackDesk, decode_cursor
 from stores_service.store import ANSWERS, FEEDBACK, INDEXES
@@ -235,7 +236,7 @@ async def test_a_number_that_changed_hands_hides_the_previous_owners_tickets_and
     desk: FeedbackDesk, store: Store, msisdn: str
 ) -> None:
     _, old = await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
-    boundary = datetime.now(UTC) + timedelta(milliseconds=5)
+    boundary = at_store_precision(datetime.now(UTC) + timedelta(milliseconds=5))
     await asyncio.sleep(0.01)
     tenancies = TenancyEnds(store)
     await tenancies.apply([owner_changed(msisdn, boundary)])
@@ -258,6 +259,6 @@ async def test_the_app_shows_a_new_owner_no_ticket_from_before_their_tenancy_eve
 ) -> None:
     _, old = await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
     await asyncio.sleep(0.01)
-    owner_since = datetime.now(UTC)
+    owner_since = at_store_precision(datetime.now(UTC))
     assert (await desk.mine(msisdn, limit=10, after=None, owner_since=owner_since))["items"] == []
     assert [t["ticket"] for t in (await desk.mine(msisdn, limit=10, after=None))["items"]] == [old["ticket"]]
