@@ -56,7 +56,7 @@ def since_filter(field: str, owner_since: datetime) -> dict[str, Any]:
 
 
 async def record_tenancy(
-    store: Store, collection: str, msisdn: str, owner_since: datetime, change_id: str
+    store: Store, collection: str, msisdn: str, owner_since: datetime, change_id: str, **fields: Any
 ) -> bool:
     """Remember that the number's records from before `owner_since` are an ended tenancy's
     (one document per number, `_id` the MSISDN; written by one consumer, Kafka keeps a
@@ -68,7 +68,7 @@ async def record_tenancy(
                 "_id": msisdn,
                 "$or": [{"owner_since": {"$exists": False}}, {"owner_since": {"$lt": owner_since}}],
             },
-            {"$set": {"owner_since": owner_since, "change_id": change_id}},
+            {"$set": {"owner_since": owner_since, "change_id": change_id, **fields}},
             upsert=True,
         )
     except DuplicateKeyError:

@@ -62,9 +62,7 @@ class ProgrammeJobs:
             return
         for month in due_months(wallet, now):
             key = f"expire:{msisdn}:{month}"
-            _, fresh = await self.ledger.append(
-                msisdn, key, lambda w, m=month, k=key: self._expiry(w, k, m, now)
-            )
+            _, fresh = await self.ledger.append(msisdn, key, self._expiring(key, month, now))
             report.expired += fresh
         points = self.programme.earning.for_tenure(doc.get("since"), now)
         if points > 0:
@@ -76,6 +74,9 @@ class ProgrammeJobs:
             key = f"tier:{msisdn}:{wallet.seq}"
             _, fresh = await self.ledger.append(msisdn, key, lambda w: self._tier(w, key, now))
             report.tiers += fresh
+
+    def _expiring(self, key: str, month: str, now: datetime) -> Callable[[Wallet], Decision]:
+        return lambda wallet: self._expiry(wallet, key, month, now)
 
     def _expiry(self, wallet: Wallet, key: str, month: str, now: datetime) -> Decision:
         change = expire_month(wallet, month, now)

@@ -7,6 +7,8 @@ is the new owner's and is left alone. The new owner enrols afresh (Programme.enr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mobi_contracts import AnyEvent
 from mobi_contracts.topics import TENANCY_ENDED_EVENTS
 from servicekit.tenancy import of_tenancy
@@ -20,7 +22,7 @@ class MembershipEnds:
         self.programme = programme
         self.offers = offers
 
-    async def apply(self, events: list[AnyEvent]) -> None:
+    async def apply(self, events: Sequence[AnyEvent]) -> None:
         latest: dict[str, AnyEvent] = {}
         for event in events:
             if isinstance(event, TENANCY_ENDED_EVENTS):
