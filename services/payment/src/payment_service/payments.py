@@ -601,10 +601,12 @@ class PaymentService:
         """A payment of the payer's tenancy (a recycled number's next owner sees none of the
         previous owner's)."""
         payment = await self.current(payment_id)
+        # created_at is kept to the second (the provider's format): compare at that precision.
+        tenancy = owner_since.replace(microsecond=0)
         if (
             payment is None
             or payment["msisdn"] != payer
-            or not of_tenancy(payment.get("created_at"), owner_since)
+            or not of_tenancy(payment.get("created_at"), tenancy)
         ):
             raise not_found("payment")
         return self._public(payment)
