@@ -24,8 +24,8 @@ same state, cannot be inserted. Per batch:
 
 When step 2 meets an existing key (a replay, a duplicate publish, or a crash between 2 and
 3), or the batch ends a tenancy of the subscriber (SubscriberOwnerChanged, ...Terminated,
-...PortedOut: the previous tenancy's balances go, domain.tenancy, decided on the journal
-as it stands), the subscriber is settled carefully, one event at a time: journal documents beyond the
+...PortedOut: the previous tenancy's balances go, domain.tenancy, decided on the journal as
+it stands), the subscriber is settled carefully, one event at a time: journal documents beyond the
 balance's seq are rolled forward (they were decided on exactly that state), events whose key
 is in the journal are replays (their stored events are published again, nothing else
 changes), the rest are decided afresh. A crash anywhere redelivers the batch; replaying a

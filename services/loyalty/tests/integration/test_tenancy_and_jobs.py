@@ -132,7 +132,7 @@ def schedules(programme: Programme, redis: Redis, unique: str) -> Schedules:
     return Schedules(ProgrammeJobs(programme), redis, 3600, 60, lease_prefix=f"test-loyalty-{unique}")
 
 
-async def test_an_operators_run_waits_for_no_one_it_is_refused_while_the_scheduled_job_holds_the_lease(
+async def test_an_operators_run_is_refused_while_the_scheduled_job_holds_the_lease(
     programme: Programme, schedules: Schedules
 ) -> None:
     await programme.enroll(A, "t")
