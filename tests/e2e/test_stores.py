@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from mobi_contracts import parse_event
-from mobi_contracts.events.stores import FeedbackAnswered, FeedbackReceived
+from mobi_contracts.events.stores import FeedbackAnsweredV2, FeedbackReceivedV2
 from servicekit.internal_keys import caller_headers
 from servicekit.testing import kafka_client_options
 from stores_service import importer
@@ -208,8 +208,10 @@ async def test_feedback_gets_a_ticket_only_its_author_sees_and_an_answer_reaches
     mine = (await carrier.get("/api/v1/me/feedback", headers=auth)).json()["items"][0]
     assert mine["status"] == "answered" and mine["replies"][0]["text"] == "Đã tăng cường trạm phát"
     events = await events_for(subscriber, expect=2)
-    assert [type(e) for e in events] == [FeedbackReceived, FeedbackAnswered]
-    assert events[1].data.ticket == ticket["ticket"]
+    assert [type(e) for e in events] == [FeedbackReceivedV2, FeedbackAnsweredV2]
+    assert events[1].data.ticket == ticket["ticket"] and events[1].data.has_reply
+    on_the_bus = "".join(e.model_dump_json() for e in events)
+    assert "Cầu Giấy" not in on_the_bus and "trạm phát" not in on_the_bus, "words stay in the store"
 
 
 async def events_for(msisdn: str, expect: int, timeout: float = 15) -> list[object]:

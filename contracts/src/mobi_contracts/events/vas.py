@@ -46,6 +46,13 @@ class VasChargeRequestedData(EventData):
     period_end: AwareDatetime
     data_bucket: DataBucketGrant | None = None
     requested_at: AwareDatetime
+    # Optional (added in v1, compatible): the account service refuses a charge of a subscription
+    # agreed to before the number's current owner got it (a recycled number inherits nothing).
+    subscribed_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the subscriber agreed to the subscription (or bought the pack) this "
+        "charge is for; a charge of a previous owner's subscription is refused (no_such_account)",
+    )
 
     @model_validator(mode="after")
     def _packs_carry_their_bucket(self) -> VasChargeRequestedData:

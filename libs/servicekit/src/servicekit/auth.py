@@ -7,7 +7,8 @@ carries the number's session generation (`gen`) at login and when the session be
 a password change, or the number changing owner or status, raises the generation and so ends
 every session of the number at once; and no session lives longer than SESSION_MAX_AGE, however
 often it is refreshed. If Redis cannot answer, verification refuses (fails closed) rather than
-trusting a token blindly.
+trusting a token blindly. It carries the start of the number's current tenancy too
+(`owner_since`, see servicekit.tenancy): views show the caller only records made since.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +32,7 @@ from redis.exceptions import RedisError
 
 from .api import declare_errors
 from .errors import unauthorized, unavailable
+from .tenancy import EPOCH, from_claim, to_claim
 
 ALGORITHM = "EdDSA"
 LEEWAY = 5  # seconds of clock skew allowed on exp
@@ -54,6 +57,8 @@ class Caller:
     method: str
     # Redis values a route asked for along with the session check (one round trip), by key.
     prefetched: Mapping[str, bytes | None] = field(default_factory=dict, compare=False)
+    # When the number's current owner got it: records made before are a previous owner's.
+    owner_since: datetime = EPOCH
 
 
 class TokenSigner:
@@ -64,7 +69,13 @@ class TokenSigner:
         self.ttl = ttl_seconds
 
     def issue(
-        self, msisdn: str, session_id: str, method: str, generation: int = 0, started_at: int | None = None
+        self,
+        msisdn: str,
+        session_id: str,
+        method: str,
+        generation: int = 0,
+        started_at: int | None = None,
+        owner_since: datetime = EPOCH,
     ) -> str:
         now = int(time.time())
         started = now if started_at is None else started_at
@@ -76,6 +87,7 @@ class TokenSigner:
             "amr": [method],
             "gen": generation,
             "sat": started,
+            "owner_since": to_claim(owner_since),
             "iat": now,
             # An access token never outlives its session's maximum age.
             "exp": min(now + self.ttl, started + SESSION_MAX_AGE),
@@ -143,6 +155,7 @@ class TokenVerifier:
             msisdn=claims["sub"],
             session_id=claims["sid"],
             method=(claims.get("amr") or ["?"])[0],
+            owner_since=from_claim(claims.get("owner_since")),
             prefetched={
                 k: v if isinstance(v, bytes) else None
                 for k, v in zip(extra, values[len(head) :], strict=True)

@@ -14,10 +14,13 @@ from servicekit.api import Body, declare_errors, errors
 from servicekit.auth import Caller, CurrentCaller, caller_of
 from servicekit.errors import ApiError, not_found
 from servicekit.http import client_key, internal_callers
+from servicekit.logs import correlation_id
 
 from .auth_flow import AuthService, Tokens
 from .domain.paging import BadCursor, Cursor
+from .domain.provisioning import owner_since_of
 from .queries import AccountQueries
+from .subscribers import SubscriberRegistry
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 me = APIRouter(prefix="/api/v1/me", tags=["account"])
@@ -276,7 +279,7 @@ async def charges(
     cursor: CursorParam = None,
     kind: Annotated[Literal["voice", "sms", "data"] | None, Query()] = None,
 ) -> Page:
-    items, next_cursor = await _queries(request).charges(caller.msisdn, _cursor(cursor), limit, kind)
+    items, next_cursor = await _queries(request).charges(caller, _cursor(cursor), limit, kind)
     return Page(items=[_public(i) for i in items], next_cursor=next_cursor)
 
 
@@ -284,7 +287,7 @@ async def charges(
 async def topups(
     caller: CurrentCaller, request: Request, limit: Limit = 20, cursor: CursorParam = None
 ) -> Page:
-    items, next_cursor = await _queries(request).topups(caller.msisdn, _cursor(cursor), limit)
+    items, next_cursor = await _queries(request).topups(caller, _cursor(cursor), limit)
     return Page(items=[_public(i) for i in items], next_cursor=next_cursor)
 
 
@@ -294,7 +297,7 @@ async def bills(
     request: Request,
     status_filter: Annotated[Literal["unpaid", "paid"] | None, Query(alias="status")] = None,
 ) -> Page:
-    items = await _queries(request).bills(caller.msisdn, status_filter)
+    items = await _queries(request).bills(caller, status_filter)
     return Page(items=[_public(i) for i in items], next_cursor=None)
 
 
@@ -349,11 +352,13 @@ async def subscriber_status(
 ) -> dict[str, Any]:
     """For other services: is this number a MobiFone subscription (the directory, not the prefix)?"""
     doc = await (
-        _queries(request).store["subscribers"].find_one({"_id": msisdn}, {"status": 1, "plan": 1, "since": 1})
+        _queries(request)
+        .store["subscribers"]
+        .find_one({"_id": msisdn}, {"status": 1, "plan": 1, "since": 1, "owner_since": 1})
     )
     if doc is None:
         raise not_found("subscriber")
-    since = doc.get("since")  # the activation date, for tenure rules (loyalty)
+    since = doc.get("since")  # the current owner's activation date, for tenure rules (loyalty)
     return {
         "msisdn": msisdn,
         "status": doc.get("status", "active"),
@@ -361,6 +366,7 @@ async def subscriber_status(
         "since": since.replace(tzinfo=since.tzinfo or UTC).isoformat()
         if isinstance(since, datetime)
         else None,
+        "owner_since": owner_since_of(doc).isoformat(),  # records before it are a previous owner's
     }
 
 
@@ -370,22 +376,16 @@ async def provision_subscriber(
 ) -> Response:
     """From the operator's provisioning (BSS): a subscription created or changed.
 
-    A change of owner (a recycled number: another name) ends the previous owner's sessions
-    and removes the portal password; a change of status ends every session. The sessions end
-    both before the write (nobody reads the new owner's data under an old session) and after
-    it (nobody logged in between keeps a session)."""
-    subscribers = _queries(request).store["subscribers"]
-    before = await subscribers.find_one({"_id": msisdn}, {"name": 1, "status": 1, "ported_in": 1})
-    new_owner = before is not None and before.get("name") != body.name
-    changed = new_owner or (before is not None and before.get("status") != body.status)
-    service = _auth(request)
-    if new_owner:
-        await service.forget_owner(msisdn)
-    elif changed:
-        await service.end_all_sessions(msisdn)
-    await subscribers.update_one({"_id": msisdn}, {"$set": body.model_dump()}, upsert=True)
-    if changed:
-        await service.end_all_sessions(msisdn)
+    A change of owner (a recycled number: another name) starts a new tenancy: the previous
+    owner's sessions end and the portal password is removed, tokens carry the new
+    `owner_since` (every service shows the new owner only what was made since), and
+    `SubscriberOwnerChanged` tells every service to close what the previous tenancy left.
+    A change of status ends every session and is announced too (suspended, reactivated,
+    terminated, ported out). Sessions end both before the write (nobody reads the new
+    owner's data under an old session) and after it (nobody logged in between keeps one).
+    Repeating a request changes nothing and announces nothing (subscribers.py)."""
+    registry: SubscriberRegistry = request.app.state.registry
+    await registry.provision(msisdn, body.model_dump(), correlation_id.get() or "ops")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -405,6 +405,7 @@ async def issue_bill(
     doc = body.model_dump() | {
         "status": "unpaid",
         "due_date": datetime.combine(body.due_date, datetime.min.time(), UTC),
+        "issued_at": datetime.now(UTC),  # whose tenancy it belongs to (see AccountQueries.bills)
     }
     await _queries(request).store.insert_new("bills", [{"_id": bill_id, **doc}])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from argon2 import PasswordHasher
@@ -46,6 +47,7 @@ from servicekit.mongo import Store
 
 from .domain.devices import DeviceProof
 from .domain.otp import GuessPolicy, OtpPolicy
+from .domain.provisioning import owner_since_of
 from .login_limits import DEVICE, LOGINS, LoginLimits, is_known_device
 from .otp_codes import NO_CODE, RIGHT, WRONG, OtpCodes
 from .otp_queue import OtpQueue
@@ -163,8 +165,8 @@ class AuthService:
         return presented_key is not None and hmac.compare_digest(presented_key.encode(), self.gateway_key)
 
     async def header_login(self, msisdn: str) -> Tokens:
-        await self._require_active_subscriber(msisdn, "header")
-        return await self._new_session(msisdn, "header")
+        owner_since = await self._require_active_subscriber(msisdn, "header")
+        return await self._new_session(msisdn, "header", owner_since)
 
     # -- OTP ------------------------------------------------------------------------------------
 
@@ -188,9 +190,9 @@ class AuthService:
         self, msisdn: str, code: str, client: str, device_token: str | None = None
     ) -> Tokens:
         requester = await self.check_otp(msisdn, code, client, device_token)
-        await self._require_active_subscriber(msisdn, "otp")
+        owner_since = await self._require_active_subscriber(msisdn, "otp")
         LOGINS.labels(self.service, "otp", "ok").inc()
-        return await self._new_session(msisdn, "otp", _device_id(requester))
+        return await self._new_session(msisdn, "otp", owner_since, _device_id(requester))
 
     async def check_otp(self, msisdn: str, code: str, client: str, device_token: str | None = None) -> str:
         """Consumes the valid code the requester asked for, or raises; the attempt is reserved
@@ -225,8 +227,8 @@ class AuthService:
         self, msisdn: str, password: str, client: str, device_token: str | None = None
     ) -> Tokens:
         requester = await self.check_password(msisdn, password, client, device_token)
-        await self._require_active_subscriber(msisdn, "password")
-        return await self._new_session(msisdn, "password", _device_id(requester))
+        owner_since = await self._require_active_subscriber(msisdn, "password")
+        return await self._new_session(msisdn, "password", owner_since, _device_id(requester))
 
     async def check_password(
         self, msisdn: str, password: str, client: str, device_token: str | None = None
@@ -278,7 +280,8 @@ class AuthService:
             upsert=True,
         )
         await self.end_all_sessions(caller.msisdn)
-        return await self._new_session(caller.msisdn, caller.method, _device_id(requester))
+        device = _device_id(requester)
+        return await self._new_session(caller.msisdn, caller.method, caller.owner_since, device)
 
     # -- sessions ----------------------------------------------------------------------------------
 
@@ -291,7 +294,9 @@ class AuthService:
         await self.end_all_sessions(msisdn)
         await self.store[PORTAL_ACCOUNTS].delete_one({"_id": msisdn})
 
-    async def _new_session(self, msisdn: str, method: str, device_id: str | None = None) -> Tokens:
+    async def _new_session(
+        self, msisdn: str, method: str, owner_since: datetime, device_id: str | None = None
+    ) -> Tokens:
         """A session; the device keeps its id when it proved it is a known device."""
         generation = int(await self._redis(self.redis.get(session_generation_key(msisdn))) or 0)
         device = device_id or DeviceProof.new_device_id()
@@ -299,7 +304,7 @@ class AuthService:
         refresh = secrets.token_urlsafe(32)
         await self._store_refresh(refresh, session)
         LOGINS.labels(self.service, method, "ok").inc()
-        return self._tokens(session, refresh)
+        return self._tokens(session, refresh, owner_since)
 
     def _refresh_ttl(self, session: _Session) -> int:
         return max(1, min(self.refresh_ttl, session.started_at + SESSION_MAX_AGE - int(time.time())))
@@ -308,9 +313,14 @@ class AuthService:
         key = f"refresh:{_hash_token(refresh)}"
         await self._redis(self.redis.set(key, session.encode(), ex=self._refresh_ttl(session)))
 
-    def _tokens(self, session: _Session, refresh: str) -> Tokens:
+    def _tokens(self, session: _Session, refresh: str, owner_since: datetime) -> Tokens:
         access = self.signer.issue(
-            session.msisdn, session.session_id, session.method, session.generation, session.started_at
+            session.msisdn,
+            session.session_id,
+            session.method,
+            session.generation,
+            session.started_at,
+            owner_since=owner_since,  # the number's tenancy, read from the registry each time
         )
         return Tokens(
             access_token=access,
@@ -341,11 +351,12 @@ class AuthService:
             raise ApiError(401, "session_ended", "session ended; log in again")
         if time.time() - session.started_at >= SESSION_MAX_AGE:
             raise ApiError(401, "session_ended", "session too old; log in again")
-        if not await self.is_active_subscriber(session.msisdn):
+        owner_since = await self.active_tenancy(session.msisdn)
+        if owner_since is None:
             raise ApiError(401, "session_ended", "this number is no longer an active subscription")
         refresh = secrets.token_urlsafe(32)
         await self._store_refresh(refresh, session)
-        return self._tokens(session, refresh)
+        return self._tokens(session, refresh, owner_since)
 
     async def logout(self, caller: Caller, refresh_token: str | None) -> None:
         await self._revoke(caller.session_id)
@@ -359,13 +370,23 @@ class AuthService:
     # -- helpers --------------------------------------------------------------------------------------
 
     async def is_active_subscriber(self, msisdn: str) -> bool:
-        doc = await self.store[SUBSCRIBERS].find_one({"_id": msisdn}, {"status": 1})
-        return doc is not None and doc.get("status") == "active"
+        return await self.active_tenancy(msisdn) is not None
 
-    async def _require_active_subscriber(self, msisdn: str, method: str) -> None:
-        if not await self.is_active_subscriber(msisdn):
+    async def active_tenancy(self, msisdn: str) -> datetime | None:
+        """When the current owner's tenancy began, for an active subscription; else None."""
+        doc = await self.store[SUBSCRIBERS].find_one(
+            {"_id": msisdn}, {"status": 1, "owner_since": 1, "since": 1}
+        )
+        if doc is None or doc.get("status") != "active":
+            return None
+        return owner_since_of(doc)
+
+    async def _require_active_subscriber(self, msisdn: str, method: str) -> datetime:
+        owner_since = await self.active_tenancy(msisdn)
+        if owner_since is None:
             LOGINS.labels(self.service, method, "not_subscriber").inc()
             raise ApiError(403, "not_a_subscriber", "this number is not an active MobiFone subscription")
+        return owner_since
 
     async def _redis(self, call: Awaitable[T]) -> T:
         try:

@@ -23,7 +23,9 @@ same state, cannot be inserted. Per batch:
 4. project the top-up and charge history rows, publish the events, refresh the read cache.
 
 When step 2 meets an existing key (a replay, a duplicate publish, or a crash between 2 and
-3) the subscriber is settled carefully, one event at a time: journal documents beyond the
+3), or the batch ends a tenancy of the subscriber (SubscriberOwnerChanged, ...Terminated,
+...PortedOut: the previous tenancy's balances go, domain.tenancy, decided on the journal as
+it stands), the subscriber is settled carefully, one event at a time: journal documents beyond the
 balance's seq are rolled forward (they were decided on exactly that state), events whose key
 is in the journal are replays (their stored events are published again, nothing else
 changes), the rest are decided afresh. A crash anywhere redelivers the batch; replaying a
@@ -60,17 +62,21 @@ from mobi_contracts.events.loyalty import (
 )
 from mobi_contracts.events.network import UsageRecorded
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
+from mobi_contracts.events.subscriber import SubscriberLifecycleData
 from mobi_contracts.events.vas import PlanChanged, VasChargeRequested, VasRefundRequested
-from mobi_contracts.topics import ACCOUNT_EVENTS
+from mobi_contracts.topics import ACCOUNT_EVENTS, TENANCY_ENDED_EVENTS
 from servicekit.buckets import hour_of
 from servicekit.cache import VersionedCache
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Conflict, Doc, Store, insert_versioned, save_versioned
 from servicekit.outbox import outbox_entries
+from servicekit.tenancy import EPOCH
 
 from .domain.balances import Balances, Change, Outcome, apply_usage, credit_main, from_document, to_document
 from .domain.grants import change_plan, charge_vas, grant_airtime, grant_data, new_bucket, refund_vas
+from .domain.provisioning import owner_since_of
+from .domain.tenancy import end_tenancy, kept_by_tenancy
 from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
 
 log = logging.getLogger(__name__)
@@ -94,6 +100,7 @@ DECIDED: dict[type[AnyEvent], str] = {
     VasRefundRequested: "vas_refund",
     PlanChanged: "plan_change",
     PointsRedeemed: "redemption",
+    **dict.fromkeys(TENANCY_ENDED_EVENTS, "tenancy_end"),
 }
 # Decisions that depend on the number being a live subscription (read from the registry).
 NEEDS_REGISTRY = (VasChargeRequested, PointsRedeemed)
@@ -113,7 +120,16 @@ def idempotency_key(event: AnyEvent) -> str:
         return f"plan:{event.data.change_id}"
     if isinstance(event, PointsRedeemed):
         return f"redemption:{event.data.redemption_id}"
+    if isinstance(event, TENANCY_ENDED_EVENTS):
+        return f"tenancy:{event.data.change_id}"
     return str(event.event_id)
+
+
+def cause_at(event: AnyEvent) -> datetime:
+    """When the cause of a decision happened (whose tenancy it belongs to: domain.tenancy)."""
+    if isinstance(event, UsageRecorded):
+        return event.data.started_at
+    return event.occurred_at
 
 
 def is_ledger_decision(event: AnyEvent) -> bool:
@@ -137,6 +153,8 @@ class _Subscriber:
     start: Account
     events: list[AnyEvent] = field(default_factory=list)
     status: str | None = None  # in the subscriber registry (None: not our number); read if needed
+    owner_since: datetime = EPOCH  # the number's current tenancy, in the registry; read if needed
+    kept: dict[str, int] = field(default_factory=dict)  # what a tenancy's end leaves (domain.tenancy)
     charges: dict[str, Doc] = field(default_factory=dict)  # journaled VAS charges being refunded
     decided: list[Doc] = field(default_factory=list)  # journal documents of this batch
     applied: list[Doc] = field(default_factory=list)  # applied, rolled forward or replayed, in order
@@ -161,11 +179,16 @@ class LedgerService:
         bills = [e for e in events if isinstance(e, BillPaid)]
         subscribers = await self._load(balance_events)
         now = datetime.now(UTC)
+        # A tenancy's end is decided on the journal as it stands: such subscribers go carefully.
+        ending = {
+            s for s in subscribers.values() if any(isinstance(e, TENANCY_ENDED_EVENTS) for e in s.events)
+        }
         for sub in subscribers.values():
-            for event in sub.events:
-                sub.decided.append(self._decide(sub, event, now))
+            if sub not in ending:
+                for event in sub.events:
+                    sub.decided.append(self._decide(sub, event, now))
         try:
-            careful = await self._journal(subscribers)
+            careful = await self._journal(subscribers) | ending
             settled = [s for s in subscribers.values() if s not in careful]
             # The history rows of decisions already journaled go in beside the balance writes
             # (a write that fails is completed by the retry, which finds them journaled).
@@ -209,6 +232,7 @@ class LedgerService:
         asking = list(dict.fromkeys(e.subject for e in events if isinstance(e, NEEDS_REGISTRY)))
         for number, doc in (await self.store.find_by_ids(SUBSCRIBERS, asking)).items():
             subscribers[number].status = doc.get("status", "active")
+            subscribers[number].owner_since = owner_since_of(doc)
         refunded = [f"vas:{e.data.charge_id}" for e in events if isinstance(e, VasRefundRequested)]
         for doc in (await self.store.find_by_ids(JOURNAL, refunded)).values():
             if doc["msisdn"] in subscribers:
@@ -256,13 +280,17 @@ class LedgerService:
                 amount=v.amount_vnd,
                 bucket=bucket,
                 description=v.description or f"{v.code} ({v.kind})",
+                previous_owner=v.subscribed_at is not None and v.subscribed_at < sub.owner_since,
             )
         elif isinstance(event, VasRefundRequested):
             state, outcome = _refund(before, sub.charges.get(f"vas:{event.data.charge_id}"), event)
         elif isinstance(event, PlanChanged):
             state, outcome = change_plan(before, event.data.billing, event.data.new_plan_code)
         elif isinstance(event, PointsRedeemed):
-            state, outcome = _redeem(before, sub.status, event)
+            previous_owner = event.data.redeemed_at < sub.owner_since
+            state, outcome = _redeem(before, sub.status, event, previous_owner)
+        elif isinstance(event, TENANCY_ENDED_EVENTS):
+            state, outcome = end_tenancy(before, sub.kept, _ended_because(event))
         else:  # pragma: no cover - filtered by apply()
             raise ValueError(f"no balance rule for {event.event_type}")
         after = state.next_decision()
@@ -281,6 +309,7 @@ class LedgerService:
             "kind": DECIDED[type(cause)],
             "cause_event_id": str(cause.event_id),
             "cause_event_type": cause.event_type,
+            "cause_at": cause_at(cause),  # whose tenancy the decision belongs to (domain.tenancy)
             "entries": [_entry(key, c) for c in outcome.changes],
             "refused": vars(refused) if (refused := outcome.refusal or outcome.declined) else None,
             "state_after": to_document(after),
@@ -331,11 +360,23 @@ class LedgerService:
                 sub.applied.append(doc)  # a replay: publish its events again, change nothing
                 continue
             sub.account = account
+            if isinstance(event, TENANCY_ENDED_EVENTS):
+                sub.kept = await self._kept_since(number, event.data, account.state.seq)
             doc = self._decide(sub, event, now)
             await self.store[JOURNAL].insert_one(doc)
             account = await self._advance(account, doc)
             sub.applied.append(doc)
         sub.account = account
+
+    async def _kept_since(self, number: str, ended: SubscriberLifecycleData, seq: int) -> dict[str, int]:
+        """What decisions of the tenancy after `ended` (up to `seq`, the state it is decided on)
+        put in each account; decided since the change, so read by time (rare: no index)."""
+        recent = await (
+            self.store[JOURNAL]
+            .find({"msisdn": number, "at": {"$gte": ended.changed_at}, "seq": {"$lte": seq}})
+            .to_list()
+        )
+        return kept_by_tenancy(recent, ended.changed_at)
 
     async def _roll_forward(self, account: Account, sub: _Subscriber) -> Account:
         """Apply journal documents a crash left beyond the balance (decided on exactly its state)."""
@@ -452,7 +493,17 @@ def _refund(before: Balances, charge: Doc | None, event: VasRefundRequested) -> 
     )
 
 
-def _redeem(before: Balances, status: str | None, event: PointsRedeemed) -> tuple[Balances, Outcome]:
+def _ended_because(event: AnyEvent) -> str:
+    return {
+        "SubscriberOwnerChanged": "Number passed to a new owner: previous owner's balance closed",
+        "SubscriberTerminated": "Subscription terminated: balance closed",
+        "SubscriberPortedOut": "Number ported to another operator: balance closed",
+    }.get(event.event_type, "Tenancy ended: balance closed")
+
+
+def _redeem(
+    before: Balances, status: str | None, event: PointsRedeemed, previous_owner: bool
+) -> tuple[Balances, Outcome]:
     d = event.data
     reward = d.reward
     if reward.kind == "airtime" and reward.amount_vnd:
@@ -461,6 +512,7 @@ def _redeem(before: Balances, status: str | None, event: PointsRedeemed) -> tupl
             status=status,
             amount=reward.amount_vnd,
             description=f"Loyalty reward {reward.catalog_code}: {reward.amount_vnd:,} VND airtime",
+            previous_owner=previous_owner,
         )
     if reward.kind == "data" and reward.data_kb and reward.validity_days:
         gb = reward.data_kb / 1024**2
@@ -474,6 +526,7 @@ def _redeem(before: Balances, status: str | None, event: PointsRedeemed) -> tupl
             redeemed_at=d.redeemed_at,
             validity_days=reward.validity_days,
             description=f"Loyalty reward {reward.catalog_code}: {size} data, {reward.validity_days} days",
+            previous_owner=previous_owner,
         )
     # The contract's validator makes this unreachable; a data error (dead letter) if not.
     raise ValueError(f"redemption {d.redemption_id}: no rule for a {reward.kind} reward")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP
+from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP, SUBSCRIBER_LIFECYCLE
 from servicekit.app import Service
 from servicekit.auth import TokenSigner
 from servicekit.cache import VersionedCache
@@ -21,6 +21,7 @@ from .queries import AccountQueries
 from .settings import AccountSettings
 from .sms import SmppSender
 from .store import INDEXES
+from .subscribers import SubscriberRegistry
 
 
 def create_service(settings: AccountSettings | None = None) -> Service:
@@ -56,6 +57,9 @@ def create_service(settings: AccountSettings | None = None) -> Service:
         gateway_key=settings.own_gateway_key,
     )
     service.provide("auth", auth)
+    registry = SubscriberRegistry(service.store, service.publisher, auth, settings.service_name)
+    service.provide("registry", registry)
+    service.background(registry.run_completer)
     sender = OtpSender(
         otp_queue, sms, auth.is_active_subscriber, settings.service_name, charge=auth.limits.charge_delivery
     )
@@ -73,6 +77,7 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     service.on_shutdown(payments.close)
     service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(ledger))
     service.document_publishing(ACCOUNT_EVENTS)
+    service.document_publishing(SUBSCRIBER_LIFECYCLE)
     service.include_router(api.auth)
     service.include_router(api.me)
     service.include_router(api.internal)

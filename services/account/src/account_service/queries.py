@@ -1,4 +1,6 @@
-"""Read side: what the app shows a subscriber. Every query is scoped to the caller's number."""
+"""Read side: what the app shows a subscriber. Every query is scoped to the caller's number,
+and every history to the caller's tenancy (records made before the number's current owner got
+it are a previous owner's; servicekit.tenancy)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from typing import Any
 
 import orjson
 
+from servicekit.auth import Caller
 from servicekit.cache import VersionedCache
 from servicekit.errors import not_found
 from servicekit.mongo import Store
+from servicekit.tenancy import of_tenancy, since_filter
 
 from .domain.balances import from_document
 from .domain.paging import NEWEST_FIRST, Cursor, older_than
@@ -86,27 +90,44 @@ class AccountQueries:
         }
 
     async def history(
-        self, collection: str, msisdn: str, cursor: Cursor | None, limit: int, **filters: Any
+        self, collection: str, caller: Caller, cursor: Cursor | None, limit: int, **filters: Any
     ) -> Page:
-        query = {"msisdn": msisdn, **filters, **older_than(cursor)}
+        query = {
+            "msisdn": caller.msisdn,
+            **filters,
+            **since_filter("at", caller.owner_since),
+            **older_than(cursor),
+        }
         rows = await self.store[collection].find(query).sort(NEWEST_FIRST).limit(limit + 1).to_list()
         page = rows[:limit]
         more = len(rows) > limit
         next_cursor = Cursor(at=page[-1]["at"], id=str(page[-1]["_id"])).encode() if more and page else None
         return page, next_cursor
 
-    async def charges(self, msisdn: str, cursor: Cursor | None, limit: int, kind: str | None) -> Page:
+    async def charges(self, caller: Caller, cursor: Cursor | None, limit: int, kind: str | None) -> Page:
         filters = {"kind": kind} if kind else {}
-        return await self.history(CHARGES, msisdn, cursor, limit, **filters)
+        return await self.history(CHARGES, caller, cursor, limit, **filters)
 
-    async def topups(self, msisdn: str, cursor: Cursor | None, limit: int) -> Page:
-        return await self.history(TOPUPS, msisdn, cursor, limit)
+    async def topups(self, caller: Caller, cursor: Cursor | None, limit: int) -> Page:
+        return await self.history(TOPUPS, caller, cursor, limit)
 
-    async def bills(self, msisdn: str, status: str | None) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"msisdn": msisdn}
+    async def bills(self, caller: Caller, status: str | None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"msisdn": caller.msisdn}
         if status:
             query["status"] = status
-        return await self.store[BILLS].find(query).sort([("period", -1)]).limit(24).to_list()
+        bills = await self.store[BILLS].find(query).sort([("period", -1)]).limit(24).to_list()
+        return [b for b in bills if of_tenancy(issued_at(b), caller.owner_since)]
+
+
+def issued_at(bill: dict[str, Any]) -> datetime | None:
+    """When a bill was issued; for bills recorded before that was kept, its period's start."""
+    if isinstance(bill.get("issued_at"), datetime):
+        at: datetime = bill["issued_at"]
+        return at
+    try:
+        return datetime.strptime(f"{bill['period']}-01", "%Y-%m-%d").replace(tzinfo=UTC)
+    except (KeyError, ValueError):
+        return None
 
 
 def _from_cache(payload: bytes) -> dict[str, Any]:

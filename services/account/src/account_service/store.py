@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-SUBSCRIBERS = "subscribers"  # registry of the operator's numbers: plan, name, status
+SUBSCRIBERS = "subscribers"  # registry of the operator's numbers: plan, name, status, owner_since
+# Provisioning decisions, _id "<msisdn>:<seq>" (the claim), with the lifecycle event (outbox).
+SUBSCRIBER_CHANGES = "subscriber_changes"
 BALANCES = "balances"  # one per subscriber; written only by the ledger consumer
 # One decision per event that touched balances (credit, debit or refusal), _id = its business
 # key; unique (msisdn, seq): the exactly-once claim and the ledger (see ledger.py).
@@ -19,6 +21,7 @@ _BY_SUBSCRIBER_NEWEST = [("msisdn", ASCENDING), ("at", DESCENDING)]
 
 INDEXES = {
     SUBSCRIBERS: [],
+    SUBSCRIBER_CHANGES: [IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending")],
     BALANCES: [],
     PORTAL_ACCOUNTS: [],
     META: [],

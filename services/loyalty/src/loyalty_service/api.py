@@ -20,10 +20,11 @@ from servicekit.logs import correlation_id
 
 from .domain.rules import CATALOGUE
 from .domain.wallet import Refused
-from .jobs import JobReport, ProgrammeJobs
+from .jobs import Schedules
 from .ledger import Contended
 from .offers import Offers
 from .programme import Programme
+from .redemptions import Redemptions
 
 me = APIRouter(prefix="/api/v1/me/loyalty", tags=["loyalty"])
 public = APIRouter(prefix="/api/v1/loyalty", tags=["loyalty"])
@@ -90,6 +91,11 @@ def _programme(request: Request) -> Programme:
     return programme
 
 
+def _redemptions(request: Request) -> Redemptions:
+    redemptions: Redemptions = request.app.state.redemptions
+    return redemptions
+
+
 def _offers(request: Request) -> Offers:
     offers: Offers = request.app.state.offers
     return offers
@@ -115,14 +121,14 @@ async def _guarded(work: Any) -> Any:
 )
 async def enroll(caller: CurrentCaller, request: Request) -> JSONResponse:
     """Join the programme (idempotent): eligibility by the subscription's status and tenure."""
-    summary, created = await _guarded(_programme(request).enroll(caller.msisdn, _cid()))
+    summary, created = await _guarded(_programme(request).enroll(caller.msisdn, _cid(), caller.owner_since))
     return JSONResponse(jsonable(summary), status_code=201 if created else 200)
 
 
 @me.get("", responses=errors(404))
 async def membership(caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """Tier, points, points expiring and when, tier progress and the tier's privileges."""
-    result: dict[str, Any] = await _programme(request).summary(caller.msisdn)
+    result: dict[str, Any] = await _programme(request).summary(caller.msisdn, caller.owner_since)
     return result
 
 
@@ -136,7 +142,9 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """Every change of the points, newest first; the points of all of them add up to the balance."""
-    result: dict[str, Any] = await _programme(request).history(caller.msisdn, before, limit)
+    result: dict[str, Any] = await _programme(request).history(
+        caller.msisdn, before, limit, caller.owner_since
+    )
     return result
 
 
@@ -146,7 +154,9 @@ async def transfer(
 ) -> dict[str, Any]:
     """Send points to another member (limits per transfer and per day; the recipient is told)."""
     result: dict[str, Any] = await _guarded(
-        _programme(request).transfer(caller.msisdn, body.to_msisdn, body.points, require_key(key), _cid())
+        _programme(request).transfer(
+            caller.msisdn, body.to_msisdn, body.points, require_key(key), _cid(), caller.owner_since
+        )
     )
     return result
 
@@ -158,7 +168,9 @@ async def redeem(
     """Convert points into airtime, data or a VAS: taken now, granted by the owning service
     (status pending → granted, or refused with the points given back)."""
     result: dict[str, Any] = await _guarded(
-        _programme(request).redeem(caller.msisdn, body.catalog_code, require_key(key), _cid())
+        _redemptions(request).redeem(
+            caller.msisdn, body.catalog_code, require_key(key), _cid(), caller.owner_since
+        )
     )
     return result
 
@@ -167,7 +179,9 @@ async def redeem(
 async def redemption(
     caller: CurrentCaller, request: Request, redemption_id: Annotated[str, Path(pattern=r"^rdm[0-9a-f]{20}$")]
 ) -> dict[str, Any]:
-    result: dict[str, Any] = await _programme(request).redemption(caller.msisdn, redemption_id)
+    result: dict[str, Any] = await _redemptions(request).redemption(
+        caller.msisdn, redemption_id, caller.owner_since
+    )
     return result
 
 
@@ -179,13 +193,13 @@ async def claim_ecode(
     caller: CurrentCaller, request: Request, offer_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ) -> JSONResponse:
     """A partner offer's E-code for the member (one per member and offer, while codes last)."""
-    code, created = await _offers(request).claim_code(caller.msisdn, offer_id, _cid())
+    code, created = await _offers(request).claim_code(caller.msisdn, offer_id, _cid(), caller.owner_since)
     return JSONResponse(jsonable(code), status_code=201 if created else 200)
 
 
 @me.get("/ecodes")
 async def my_ecodes(caller: CurrentCaller, request: Request) -> dict[str, Any]:
-    return {"items": await _offers(request).my_codes(caller.msisdn)}
+    return {"items": await _offers(request).my_codes(caller.msisdn, caller.owner_since)}
 
 
 @me.post(
@@ -197,14 +211,14 @@ async def request_card(
 ) -> JSONResponse:
     """A physical member card sent to the address (one open request at a time)."""
     card, created = await _offers(request).request_card(
-        caller.msisdn, body.address.model_dump(), require_key(key), _cid()
+        caller.msisdn, body.address.model_dump(), require_key(key), _cid(), caller.owner_since
     )
     return JSONResponse(jsonable(card), status_code=201 if created else 200)
 
 
 @me.get("/card-requests")
 async def my_card_requests(caller: CurrentCaller, request: Request) -> dict[str, Any]:
-    return {"items": await _offers(request).my_cards(caller.msisdn)}
+    return {"items": await _offers(request).my_cards(caller.msisdn, caller.owner_since)}
 
 
 @public.get("/offers")
@@ -243,9 +257,12 @@ async def card_progress(
     return result
 
 
-@internal.post("/jobs/run")
+@internal.post("/jobs/run", responses=errors(409))
 async def run_job(body: JobRun, request: Request) -> dict[str, int]:
-    """Expiry, tenure points and tier recompute as of `now` (normally hourly, by itself)."""
-    jobs: ProgrammeJobs = request.app.state.jobs
-    report: JobReport = await _guarded(jobs.run(body.now))
-    return vars(report)
+    """Expiry, tenure points and tier recompute as of `now` (normally hourly, by itself), under
+    the scheduled job's lease. Running it again for the same `now` changes nothing."""
+    schedules: Schedules = request.app.state.schedules
+    report = await _guarded(schedules.run_now(body.now))
+    if report is None:
+        raise ApiError(409, "job_running", "the programme job is running; retry when it has finished")
+    return dict(vars(report))

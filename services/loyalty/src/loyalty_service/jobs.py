@@ -2,10 +2,12 @@
 with the time passed in, so tests and operators can run it "on" any date), and the recovery
 pass that completes transfers a crash left half done.
 
-Each run is exactly once by construction: an expiry is decided on the wallet's state (after
-it the bucket is gone; a second run on the same state loses the (member, seq) insert and
-finds nothing due), tenure points are keyed by member and month, and a tier change by the
-state it was decided on.
+Each run is exactly once by construction: a month's points expire under the key
+`expire:<member>:<month>` (a second run, for the same `now` or a later one, finds the key and
+changes nothing), tenure points are keyed by member and month, and a tier change by the
+state it was decided on. The operators' run (`POST /internal/v1/loyalty/jobs/run`) takes the
+same lease as the scheduled job, so the two never run at once. Closed memberships (a number
+that changed hands) are skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from servicekit.schedule import LeasedJob
 from servicekit.vntime import month_of, month_start
 
 from .domain.rules import tier_for
-from .domain.wallet import Wallet, earn, expire, set_tier
+from .domain.wallet import Wallet, due_months, earn, expire_month, set_tier
 from .ledger import Decision
 from .metrics import JOB_CHANGES, TRANSFERS_RECOVERED
 from .programme import Programme, _common, event_id
@@ -57,11 +59,11 @@ class ProgrammeJobs:
     async def _member(self, doc: Doc, now: datetime, report: JobReport) -> None:
         msisdn = doc["_id"]
         wallet = await self.ledger.wallet(msisdn)
-        if wallet is None:
+        if wallet is None or wallet.closed:
             return
-        if expire(wallet, now) is not None:
-            key = f"expire:{msisdn}:{wallet.seq}"
-            _, fresh = await self.ledger.append(msisdn, key, lambda w: self._expiry(w, key, now))
+        for month in due_months(wallet, now):
+            key = f"expire:{msisdn}:{month}"
+            _, fresh = await self.ledger.append(msisdn, key, self._expiring(key, month, now))
             report.expired += fresh
         points = self.programme.earning.for_tenure(doc.get("since"), now)
         if points > 0:
@@ -74,22 +76,24 @@ class ProgrammeJobs:
             _, fresh = await self.ledger.append(msisdn, key, lambda w: self._tier(w, key, now))
             report.tiers += fresh
 
-    def _expiry(self, wallet: Wallet, key: str, now: datetime) -> Decision:
-        change = expire(wallet, now)
-        if change is None:  # decided again on a newer state where nothing is due
-            return Decision("expire", set_tier(wallet, wallet.tier), {"points": 0})
-        months = sorted(change.buckets)
+    def _expiring(self, key: str, month: str, now: datetime) -> Callable[[Wallet], Decision]:
+        return lambda wallet: self._expiry(wallet, key, month, now)
+
+    def _expiry(self, wallet: Wallet, key: str, month: str, now: datetime) -> Decision:
+        change = expire_month(wallet, month, now)
+        if change is None:  # decided again on a newer state where the month holds nothing
+            return Decision("expire", set_tier(wallet, wallet.tier), {"points": 0, "months": [month]})
         event = PointsExpired.new(
             **_common(wallet.msisdn, f"job:{key}", None),
             event_id=event_id(key, "expired"),
             data=PointsExpiredData(
                 entry_id=key,
                 points=-change.delta,
-                expired_on=month_start(months[-1]),
+                expired_on=month_start(month),
                 balance_after=change.state.points,
             ),
         )
-        return Decision("expire", change, {"months": months}, [event])
+        return Decision("expire", change, {"months": [month]}, [event])
 
     def _tenure(self, wallet: Wallet, key: str, points: int, now: datetime) -> Decision:
         change = earn(wallet, points, now, self.programme.earning.valid_months, counts_for_tier=False)
@@ -143,16 +147,22 @@ class Schedules:
         every: float,
         recover_every: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease_prefix: str = "loyalty",
     ) -> None:
         self.jobs = jobs
         self.clock = clock
         self.daily = LeasedJob(
-            redis, "loyalty:programme-job", every=every, lease_seconds=max(600, int(every))
+            redis, f"{lease_prefix}:programme-job", every=every, lease_seconds=max(600, int(every))
         )
-        self.recovery = LeasedJob(redis, "loyalty:recovery", every=recover_every)
+        self.recovery = LeasedJob(redis, f"{lease_prefix}:recovery", every=recover_every)
 
     async def run_programme(self) -> None:
         await self.daily.run_forever(lambda: self.jobs.run(self.clock()))
+
+    async def run_now(self, now: datetime) -> JobReport | None:
+        """One run as of `now` (operators, tests) under the scheduled job's lease: None when
+        a run holds it."""
+        return await self.daily.run_once(lambda: self.jobs.run(now))
 
     async def run_recovery(self) -> None:
         await self.recovery.run_forever(self.jobs.recover)

@@ -117,7 +117,12 @@ class PointsLedger:
         return await self.store[LEDGER].find_one({"_id": key})
 
     async def is_member(self, msisdn: str) -> bool:
-        return msisdn in self._states or await self.wallet_document(msisdn) is not None
+        """An open membership (a closed one is a previous owner's: it takes no points)."""
+        known = self._states.get(msisdn)
+        if known is not None:
+            return not known.closed
+        doc = await self.wallet_document(msisdn)
+        return doc is not None and not doc.get("closed", False)
 
     # -- changing ----------------------------------------------------------------------------
 

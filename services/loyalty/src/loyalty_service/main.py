@@ -14,8 +14,10 @@ from .jobs import ProgrammeJobs, Schedules
 from .ledger import PointsLedger
 from .offers import Offers
 from .programme import Programme
+from .redemptions import Redemptions
 from .settings import LoyaltySettings
 from .store import CARD_REQUESTS, ECODE_CLAIMS, INDEXES
+from .tenancy import MembershipEnds
 
 
 def create_service(settings: LoyaltySettings | None = None) -> Service:
@@ -56,15 +58,19 @@ def create_service(settings: LoyaltySettings | None = None) -> Service:
     schedules = Schedules(
         jobs, service.redis, settings.jobs_interval_seconds, settings.recovery_interval_seconds
     )
+    offers = Offers(service.store, ledger, claims, cards)
+    redemptions = Redemptions(service.store, ledger)
     service.provide("programme", programme)
-    service.provide("offers", Offers(service.store, ledger, claims, cards))
+    service.provide("redemptions", redemptions)
+    service.provide("offers", offers)
     service.provide("jobs", jobs)
+    service.provide("schedules", schedules)
     for relay in (ledger.relay, claims, cards):
         service.background(relay.run_sweeper)
     service.background(schedules.run_programme)
     service.background(schedules.run_recovery)
     service.on_shutdown(directory.close)
-    service.consume(LOYALTY_GROUP, loyalty_handler(programme))
+    service.consume(LOYALTY_GROUP, loyalty_handler(programme, redemptions, MembershipEnds(programme, offers)))
     service.document_publishing(LOYALTY_EVENTS)
     for router in (api.me, api.public, api.internal):
         service.include_router(router)

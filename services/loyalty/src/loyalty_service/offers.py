@@ -4,7 +4,13 @@ A code goes to one member by a unique insert (`ecode_owners`, _id = the code), n
 conditional update: on FerretDB 1.24, 50 concurrent `find_one_and_update({member: null})`
 on 10 free codes handed out 50 (it rewrites documents without a lock). A member's claim on
 an offer is itself a unique insert (`ecode_claims`, _id = offer:member), so a member gets one
-code per offer however often the button is pressed; the claim carries the ECodeIssued event.
+code per offer however often the button is pressed; the claim carries the ECodeIssued event
+(v2: the code itself never travels on the bus, the event names the claim).
+
+"Member" is the membership (`Wallet.member_key`), not the number: a recycled number's new
+owner claims codes and requests cards of their own, and sees none of the previous owner's
+(views keep what was made in the caller's tenancy); a tenancy's end cancels the previous
+owner's open card requests.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from typing import Any
 
 from mobi_contracts import Topic
 from mobi_contracts.events.loyalty import (
-    ECodeIssued,
-    ECodeIssuedData,
+    ECodeIssuedV2,
+    ECodeIssuedV2Data,
     MemberCardRequested,
     MemberCardRequestedData,
 )
@@ -25,13 +31,15 @@ from mobi_contracts.topics import LOYALTY_EVENTS
 from servicekit.errors import ApiError, unavailable
 from servicekit.mongo import Doc, Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
+from servicekit.tenancy import EPOCH, since_filter
 
-from .domain.wallet import TIERS, now_ms
+from .domain.wallet import TIERS, Wallet, from_document, now_ms
 from .ledger import PointsLedger
 from .programme import PRODUCER, derived_id, event_id, not_a_member
 from .store import CARD_REQUESTS, ECODE_CLAIMS, ECODE_OWNERS, ECODES, OFFERS
 
 CANDIDATES = 20  # free codes looked at per round of a claim
+OPEN_CARD = ("received", "printing", "shipped")  # a card request still on its way
 
 
 def _public_offer(doc: Doc) -> dict[str, Any]:
@@ -93,43 +101,49 @@ class Offers:
         await self.store[OFFERS].update_one({"_id": offer["_id"]}, {"$set": {"pool_size": total}})
         return fresh
 
+    async def _membership(self, msisdn: str, owner_since: datetime) -> Wallet:
+        """The caller's membership: one enrolled in the caller's tenancy, and not closed."""
+        doc = await self.ledger.wallet_document(msisdn)
+        wallet = from_document(msisdn, doc) if doc is not None else None
+        if wallet is None or not wallet.is_open_for(owner_since):
+            raise not_a_member()
+        return wallet
+
     async def claim_code(
-        self, msisdn: str, offer_id: str, correlation_id: str
+        self, msisdn: str, offer_id: str, correlation_id: str, owner_since: datetime = EPOCH
     ) -> tuple[dict[str, Any], bool]:
         """(the member's code for the offer, True when handed out now)."""
-        wallet = await self.ledger.wallet_document(msisdn)
-        if wallet is None:
-            raise not_a_member()
+        wallet = await self._membership(msisdn, owner_since)
+        member = wallet.member_key
         offer = await self.store[OFFERS].find_one({"_id": offer_id})
         now = self.clock()
         if offer is None or not offer["valid_from"] <= now < offer["valid_to"]:
             raise ApiError(404, "not_found", "offer not found")
-        claim_id = f"{offer_id}:{msisdn}"
+        claim_id = f"{offer_id}:{member}"
         claim = await self.store[ECODE_CLAIMS].find_one({"_id": claim_id})
         if claim is not None and claim.get("code"):
             return _public_code(claim), False
-        tier = wallet.get("tier", "member")
-        if TIERS.index(tier) < TIERS.index(offer.get("min_tier", "member")):
+        if TIERS.index(wallet.tier) < TIERS.index(offer.get("min_tier", "member")):
             raise ApiError(403, "tier_too_low", f"this offer is for {offer['min_tier']} members and above")
         if claim is None and not await self.store.claim(
             ECODE_CLAIMS, claim_id, member=msisdn, offer=offer_id, code=None, at=now, rev=1
         ):
             raise ApiError(409, "request_in_progress", "this code is being handed out; retry")
-        code = await self._owned(offer_id, msisdn) or await self._take_free_code(offer_id, msisdn, now)
+        code = await self._owned(offer_id, member) or await self._take_free_code(offer_id, member, now)
         if code is None:
-            code = await self._owned(offer_id, msisdn)  # a second press of ours may have got one
+            code = await self._owned(offer_id, member)  # a second press of ours may have got one
         if code is None:
             await self.store[ECODE_CLAIMS].delete_one({"_id": claim_id, "code": None})
             raise ApiError(409, "sold_out", "every code of this offer has been handed out")
-        event = ECodeIssued.new(
+        event = ECodeIssuedV2.new(
             subject=msisdn,
             producer=PRODUCER,
             correlation_id=correlation_id or claim_id,
             event_id=event_id(claim_id, "ecode"),
-            data=ECodeIssuedData(
+            data=ECodeIssuedV2Data(
                 offer_id=offer_id,
                 partner=offer["partner"],
-                code=code["_id"],
+                ecode_id=claim_id,  # the code stays here; the member reads it in the app
                 valid_from=code["valid_from"],
                 valid_to=code["valid_to"],
                 issued_at=now,
@@ -159,12 +173,12 @@ class Offers:
         await self.claims.relay(claim)
         return _public_code(claim), True
 
-    async def _owned(self, offer_id: str, msisdn: str) -> Doc | None:
+    async def _owned(self, offer_id: str, member: str) -> Doc | None:
         """A code already handed to this member (a crash came before the claim recorded it)."""
-        owner = await self.store[ECODE_OWNERS].find_one({"offer": offer_id, "member": msisdn})
+        owner = await self.store[ECODE_OWNERS].find_one({"offer": offer_id, "member": member})
         return await self.store[ECODES].find_one({"_id": owner["_id"]}) if owner else None
 
-    async def _take_free_code(self, offer_id: str, msisdn: str, now: datetime) -> Doc | None:
+    async def _take_free_code(self, offer_id: str, member: str, now: datetime) -> Doc | None:
         while True:
             free = (
                 await self.store[ECODES].find({"offer": offer_id, "member": None}).limit(CANDIDATES).to_list()
@@ -173,10 +187,10 @@ class Offers:
                 return None
             random.shuffle(free)  # concurrent claimers try different codes first
             for code in free:
-                if await self.store.claim(ECODE_OWNERS, code["_id"], offer=offer_id, member=msisdn, at=now):
-                    await self.store[ECODES].update_one({"_id": code["_id"]}, {"$set": {"member": msisdn}})
+                if await self.store.claim(ECODE_OWNERS, code["_id"], offer=offer_id, member=member, at=now):
+                    await self.store[ECODES].update_one({"_id": code["_id"]}, {"$set": {"member": member}})
                     return code
-                mine = await self._owned(offer_id, msisdn)  # unique (offer, member): one each
+                mine = await self._owned(offer_id, member)  # unique (offer, member): one each
                 if mine is not None:
                     return mine
                 # Taken by someone else: mark it so the next round does not look at it again
@@ -187,19 +201,23 @@ class Offers:
                         {"_id": code["_id"]}, {"$set": {"member": owner["member"]}}
                     )
 
-    async def my_codes(self, msisdn: str) -> list[dict[str, Any]]:
-        docs = await self.store[ECODE_CLAIMS].find({"member": msisdn}).sort("at", -1).limit(200).to_list()
+    async def my_codes(self, msisdn: str, owner_since: datetime = EPOCH) -> list[dict[str, Any]]:
+        query = {"member": msisdn, **since_filter("at", owner_since)}
+        docs = await self.store[ECODE_CLAIMS].find(query).sort("at", -1).limit(200).to_list()
         return [_public_code(d) for d in docs if d.get("code")]
 
     # -- member cards -------------------------------------------------------------------------
 
     async def request_card(
-        self, msisdn: str, address: dict[str, Any], idempotency_key: str, correlation_id: str
+        self,
+        msisdn: str,
+        address: dict[str, Any],
+        idempotency_key: str,
+        correlation_id: str,
+        owner_since: datetime = EPOCH,
     ) -> tuple[dict[str, Any], bool]:
-        wallet = await self.ledger.wallet_document(msisdn)
-        if wallet is None:
-            raise not_a_member()
-        request_id = derived_id("card", msisdn, idempotency_key)
+        wallet = await self._membership(msisdn, owner_since)
+        request_id = derived_id("card", wallet.member_key, idempotency_key)
         existing = await self.store[CARD_REQUESTS].find_one({"_id": request_id})
         if existing is not None:
             if existing["address"] != address:
@@ -208,7 +226,9 @@ class Offers:
                 )
             return _public_card(existing), False
         # One open request at a time: a unique claim, freed when the request is delivered or cancelled.
-        if not await self.store.claim(CARD_REQUESTS, f"open:{msisdn}", member=None, request=request_id):
+        if not await self.store.claim(
+            CARD_REQUESTS, f"open:{wallet.member_key}", member=None, request=request_id
+        ):
             raise ApiError(409, "card_request_open", "a member card request is already in progress")
         now = self.clock()
         event = MemberCardRequested.new(
@@ -216,15 +236,14 @@ class Offers:
             producer=PRODUCER,
             correlation_id=correlation_id or request_id,
             event_id=event_id(request_id, "card"),
-            data=MemberCardRequestedData(
-                request_id=request_id, tier=wallet.get("tier", "member"), requested_at=now
-            ),
+            data=MemberCardRequestedData(request_id=request_id, tier=wallet.tier, requested_at=now),
         )
         doc = with_pending(
             {
                 "_id": request_id,
                 "member": msisdn,
-                "tier": wallet.get("tier", "member"),
+                "member_key": wallet.member_key,
+                "tier": wallet.tier,
                 "address": address,
                 "status": "received",
                 "at": now,
@@ -238,9 +257,19 @@ class Offers:
         await self.cards.relay(doc)
         return _public_card(doc), True
 
-    async def my_cards(self, msisdn: str) -> list[dict[str, Any]]:
-        docs = await self.store[CARD_REQUESTS].find({"member": msisdn}).sort("at", -1).limit(20).to_list()
+    async def my_cards(self, msisdn: str, owner_since: datetime = EPOCH) -> list[dict[str, Any]]:
+        query = {"member": msisdn, **since_filter("at", owner_since)}
+        docs = await self.store[CARD_REQUESTS].find(query).sort("at", -1).limit(20).to_list()
         return [_public_card(d) for d in docs]
+
+    async def cancel_cards_before(self, msisdn: str, boundary: datetime) -> int:
+        """A tenancy ended: the previous owner's card requests still on their way are cancelled
+        (not sent to an address the next owner never gave) and free the open-request slot."""
+        docs = await self.store[CARD_REQUESTS].find({"member": msisdn}).to_list()
+        ending = [d for d in docs if d["status"] in OPEN_CARD and d["at"] < boundary]
+        for doc in ending:
+            await self.set_card_status(doc["_id"], "cancelled")
+        return len(ending)
 
     async def set_card_status(self, request_id: str, status: str) -> dict[str, Any]:
         """The card bureau's progress (operators)."""
@@ -252,9 +281,8 @@ class Offers:
             {"_id": request_id}, {"$set": {"status": status, "updated_at": now}}
         )
         if status in ("delivered", "cancelled"):
-            await self.store[CARD_REQUESTS].delete_one(
-                {"_id": f"open:{doc['member']}", "request": request_id}
-            )
+            owner = doc.get("member_key") or doc["member"]
+            await self.store[CARD_REQUESTS].delete_one({"_id": f"open:{owner}", "request": request_id})
         return _public_card({**doc, "status": status, "updated_at": now})
 
 

@@ -1,4 +1,9 @@
-"""The programme's use cases on the points ledger: enrol, earn, transfer, redeem, reverse."""
+"""The programme's use cases on the points ledger: enrol, earn, transfer, redeem, reverse.
+
+A number's membership is its current owner's: the views and the use cases of a caller see
+only a membership enrolled in the caller's tenancy (the token's `owner_since`). When the
+number changes hands, the membership is closed (its points go: tenancy.py); the new owner
+enrols afresh on the same ledger chain (its `seq` runs on), as a new `membership`."""
 
 from __future__ import annotations
 
@@ -14,38 +19,32 @@ from mobi_contracts.events.loyalty import (
     MemberEnrolledData,
     PointsEarned,
     PointsEarnedData,
-    PointsRedeemed,
-    PointsRedeemedData,
-    PointsReversed,
-    PointsReversedData,
     PointsTransferred,
     PointsTransferredData,
-    RedemptionGranted,
-    RedemptionRefused,
-    RedemptionReward,
 )
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
 from servicekit.directory import AccountDirectory
 from servicekit.errors import ApiError
 from servicekit.mongo import Doc, Store
+from servicekit.tenancy import EPOCH
 from servicekit.vntime import month_start
 
-from .domain.rules import CATALOGUE, PRIVILEGES, EarningRules, Eligibility, TransferRules, tier_progress
+from .domain.rules import PRIVILEGES, EarningRules, Eligibility, TransferRules, tier_progress
 from .domain.wallet import (
     Refused,
     Wallet,
+    close,
     earn,
     from_document,
     now_ms,
     put_back,
+    reopened,
     send,
     set_tier,
-    spend,
     to_document,
 )
 from .ledger import Decision, NotMember, PointsLedger
-from .metrics import REDEMPTIONS as REDEMPTIONS_TOTAL
-from .store import LEDGER, REDEMPTIONS, WALLETS
+from .store import LEDGER, WALLETS
 
 log = logging.getLogger(__name__)
 PRODUCER = "loyalty-service"
@@ -90,12 +89,17 @@ class Programme:
 
     # -- enrolment and reading ----------------------------------------------------------------
 
-    async def enroll(self, msisdn: str, correlation_id: str) -> tuple[dict[str, Any], bool]:
+    async def enroll(
+        self, msisdn: str, correlation_id: str, owner_since: datetime = EPOCH
+    ) -> tuple[dict[str, Any], bool]:
         """(the membership, True when it was created now). Idempotent."""
         now = self.clock()
-        wallet_doc = await self.ledger.wallet_document(msisdn)
+        wallet = await self.ledger.wallet(msisdn)
+        if wallet is not None and not wallet.is_open_for(owner_since):
+            created = await self._enroll_again(wallet, correlation_id, owner_since, now)
+            return await self.summary(msisdn, owner_since), created
         created = False
-        if wallet_doc is None:
+        if wallet is None:
             subscriber = await self.directory.subscriber(msisdn)
             since = self.eligibility.check(subscriber, now)
             fresh = to_document(Wallet(msisdn=msisdn, enrolled_at=now))
@@ -103,7 +107,40 @@ class Programme:
         # Every call makes sure of the enrolment entry (a crash may have come between the two).
         key = f"enroll:{msisdn}"
         await self.ledger.append(msisdn, key, lambda w: self._enrolment(w, key, now, correlation_id))
-        return await self.summary(msisdn), created
+        return await self.summary(msisdn, owner_since), created
+
+    async def _enroll_again(
+        self, wallet: Wallet, correlation_id: str, owner_since: datetime, now: datetime
+    ) -> bool:
+        """The number's membership is a previous owner's: close it (unless the lifecycle event
+        did already), then a fresh one for this tenancy (keyed by it: a double tap enrols once)."""
+        msisdn = wallet.msisdn
+        subscriber = await self.directory.subscriber(msisdn)
+        since = self.eligibility.check(subscriber, now)  # the new owner's own tenure
+        await self.close_membership(wallet)
+        membership = str(int(owner_since.timestamp() * 1000))
+        key = f"enroll:{msisdn}:{membership}"
+        _, fresh = await self.ledger.append(
+            msisdn, key, lambda w: self._enrolment(reopened(w, now, membership), key, now, correlation_id)
+        )
+        await self.store[WALLETS].update_one({"_id": msisdn}, {"$set": {"since": since}})
+        return fresh
+
+    async def close_membership(self, wallet: Wallet) -> Doc | None:
+        """End `wallet`'s membership and its points (once: keyed by the membership)."""
+        enrolled = wallet.enrolled_at or EPOCH
+        key = f"close:{wallet.msisdn}:{int(enrolled.timestamp() * 1000)}"
+
+        def decide(w: Wallet) -> Decision:
+            if w.closed or w.membership != wallet.membership:
+                raise Refused("already_closed", "this membership is over already")
+            return Decision("close", close(w), {"membership": w.membership, "points": w.points})
+
+        try:
+            doc, _ = await self.ledger.append(wallet.msisdn, key, decide)
+        except Refused:
+            return None
+        return doc
 
     def _enrolment(self, wallet: Wallet, key: str, now: datetime, correlation_id: str) -> Decision:
         common = _common(wallet.msisdn, correlation_id, None)
@@ -124,18 +161,20 @@ class Programme:
         )
         return Decision("enroll", change, {"source": "welcome"}, events)
 
-    async def summary(self, msisdn: str) -> dict[str, Any]:
+    async def summary(self, msisdn: str, owner_since: datetime = EPOCH) -> dict[str, Any]:
         doc = await self.ledger.wallet_document(msisdn)
         if doc is None:
             raise not_a_member()
         wallet = await self.ledger.roll_forward(from_document(msisdn, doc))
+        if not wallet.is_open_for(owner_since):
+            raise not_a_member()
         now = self.clock()
         nxt = wallet.next_expiry()
         return {
             "msisdn": msisdn,
             "tier": wallet.tier,
             "points": wallet.points,
-            "enrolled_at": doc.get("enrolled_at"),
+            "enrolled_at": wallet.enrolled_at,
             "expiring": {"points": nxt[1], "on": month_start(nxt[0])} if nxt else None,
             "expiry_schedule": [
                 {"points": p, "on": month_start(m)} for m, p in sorted(wallet.buckets.items())
@@ -144,10 +183,15 @@ class Programme:
             "privileges": PRIVILEGES[wallet.tier],
         }
 
-    async def history(self, msisdn: str, before: int | None, limit: int) -> dict[str, Any]:
-        if not await self.ledger.is_member(msisdn):
+    async def history(
+        self, msisdn: str, before: int | None, limit: int, owner_since: datetime = EPOCH
+    ) -> dict[str, Any]:
+        wallet = await self.ledger.wallet(msisdn)
+        if wallet is None or not wallet.is_open_for(owner_since):
             raise not_a_member()
         query: dict[str, Any] = {"member": msisdn}
+        if wallet.enrolled_at is not None:  # this membership's entries only
+            query["at"] = {"$gte": wallet.enrolled_at}
         if before is not None:
             query["seq"] = {"$lt": before}
         rows = await self.store[LEDGER].find(query).sort("seq", -1).limit(limit + 1).to_list()
@@ -179,8 +223,8 @@ class Programme:
         self, key: str, source: str, cause: str, amount: int, paid: datetime, event: AnyEvent
     ) -> Callable[[Wallet], Decision | None]:
         def decide(wallet: Wallet) -> Decision | None:
-            if wallet.enrolled_at is not None and paid < wallet.enrolled_at:
-                return None  # paid before joining
+            if wallet.closed or (wallet.enrolled_at is not None and paid < wallet.enrolled_at):
+                return None  # paid before joining, or a membership that is over
             now = self.clock()
             points = self.earning.for_payment(wallet, amount, now)
             if points <= 0:
@@ -222,7 +266,13 @@ class Programme:
     # -- transfers ------------------------------------------------------------------------------
 
     async def transfer(
-        self, sender: str, recipient: str, points: int, idempotency_key: str, correlation_id: str
+        self,
+        sender: str,
+        recipient: str,
+        points: int,
+        idempotency_key: str,
+        correlation_id: str,
+        owner_since: datetime = EPOCH,
     ) -> dict[str, Any]:
         transfer_id = derived_id("trf", sender, idempotency_key)
         key = f"transfer:{transfer_id}:out"
@@ -233,6 +283,8 @@ class Programme:
         now = self.clock()
 
         def decide(wallet: Wallet) -> Decision:
+            if not wallet.is_open_for(owner_since):
+                raise NotMember(sender)
             self.transfers.check(wallet, points, now)
             change = send(wallet, points, now)
             detail = {"transfer_id": transfer_id, "to": recipient, "points": points}
@@ -295,134 +347,6 @@ class Programme:
         await self.store[LEDGER].update_one({"_id": out["_id"]}, {"$set": {"counterpart_pending": False}})
         out["counterpart_pending"] = False
 
-    # -- redemptions ----------------------------------------------------------------------------
-
-    async def redeem(
-        self, msisdn: str, code: str, idempotency_key: str, correlation_id: str
-    ) -> dict[str, Any]:
-        item = CATALOGUE.get(code)
-        if item is None:
-            raise ApiError(404, "not_found", f"no redemption {code!r} in the catalogue")
-        redemption_id = derived_id("rdm", msisdn, idempotency_key)
-        key = f"redeem:{redemption_id}"
-        # A retry finds its entry by the failed insert (see PointsLedger.append).
-        now = self.clock()
-        reward = RedemptionReward(kind=item.kind, catalog_code=item.code, **item.reward)
-
-        def decide(wallet: Wallet) -> Decision:
-            change = spend(wallet, item.points)
-            event = PointsRedeemed.new(
-                **_common(msisdn, correlation_id, None),
-                event_id=event_id(key, "redeemed"),
-                data=PointsRedeemedData(
-                    redemption_id=redemption_id, points=item.points, reward=reward, redeemed_at=now
-                ),
-            )
-            detail = {
-                "redemption_id": redemption_id,
-                "catalog_code": code,
-                "title": item.title,
-                "points": item.points,
-                "granter": reward.granter,
-            }
-            return Decision("redeem", change, detail, [event])
-
-        try:
-            existing, fresh = await self.ledger.append(msisdn, key, decide)
-        except NotMember as exc:
-            raise not_a_member() from exc
-        if existing["detail"]["catalog_code"] != code:
-            raise ApiError(
-                422, "idempotency_key_reused", "this Idempotency-Key was used for another redemption"
-            )
-        await self._record_redemption(existing)
-        if fresh:
-            REDEMPTIONS_TOTAL.labels("requested").inc()
-        return await self.redemption(msisdn, redemption_id)
-
-    async def _record_redemption(self, entry: Doc) -> None:
-        d = entry["detail"]
-        await self.store.insert_new(
-            REDEMPTIONS,
-            [
-                {
-                    "_id": d["redemption_id"],
-                    "member": entry["member"],
-                    "catalog_code": d["catalog_code"],
-                    "title": d["title"],
-                    "points": d["points"],
-                    "granter": d["granter"],
-                    "status": "pending",
-                    "at": entry["at"],
-                }
-            ],
-        )
-
-    async def redemption(self, msisdn: str, redemption_id: str) -> dict[str, Any]:
-        doc = await self.store[REDEMPTIONS].find_one({"_id": redemption_id, "member": msisdn})
-        if doc is None:
-            raise ApiError(404, "not_found", "redemption not found")
-        doc["redemption_id"] = doc.pop("_id")
-        doc.pop("member", None)
-        return doc
-
-    async def on_answers(self, events: Sequence[AnyEvent]) -> list[Doc]:
-        """The granters' answers: a grant is recorded; a refusal puts the points back, once."""
-        reversed_entries: list[Doc] = []
-        for event in events:
-            if not isinstance(event, RedemptionGranted | RedemptionRefused):
-                continue
-            rid = event.data.redemption_id
-            entry = await self.ledger.entry(f"redeem:{rid}")
-            if entry is None or entry["member"] != event.subject:
-                log.warning("answer to an unknown redemption", extra={"redemption_id": rid})
-                continue
-            await self._record_redemption(entry)
-            if isinstance(event, RedemptionGranted):
-                REDEMPTIONS_TOTAL.labels("granted").inc()
-                await self.store[REDEMPTIONS].update_one(
-                    {"_id": rid, "status": "pending"},
-                    {"$set": {"status": "granted", "answered_at": event.data.granted_at}},
-                )
-                continue
-            doc = await self._reverse(entry, event)
-            REDEMPTIONS_TOTAL.labels("refused").inc()
-            reversed_entries.append(doc)
-            await self.store[REDEMPTIONS].update_one(
-                {"_id": rid},
-                {
-                    "$set": {
-                        "status": "refused",
-                        "reason": event.data.reason,
-                        "answered_at": event.data.refused_at,
-                    }
-                },
-            )
-        return reversed_entries
-
-    async def _reverse(self, entry: Doc, refusal: RedemptionRefused) -> Doc:
-        rid = refusal.data.redemption_id
-        key = f"redeem:{rid}:reversed"
-        reason = f"{refusal.data.reason}: {refusal.data.detail}"[:200]
-
-        def decide(wallet: Wallet) -> Decision:
-            change = put_back(wallet, entry["buckets"])
-            event = PointsReversed.new(
-                **_common(wallet.msisdn, refusal.correlation_id, str(refusal.event_id)),
-                event_id=event_id(key, "reversed"),
-                data=PointsReversedData(
-                    entry_id=key,
-                    redemption_id=rid,
-                    points=change.delta,
-                    reason=reason,
-                    balance_after=change.state.points,
-                ),
-            )
-            return Decision("reverse", change, {"redemption_id": rid, "reason": reason}, [event])
-
-        doc, _ = await self.ledger.append(entry["member"], key, decide, relay=False)
-        return doc
-
 
 def _common(subject: str, correlation_id: str, causation_id: str | None) -> dict[str, Any]:
     return {
@@ -442,6 +366,7 @@ _LABELS = {
     "expire": "Points expired",
     "tier": "Tier changed",
     "enroll": "Joined Kết Nối Dài Lâu",
+    "close": "Membership closed",
 }
 
 

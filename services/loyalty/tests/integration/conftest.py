@@ -7,12 +7,16 @@ import pytest
 
 from loyalty_service.domain.rules import EarningRules, Eligibility, TransferRules
 from loyalty_service.ledger import PointsLedger
+from loyalty_service.offers import Offers
 from loyalty_service.programme import Programme
-from loyalty_service.store import INDEXES
+from loyalty_service.redemptions import Redemptions
+from loyalty_service.store import CARD_REQUESTS, ECODE_CLAIMS, INDEXES
+from loyalty_service.tenancy import MembershipEnds
 from mobi_contracts import Topic
 from mobi_contracts.topics import LOYALTY_EVENTS
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
+from servicekit.outbox import OutboxRelay
 from servicekit.testing import make_topic
 
 
@@ -57,6 +61,28 @@ def make_programme(store: Store, ledger: PointsLedger, **rules: Any) -> Programm
 @pytest.fixture
 def programme(store: Store, ledger: PointsLedger) -> Programme:
     return make_programme(store, ledger, welcome_points=1000)
+
+
+@pytest.fixture
+def redemptions(store: Store, ledger: PointsLedger) -> Redemptions:
+    return Redemptions(store, ledger)
+
+
+def make_offers(store: Store, ledger: PointsLedger, publisher: EventPublisher, topic: Topic) -> Offers:
+    return Offers(
+        store,
+        ledger,
+        OutboxRelay(store, publisher, "tests", ECODE_CLAIMS),
+        OutboxRelay(store, publisher, "tests", CARD_REQUESTS),
+        topic=topic,
+    )
+
+
+@pytest.fixture
+def ends(
+    store: Store, ledger: PointsLedger, publisher: EventPublisher, topic: Topic, programme: Programme
+) -> MembershipEnds:
+    return MembershipEnds(programme, make_offers(store, ledger, publisher, topic))
 
 
 def recently(minutes: int = 1) -> datetime:

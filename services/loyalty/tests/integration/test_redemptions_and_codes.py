@@ -16,7 +16,9 @@ from loyalty_service.handlers import loyalty_handler
 from loyalty_service.ledger import Contended, PointsLedger
 from loyalty_service.offers import Offers
 from loyalty_service.programme import Programme
-from loyalty_service.store import ECODE_CLAIMS, ECODE_OWNERS, ECODES, LEDGER, REDEMPTIONS, WALLETS
+from loyalty_service.redemptions import Redemptions
+from loyalty_service.store import ECODE_OWNERS, ECODES, LEDGER, REDEMPTIONS, WALLETS
+from loyalty_service.tenancy import MembershipEnds
 from mobi_contracts import Topic
 from mobi_contracts.events.loyalty import (
     PointsRedeemed,
@@ -29,8 +31,9 @@ from mobi_contracts.events.payment import BillPaid, TopupRecorded
 from servicekit.errors import ApiError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.outbox import OutboxRelay
 from servicekit.testing import consuming, eventually, make_group, make_topic, read_all
+
+from .conftest import make_offers
 
 pytestmark = pytest.mark.integration
 A, B = "84770000011", "84770000012"
@@ -73,6 +76,8 @@ def grant(redemption_id: str, cause: str) -> RedemptionGranted:
 
 async def test_a_refused_redemption_gives_the_points_back_once_over_kafka(
     programme: Programme,
+    redemptions: Redemptions,
+    ends: MembershipEnds,
     store: Store,
     redis: Redis,
     publisher: EventPublisher,
@@ -86,8 +91,8 @@ async def test_a_refused_redemption_gives_the_points_back_once_over_kafka(
         f"test-loyalty-{unique}", (answers,), (TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused)
     )
     await programme.enroll(A, "t")
-    refused = await programme.redeem(A, "DATA-2GB-7D", "redeem-key-1", "t")
-    granted = await programme.redeem(A, "VAS-MCA-30D", "redeem-key-2", "t")
+    refused = await redemptions.redeem(A, "DATA-2GB-7D", "redeem-key-1", "t")
+    granted = await redemptions.redeem(A, "VAS-MCA-30D", "redeem-key-2", "t")
     assert (refused["status"], granted["status"]) == ("pending", "pending")
     assert await balance(store, A) == 1000 - 150 - 60
     published = [orjson.loads(r.value) for r in await read_all(topic.name, expect=3)]
@@ -97,7 +102,7 @@ async def test_a_refused_redemption_gives_the_points_back_once_over_kafka(
         PointsRedeemed.model_validate(redeemed[granted["redemption_id"]]).data.reward.granter == "vas-service"
     )
 
-    async with consuming(group, loyalty_handler(programme), redis, publisher):
+    async with consuming(group, loyalty_handler(programme, redemptions, ends), redis, publisher):
         no = refusal(refused["redemption_id"], redeemed[refused["redemption_id"]]["event_id"])
         yes = grant(granted["redemption_id"], redeemed[granted["redemption_id"]]["event_id"])
         # The refusal twice: a duplicate publish (same event) and a second answer (new event id).
@@ -117,13 +122,13 @@ async def test_a_refused_redemption_gives_the_points_back_once_over_kafka(
 
 
 async def test_concurrent_redemptions_never_take_more_points_than_there_are(
-    programme: Programme, store: Store
+    programme: Programme, redemptions: Redemptions, store: Store
 ) -> None:
     await programme.enroll(A, "t")
 
     async def redeem(i: int) -> int:
         try:
-            return int((await programme.redeem(A, "DATA-2GB-7D", f"burst-key-{i:03d}", "t"))["points"])
+            return int((await redemptions.redeem(A, "DATA-2GB-7D", f"burst-key-{i:03d}", "t"))["points"])
         except (Refused, Contended):
             return 0
 
@@ -132,24 +137,20 @@ async def test_concurrent_redemptions_never_take_more_points_than_there_are(
     assert await balance(store, A) == 1000 - 900
 
 
-async def test_unknown_catalogue_items_and_non_members_are_refused(programme: Programme) -> None:
+async def test_unknown_catalogue_items_and_non_members_are_refused(
+    programme: Programme, redemptions: Redemptions
+) -> None:
     with pytest.raises(ApiError, match="not a member"):
-        await programme.redeem(B, "DATA-2GB-7D", "redeem-key-x", "t")
+        await redemptions.redeem(B, "DATA-2GB-7D", "redeem-key-x", "t")
     await programme.enroll(A, "t")
     with pytest.raises(ApiError, match="no redemption"):
-        await programme.redeem(A, "NOPE", "redeem-key-y", "t")
+        await redemptions.redeem(A, "NOPE", "redeem-key-y", "t")
 
 
 @pytest.fixture
 async def offers(store: Store, ledger: PointsLedger, publisher: EventPublisher, topic: Topic) -> Offers:
     now = datetime.now(UTC)
-    service = Offers(
-        store,
-        ledger,
-        OutboxRelay(store, publisher, "tests", ECODE_CLAIMS),
-        OutboxRelay(store, publisher, "tests", "card_requests"),
-        topic=topic,
-    )
+    service = make_offers(store, ledger, publisher, topic)
     offer = {
         "_id": "CAFE",
         "partner": "Cà phê",
@@ -211,3 +212,17 @@ async def test_a_member_card_request_is_idempotent_and_one_at_a_time(offers: Off
     second, _ = await offers.request_card(A, address, f"card-key-{uuid.uuid4().hex[:6]}", "t")
     assert [c["status"] for c in await offers.my_cards(A)] == ["received", "delivered"]
     assert second["request_id"] != first["request_id"]
+
+
+async def test_an_ecode_goes_out_on_the_bus_by_reference_never_as_the_code(
+    offers: Offers, store: Store, topic: Topic
+) -> None:
+    await store[WALLETS].insert_one({"_id": A, "seq": 0, "points": 0, "tier": "member"})
+    code, created = await offers.claim_code(A, "CAFE", "t")
+    assert created and code["code"].startswith("CODE")
+    [record] = await read_all(topic.name, expect=1)
+    event = orjson.loads(record.value)
+    assert (event["event_type"], event["event_version"]) == ("ECodeIssued", 2)
+    assert event["data"]["ecode_id"] == f"CAFE:{A}" and "code" not in event["data"]
+    assert code["code"].encode() not in record.value, "a redeemable code never travels on the bus"
+    assert [c["code"] for c in await offers.my_codes(A)] == [code["code"]]  # read in the app

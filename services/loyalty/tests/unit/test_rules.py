@@ -11,10 +11,13 @@ from loyalty_service.domain.rules import EarningRules, Eligibility, TransferRule
 from loyalty_service.domain.wallet import (
     Refused,
     Wallet,
+    close,
+    due_months,
     earn,
-    expire,
+    expire_month,
     from_document,
     put_back,
+    reopened,
     send,
     spend,
     to_document,
@@ -60,20 +63,43 @@ def test_points_put_back_return_to_the_months_they_came_from() -> None:
     assert back.delta == 150
 
 
-def test_expiry_takes_exactly_the_buckets_due_and_only_once() -> None:
+def test_expiry_takes_exactly_the_buckets_due_month_by_month_and_only_once() -> None:
     w = earn(Wallet(msisdn=M), 70, NOV - timedelta(days=400), 12).state
     w = earn(w, 30, NOV, 12).state
-    change = expire(w, NOV)
+    assert due_months(w, NOV) == ["2026-11"]
+    change = expire_month(w, "2026-11", NOV)
     assert change is not None
-    assert change.delta == -70
+    assert change.delta == -70 and change.buckets == {"2026-11": -70}
     assert change.state.points == 30
-    assert expire(change.state, NOV) is None
+    assert due_months(change.state, NOV) == []
+    assert expire_month(change.state, "2026-11", NOV) is None
 
 
 def test_nothing_expires_before_its_month_starts() -> None:
     w = earn(Wallet(msisdn=M), 70, NOV, 12).state
-    assert expire(w, month_start("2027-12") - timedelta(seconds=1)) is None
-    assert expire(w, month_start("2027-12")) is not None
+    assert expire_month(w, "2027-12", month_start("2027-12") - timedelta(seconds=1)) is None
+    assert due_months(w, month_start("2027-12") - timedelta(seconds=1)) == []
+    assert expire_month(w, "2027-12", month_start("2027-12")) is not None
+
+
+def test_a_closed_membership_keeps_nothing_and_the_next_owner_starts_afresh_on_its_ledger() -> None:
+    w = earn(
+        Wallet(msisdn=M, enrolled_at=NOV - timedelta(days=500)), 9000, NOV - timedelta(days=40), 12
+    ).state
+    w = send(w, 100, NOV).state
+    closed = close(w)
+    assert closed.delta == -8900 and closed.state.points == 0 and closed.state.buckets == {}
+    assert (
+        closed.state.closed
+        and closed.state.tier == "member"
+        and closed.state.earned == {} == closed.state.sent
+    )
+    assert not closed.state.is_open_for(NOV - timedelta(days=600))
+    fresh = reopened(closed.state, NOV, "1764000000000")
+    assert (fresh.seq, fresh.points, fresh.closed, fresh.enrolled_at) == (closed.state.seq, 0, False, NOV)
+    assert fresh.member_key == f"{M}:1764000000000" and Wallet(msisdn=M).member_key == M
+    assert fresh.is_open_for(NOV) and not w.is_open_for(NOV), "the old membership is not the new owner's"
+    assert from_document(M, to_document(closed.state)).closed
 
 
 def test_earning_follows_the_tier_rate_and_the_caps() -> None:

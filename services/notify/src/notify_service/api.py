@@ -23,8 +23,8 @@ from servicekit.mongo import Store
 
 from .directory import Directory, Preferences
 from .domain.quiet import format_hhmm, parse_hhmm
-from .fanout import campaign_stats
 from .promotions import Inbox
+from .stats import campaign_stats
 from .store import DEVICES
 from .store import PROMOTIONS as PROMOTIONS_COLLECTION
 
@@ -105,21 +105,30 @@ def _inbox(request: Request) -> Inbox:
 @me.post("/devices", status_code=status.HTTP_201_CREATED, responses=errors(409))
 async def register_device(body: DeviceIn, caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """Register this phone for pushes. A token registered again (after a reinstall, or by
-    another subscriber on a handed-down phone) now belongs to this subscriber only."""
+    another subscriber on a handed-down phone) now belongs to this subscriber only; it is
+    stamped with the caller's tenancy (a recycled number's next owner never sees it)."""
     directory = _directory(request)
-    mine = await directory.devices_of(caller.msisdn)
+    mine = await directory.current_devices(caller.msisdn, caller.owner_since)
     limit: int = request.app.state.max_devices
     if len(mine) >= limit and all(d["token"] != body.token for d in mine):
         raise ApiError(409, "too_many_devices", f"at most {limit} devices; remove one first")
     doc = await directory.register(
-        caller.msisdn, body.platform, body.token, body.app_version, body.locale, datetime.now(UTC)
+        caller.msisdn,
+        body.platform,
+        body.token,
+        body.app_version,
+        body.locale,
+        datetime.now(UTC),
+        caller.owner_since,
     )
     return _device_view(doc)
 
 
 @me.get("/devices")
 async def list_devices(caller: CurrentCaller, request: Request) -> dict[str, Any]:
-    return {"items": [_device_view(d) for d in await _directory(request).devices_of(caller.msisdn)]}
+    """My devices (none a previous owner of the number registered)."""
+    devices = await _directory(request).current_devices(caller.msisdn, caller.owner_since)
+    return {"items": [_device_view(d) for d in devices]}
 
 
 @me.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
@@ -131,7 +140,7 @@ async def remove_device(device_id: DeviceId, caller: CurrentCaller, request: Req
 
 @me.get("/notification-preferences")
 async def get_preferences(caller: CurrentCaller, request: Request) -> dict[str, Any]:
-    return _prefs_view(await _directory(request).preferences(caller.msisdn))
+    return _prefs_view(await _directory(request).preferences(caller.msisdn, caller.owner_since))
 
 
 @me.put("/notification-preferences")
@@ -142,14 +151,14 @@ async def put_preferences(body: PreferencesIn, caller: CurrentCaller, request: R
         quiet_end=parse_hhmm(body.quiet_hours.end) if body.quiet_hours else None,
         language=body.language,
     )
-    await _directory(request).save_preferences(caller.msisdn, prefs, datetime.now(UTC))
+    await _directory(request).save_preferences(caller.msisdn, prefs, datetime.now(UTC), caller.owner_since)
     return _prefs_view(prefs)
 
 
 @me.get("/promotions")
 async def my_promotions(caller: CurrentCaller, request: Request) -> dict[str, Any]:
     """The active promotions targeted at me, newest first."""
-    items = await _inbox(request).for_subscriber(caller.msisdn)
+    items = await _inbox(request).for_subscriber(caller.msisdn, caller.owner_since)
     return {"items": items, "unread": sum(1 for i in items if not i["read"])}
 
 

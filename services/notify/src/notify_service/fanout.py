@@ -10,8 +10,12 @@ deferred to one quiet-hours end (`d2026-11-27T00:00`). Store cost per unit, not 
 - checkpoint: after each chunk of devices is pushed, one insert records the last device
   id and the counts. A unit resumes after its last checkpoint; the last one is `final`.
 
-A process renews its liveness key in Redis every tick; a unit whose claimer's key has
-expired (the process died) is claimed again with the next generation and resumes.
+A process keeps a liveness key in Redis, renewed by a heartbeat of its own (units.py); a
+unit whose claimer's key has expired (the process died, or stalled longer than the key lives)
+is claimed again with the next generation and resumes. A claimer is fenced before each chunk
+(its key never lapsed, no later generation was claimed), so a stalled worker that wakes up
+stops at its next chunk: a unit is pushed by one worker at a time, except for the chunk in
+flight when the stall began (as for a crash, the phone shows it once).
 
 Stopping (SIGTERM: a deploy, a scale-down) drains: no new chunk starts, the chunks in flight
 finish and are checkpointed, the liveness key is deleted so the next process takes over at
@@ -30,7 +34,6 @@ import socket
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
@@ -38,12 +41,16 @@ from redis.asyncio import Redis
 from mobi_contracts.events.notify import Audience
 from servicekit.mongo import Doc, Store
 
-from .directory import Directory, Preferences, language_of
+from .directory import Directory, Preferences, current_only, language_of
 from .domain.audience import Attributes, matches, needs, units_for
 from .domain.quiet import in_quiet_hours, quiet_ends
 from .push import Outcome, Push, Pusher
 from .settings import NotifySettings
+from .stats import COUNTS, campaign_stats
 from .store import CLAIMS, DEFERRED, DEFERRED_SLOTS, PROGRESS, PROMOTIONS
+from .units import Draining, Fence, Liveness, LostUnit, owner_key
+
+__all__ = ["Draining", "FanOut", "LostUnit", "campaign_stats", "owner_key", "promotion_push"]
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +70,9 @@ FANOUT_PROGRESS = Gauge(
     "Share of a running campaign's units finished",
     ["service", "promotion"],
 )
-COUNTS = ("targeted", "sent", "failed", "pruned", "deferred", "opted_out")
 NO_ATTRIBUTES = Attributes()
 UNITS_AT_ONCE = 8  # units of one campaign pushed concurrently (keeps the HTTP/2 streams busy)
 CLAIM_SLICE = 32
-
-
-class Draining(Exception):
-    """The process is stopping: a unit ends at its last checkpoint, another process resumes it."""
-
-
-def owner_key(owner: str) -> str:
-    return f"notify:fanout:owner:{owner}"
 
 
 def promotion_push(promotion: Doc, device: Doc, prefs: Preferences) -> Push:
@@ -108,10 +106,13 @@ class FanOut:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.running: dict[str, asyncio.Task[None]] = {}
         self.draining = False
+        self.liveness = Liveness(redis, self.owner, settings.fanout_owner_ttl_seconds)
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run_forever(self) -> None:
+        # The heartbeat outlives this loop until `stop`: a draining unit stays owned.
+        self.liveness.start()
         while True:
             try:
                 await self.tick()
@@ -131,12 +132,12 @@ class FanOut:
             await asyncio.gather(*late, return_exceptions=True)
             if late:
                 log.warning("fan-out drain timed out; chunks in flight were cancelled")
-        await self.redis.delete(owner_key(self.owner))
+        await self.liveness.stop()
 
     async def tick(self) -> None:
         if self.draining:
             return
-        await self.redis.set(owner_key(self.owner), "1", ex=self.settings.fanout_owner_ttl_seconds)
+        await self.liveness.renew()
         now = datetime.now(UTC)
         for promotion in await self.store[PROMOTIONS].find({"fanout": "pending"}).to_list():
             pid = promotion["_id"]
@@ -161,6 +162,8 @@ class FanOut:
                 await work
             except Draining:
                 log.info("fan-out paused for shutdown at its checkpoints", extra={"unit": key})
+            except LostUnit:
+                log.warning("fan-out units taken over by another worker", extra={"unit": key})
             except Exception:
                 log.exception("fan-out failed; it resumes at the next tick", extra={"unit": key})
             finally:
@@ -178,9 +181,11 @@ class FanOut:
         wanted = needs(audience)
         numbers = frozenset(audience.msisdns)
 
-        async def bucket_unit(unit: str, after: str | None) -> dict[str, int]:
+        async def bucket_unit(unit: str, after: str | None, fence: Fence) -> dict[str, int]:
             bucket = int(unit[1:])
             devices = await self.directory.devices_in_bucket(bucket)
+            # A phone a recycled number's previous owner registered is not the number's.
+            devices = current_only(devices, await self.directory.tenancies_in_bucket(bucket))
             attrs = await self.directory.attributes_in_bucket(bucket, wanted) if wanted else {}
             prefs = await self.directory.preferences_in_bucket(bucket)
             return await self._push_unit(
@@ -189,6 +194,7 @@ class FanOut:
                 [d for d in devices if after is None or d["_id"] > after],
                 lambda d: matches(audience, d["msisdn"], attrs.get(d["msisdn"], NO_ATTRIBUTES), numbers),
                 prefs,
+                fence,
                 defer=True,
             )
 
@@ -208,16 +214,19 @@ class FanOut:
         unit = f"d{slot['slot']}"
         promotion = await self.store[PROMOTIONS].find_one({"_id": pid})
 
-        async def deferred_unit(_: str, after: str | None) -> dict[str, int]:
+        async def deferred_unit(_: str, after: str | None, fence: Fence) -> dict[str, int]:
             docs = await self.store[DEFERRED].find({"slot_key": slot["_id"]}).to_list()
             docs.sort(key=lambda d: d["_id"])
+            numbers = sorted({d["msisdn"] for d in docs})
             devices = [
                 {**d["device"], "_id": d["device_id"], "msisdn": d["msisdn"]}
                 for d in docs
                 if after is None or d["device_id"] > after
             ]
+            # The number changed hands while the push waited: not to the previous owner's phone.
+            devices = current_only(devices, await self.directory.tenancies_of(numbers))
             # An opt-out made while the push waited holds it back too.
-            current = await self.directory.preferences_of(sorted({d["msisdn"] for d in docs}))
+            current = await self.directory.preferences_of(numbers)
             prefs = {
                 d["msisdn"]: Preferences(
                     marketing_opt_out=current.get(d["msisdn"], Preferences()).marketing_opt_out,
@@ -225,7 +234,9 @@ class FanOut:
                 )
                 for d in docs
             }
-            return await self._push_unit(promotion or {}, unit, devices, lambda _: True, prefs, defer=False)
+            return await self._push_unit(
+                promotion or {}, unit, devices, lambda _: True, prefs, fence, defer=False
+            )
 
         live = promotion is not None and promotion["valid_until"] > datetime.now(UTC)
         if live and unit not in await self._work_units(pid, [unit], deferred_unit):
@@ -233,7 +244,7 @@ class FanOut:
         await self.store[DEFERRED_SLOTS].update_one({"_id": slot["_id"]}, {"$set": {"state": "done"}})
 
     async def _work_units(
-        self, pid: str, units: list[str], work: Callable[[str, str | None], Awaitable[dict[str, int]]]
+        self, pid: str, units: list[str], work: Callable[[str, str | None, Fence], Awaitable[dict[str, int]]]
     ) -> set[str]:
         """Claim the units nobody alive works on, work them; the set of finished units."""
         progress = await self.store[PROGRESS].find({"promotion": pid}).to_list()
@@ -247,16 +258,14 @@ class FanOut:
             if c["gen"] > latest.get(c["unit"], (0, ""))[0]:
                 latest[c["unit"]] = (c["gen"], c["owner"])
         owners = sorted({owner for _, owner in latest.values() if owner != self.owner})
-        alive = set()
-        if owners:
-            answers = await self.redis.mget([owner_key(o) for o in owners])
-            alive = {o for o, a in zip(owners, answers, strict=True) if a is not None}
+        alive = await self.liveness.alive_among(owners)
         # This process's own older claims are not in progress (one campaign task per promotion).
         todo = [
             (u, latest.get(u, (0, ""))[0] + 1)
             for u in units
             if u not in finished and latest.get(u, (0, ""))[1] not in alive
         ]
+        epoch = self.liveness.epoch  # before claiming: a lapse after it loses these claims
         claimed = await self._claim(pid, todo)
         if len(claimed) < len(todo):
             log.info(
@@ -264,24 +273,29 @@ class FanOut:
             )
         gate = asyncio.Semaphore(UNITS_AT_ONCE)
 
-        async def one(unit: str) -> None:
+        async def one(unit: str, gen: int) -> None:
             async with gate:
                 if self.draining:
                     raise Draining
-                await work(unit, resume.get(unit))
+                try:
+                    fence = Fence(self.liveness, self.store, lambda: self.draining, (pid, unit, gen), epoch)
+                    await work(unit, resume.get(unit), fence)
+                except LostUnit:
+                    log.warning("fan-out unit taken over", extra={"promotion": pid, "unit": unit})
+                    return  # its new claimer finishes it
                 finished.add(unit)
                 FANOUT_UNITS.labels(self.service).inc()
 
         # Every unit comes to its end (a checkpoint) before a failure is raised: no unit is
         # left pushing behind a campaign task that has already returned.
-        results = await asyncio.gather(*(one(u) for u in claimed), return_exceptions=True)
+        results = await asyncio.gather(*(one(u, g) for u, g in claimed), return_exceptions=True)
         for failure in results:
             if isinstance(failure, BaseException):
                 raise failure
         return finished
 
-    async def _claim(self, pid: str, todo: list[tuple[str, int]]) -> list[str]:
-        claimed: list[str] = []
+    async def _claim(self, pid: str, todo: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        claimed: list[tuple[str, int]] = []
         now = datetime.now(UTC)
         for start in range(0, len(todo), CLAIM_SLICE):
             part = todo[start : start + CLAIM_SLICE]
@@ -296,7 +310,7 @@ class FanOut:
                 }
                 for u, g in part
             ]
-            claimed.extend(doc["unit"] for doc in await self.store.insert_fresh(CLAIMS, docs))
+            claimed.extend((doc["unit"], doc["gen"]) for doc in await self.store.insert_fresh(CLAIMS, docs))
         return claimed
 
     async def _push_unit(
@@ -306,6 +320,7 @@ class FanOut:
         devices: list[Doc],
         targeted: Callable[[Doc], bool],
         prefs: dict[str, Preferences],
+        fence: Fence,
         *,
         defer: bool,
     ) -> dict[str, int]:
@@ -316,8 +331,7 @@ class FanOut:
             await self._checkpoint(pid, unit, "", Tally(), final=True)
             return {}
         for start in range(0, len(devices), chunk):
-            if self.draining:
-                raise Draining
+            await fence.check()  # still this worker's unit, and not stopping
             part = devices[start : start + chunk]
             counts = await self._deliver(promotion, [d for d in part if targeted(d)], prefs, defer=defer)
             await self._checkpoint(pid, unit, part[-1]["_id"], counts, final=start + chunk >= len(devices))
@@ -360,6 +374,7 @@ class FanOut:
         return counts
 
     def _deferral(self, pid: str, device: Doc, prefs: Preferences, due: datetime) -> Doc:
+        kept = ("platform", "token", "locale", "owner_since", "registered_at")  # the tenancy too
         slot = due.strftime("%Y-%m-%dT%H:%M")
         return {
             "_id": f"{pid}:{device['_id']}",
@@ -369,7 +384,7 @@ class FanOut:
             "device_id": device["_id"],
             "msisdn": device["msisdn"],
             "language": language_of(prefs, device.get("locale")),
-            "device": {k: device.get(k) for k in ("platform", "token", "locale")},
+            "device": {k: device.get(k) for k in kept},
         }
 
     async def _defer(self, pid: str, deferred: list[Doc]) -> None:
@@ -398,35 +413,3 @@ class FanOut:
                 }
             ],
         )
-
-
-async def campaign_stats(store: Store, promotion: Doc) -> dict[str, Any]:
-    """Counts of a campaign from its checkpoints (one read), and its progress."""
-    pid = promotion["_id"]
-    progress = await store[PROGRESS].find({"promotion": pid}).to_list()
-    audience = Audience.model_validate(promotion["audience"])
-    units = units_for(audience)
-    first = {k: 0 for k in COUNTS}
-    later = {k: 0 for k in COUNTS}
-    finished = set()
-    for p in progress:
-        into = first if p["unit"].startswith("b") else later
-        for k in COUNTS:
-            into[k] += int(p.get(k, 0))
-        if p.get("final") and p["unit"].startswith("b"):
-            finished.add(p["unit"])
-    return {
-        "promotion_id": pid,
-        "state": promotion.get("fanout"),
-        "targeted": first["targeted"],
-        "sent": first["sent"] + later["sent"],
-        "failed": first["failed"] + later["failed"],
-        "pruned": first["pruned"] + later["pruned"],
-        "opted_out": first["opted_out"],
-        "deferred": first["deferred"],
-        "deferred_sent": later["sent"],
-        "deferred_waiting": max(0, first["deferred"] - later["targeted"]),
-        "units_total": len(units),
-        "units_done": len(finished),
-        "progress": round(len(finished) / len(units), 4) if units else 1.0,
-    }

@@ -13,6 +13,7 @@ from .promotions import Inbox
 from .push import Pusher
 from .settings import NotifySettings
 from .store import INDEXES
+from .tenancy import TenancyEnds
 from .transactional import Transactional
 
 
@@ -33,14 +34,19 @@ def create_service(settings: NotifySettings | None = None) -> Service:
         directory,
         pusher,
         settings.service_name,
-        {"low_balance_vnd": settings.low_balance_vnd, "max_age_seconds": settings.receipt_max_age_seconds},
+        {
+            "low_balance_vnd": settings.low_balance_vnd,
+            "receipt_max_age_seconds": settings.receipt_max_age_seconds,
+        },
     )
     service.provide("directory", directory)
     service.provide("inbox", Inbox(service.store, directory, settings.inbox_cache_seconds))
     service.provide("store", service.store)
     service.provide("publisher", service.publisher)
     service.provide("max_devices", settings.max_devices_per_subscriber)
-    service.consume(NOTIFY_GROUP, notify_handler(service.store, transactional))
+    service.consume(
+        NOTIFY_GROUP, notify_handler(service.store, transactional, TenancyEnds(service.store, directory))
+    )
     service.document_publishing(PROMOTIONS)
     service.background(fanout.run_forever)
     service.on_shutdown(fanout.stop)

@@ -9,6 +9,7 @@ from typing import Any
 
 from mobi_contracts.events.notify import Audience, PromotionPublished
 from servicekit.mongo import Doc, Store
+from servicekit.tenancy import EPOCH, of_tenancy
 
 from .directory import Directory
 from .domain.audience import matches, needs
@@ -53,7 +54,8 @@ class Inbox:
         self._cached = (time.monotonic(), fresh)
         return fresh
 
-    async def for_subscriber(self, msisdn: str) -> list[dict[str, Any]]:
+    async def for_subscriber(self, msisdn: str, owner_since: datetime = EPOCH) -> list[dict[str, Any]]:
+        """The inbox; promotions a previous owner of the number read are unread here."""
         now = datetime.now(UTC)
         active = [
             (doc, audience)
@@ -65,7 +67,8 @@ class Inbox:
         mine = [doc for doc, audience in active if matches(audience, msisdn, attrs)]
         if not mine:
             return []
-        read = {r["promotion"] for r in await self.store[READS].find({"msisdn": msisdn}).to_list()}
+        reads = await self.store[READS].find({"msisdn": msisdn}).to_list()
+        read = {r["promotion"] for r in reads if of_tenancy(r.get("at"), owner_since)}
         mine.sort(key=lambda d: d.get("send_at") or d["valid_from"], reverse=True)
         return [view(doc, doc["_id"] in read) for doc in mine]
 
@@ -73,16 +76,12 @@ class Inbox:
         return any(item["id"] == promotion_id for item in await self.for_subscriber(msisdn))
 
     async def mark_read(self, msisdn: str, promotion_id: str) -> None:
-        await self.store.insert_new(
-            READS,
-            [
-                {
-                    "_id": f"{msisdn}:{promotion_id}",
-                    "msisdn": msisdn,
-                    "promotion": promotion_id,
-                    "at": datetime.now(UTC),
-                }
-            ],
+        """Read now (a mark a previous owner of the number left is replaced: one writer, the
+        subscriber's own request)."""
+        await self.store[READS].update_one(
+            {"_id": f"{msisdn}:{promotion_id}"},
+            {"$set": {"msisdn": msisdn, "promotion": promotion_id, "at": datetime.now(UTC)}},
+            upsert=True,
         )
 
 

@@ -47,7 +47,10 @@ class NotifySettings(KitSettings):
 
     inbox_cache_seconds: float = 2.0
     low_balance_vnd: int = 10_000  # a debit taking the main balance below this alerts once
-    receipt_max_age_seconds: int = 3600  # older events (a replay) are not pushed
+    # A receipt or alert older than this is no longer news (a replay of the topics pushes
+    # nothing); renewal notices are news until the renewal, consent requests for a day
+    # (domain.notices.news_until).
+    receipt_max_age_seconds: int = 24 * 3600
     max_devices_per_subscriber: int = 10
     demo_devices: int = 3
 

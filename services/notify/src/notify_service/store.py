@@ -23,6 +23,7 @@ DEFERRED = "deferred_pushes"  # _id: promotion:device; slot (quiet hours end), t
 DEFERRED_SLOTS = "deferred_slots"  # _id: promotion:slot; due_at, state
 READS = "promotion_reads"  # _id: msisdn:promotion
 RECEIPTS = "receipts"  # _id: event id:device id (transactional pushes sent)
+TENANCIES = "tenancies"  # _id: msisdn; owner_since: devices and preferences before it are gone
 
 INDEXES = {
     DEVICES: [
@@ -46,4 +47,5 @@ INDEXES = {
     DEFERRED_SLOTS: [IndexModel([("state", ASCENDING)], name="by_state")],
     READS: [IndexModel([("msisdn", ASCENDING)], name="by_msisdn")],
     RECEIPTS: [IndexModel([("event_id", ASCENDING)], name="by_event")],
+    TENANCIES: [IndexModel([("bucket", ASCENDING)], name="by_bucket")],
 }

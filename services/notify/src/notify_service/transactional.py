@@ -2,13 +2,18 @@
 
 Sent first, recorded after (`receipts`, one document per event and device): a crash in
 between re-sends on redelivery, which the phone shows once (collapse id = the event id);
-a redelivered event whose receipts exist is not sent again.
+a redelivered or replayed event whose receipts exist is not sent again. What is still news
+is decided by the event's kind (domain.notices.news_until), not by its age alone.
+
+Only devices of the number's current tenancy get a push: the boundary the last lifecycle
+event recorded, or a newer one a device registered by a new owner tells (directory.py), so
+the new owner's receipts never reach the previous owner's phone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
@@ -16,8 +21,8 @@ from prometheus_client import Counter
 from mobi_contracts import AnyEvent
 from servicekit.mongo import Store
 
-from .directory import Directory, language_of
-from .domain.notices import Notice, notice_for
+from .directory import Directory, current_tenancy, language_of, of_current_tenancy
+from .domain.notices import Notice, news_until, notice_for
 from .push import Outcome, Push, Pusher
 from .store import RECEIPTS
 
@@ -39,12 +44,16 @@ class Transactional:
         self.rules = rules
 
     async def handle(self, events: list[AnyEvent]) -> None:
-        # A receipt is news only while it is fresh: a replay of the topics (a new consumer
-        # group, an operator's offset reset) must not push last week's top-ups again.
-        oldest = datetime.now(UTC) - timedelta(seconds=int(self.rules["max_age_seconds"]))
-        notices = [
-            (e, n) for e in events if e.occurred_at >= oldest and (n := notice_for(e, self.rules)) is not None
-        ]
+        now = datetime.now(UTC)
+        notices: list[tuple[AnyEvent, Notice]] = []
+        for event in events:
+            notice = notice_for(event, self.rules)
+            if notice is None:
+                continue
+            if now > news_until(event, notice, self.rules):  # a replay, or a very long outage
+                TRANSACTIONAL.labels(self.service, notice.kind, "stale").inc()
+                continue
+            notices.append((event, notice))
         gate = asyncio.Semaphore(16)
 
         async def bounded(event: AnyEvent, notice: Notice) -> None:
@@ -59,10 +68,13 @@ class Transactional:
         devices = await self.directory.devices_of(msisdn)
         if not devices:
             return  # most subscribers: one read and done
-        done, prefs = await asyncio.gather(
+        done, recorded = await asyncio.gather(
             self.store[RECEIPTS].find({"event_id": event_id}).to_list(),
-            self.directory.preferences(msisdn),
+            self.directory.tenancy_of(msisdn),
         )
+        tenancy = current_tenancy(devices, recorded)
+        devices = [d for d in devices if of_current_tenancy(d, tenancy)]
+        prefs = await self.directory.preferences(msisdn, tenancy)
         sent_to = {r["device_id"] for r in done}
         pushes = []
         for device in devices:

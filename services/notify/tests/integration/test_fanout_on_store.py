@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from mobi_contracts.events.notify import PromotionPublished, PromotionPublishedData
-from notify_service.directory import Directory, Preferences
+from notify_service.directory import Directory, Preferences, device_id_for
 from notify_service.domain.audience import bucket_of
 from notify_service.fanout import FanOut, campaign_stats, owner_key
 from notify_service.promotions import store_published
@@ -63,11 +63,18 @@ async def add_devices(directory: Directory, numbers: list[str]) -> dict[str, str
     return tokens
 
 
+async def work_through(fanout: FanOut) -> None:
+    """Let the running units finish, renewing the worker's liveness meanwhile (its heartbeat)."""
+    while fanout.running:
+        await fanout.liveness.renew()
+        await asyncio.wait(list(fanout.running.values()), timeout=0.5)
+
+
 async def until_done(fanout: FanOut, store: Store, pid: str, timeout: float = 30) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         await fanout.tick()
-        await asyncio.gather(*fanout.running.values())
+        await work_through(fanout)
         doc = await store[PROMOTIONS].find_one({"_id": pid})
         if doc and doc["fanout"] == "done":
             return await campaign_stats(store, doc)
@@ -80,7 +87,7 @@ async def end_quiet_hours(fanout: FanOut, store: Store, pid: str) -> None:
     slots = await store[DEFERRED_SLOTS].find({"promotion": pid}, {"_id": 1}).to_list()
     await store.update_each(DEFERRED_SLOTS, [Update({"_id": s["_id"]}, due) for s in slots])
     await fanout.tick()
-    await asyncio.gather(*fanout.running.values())
+    await work_through(fanout)
 
 
 def numbers(prefix: str, count: int) -> list[str]:
@@ -194,3 +201,58 @@ async def test_a_replica_that_dies_mid_campaign_is_taken_over_without_missing_a_
     assert sum(counts) - len(targets) <= 4 * 10
     assert stats["targeted"] >= len(targets)
     print(f"re-sent after the crash: {sum(counts) - len(targets)} of {len(targets)}")
+
+
+class StallingPusher:
+    """The pusher of a worker whose process stalls (a long GC pause, a frozen VM, SIGSTOP)
+    while its `stall_at`-th chunk is in flight: the chunk goes out only when it wakes up."""
+
+    def __init__(self, pusher: Pusher, stall_at: int) -> None:
+        self.pusher = pusher
+        self.stall_at = stall_at
+        self.calls = 0
+        self.stalled = asyncio.Event()
+        self.wake = asyncio.Event()
+
+    async def send_all(self, pushes: list[Any]) -> list[Any]:
+        self.calls += 1
+        if self.calls == self.stall_at:
+            self.stalled.set()
+            await self.wake.wait()
+        return await self.pusher.send_all(pushes)
+
+
+def numbers_in_one_bucket(count: int, bucket: int = 7) -> list[str]:
+    found, n = [], 0
+    while len(found) < count:
+        number = f"8478{n:07d}"
+        if bucket_of(number) == bucket:
+            found.append(number)
+        n += 1
+    return found
+
+
+async def test_a_stalled_worker_whose_unit_was_taken_over_stops_at_its_next_chunk(
+    notify_store: Store, redis: Redis
+) -> None:
+    store, sandbox = notify_store, PushSandbox()
+    stalling = make_fanout(store, redis, sandbox, chunk=10)
+    stall = StallingPusher(stalling.pusher, stall_at=3)
+    stalling.pusher = stall  # type: ignore[assignment]
+    targets = numbers_in_one_bucket(120)  # one unit of 12 chunks
+    tokens = await add_devices(stalling.directory, targets)
+    await store_published(store, [promotion("p-stall", {"msisdns": targets})])
+
+    await stalling.tick()
+    await stall.stalled.wait()  # chunks 1-2 pushed and checkpointed, chunk 3 in flight: it stalls
+    await redis.delete(owner_key(stalling.owner))  # its liveness key outlived meanwhile
+    other = make_fanout(store, redis, sandbox, chunk=10)
+    await until_done(other, store, "p-stall")  # takes the unit over from the last checkpoint
+    stall.wake.set()  # the stalled worker wakes up
+    await asyncio.gather(*stalling.running.values())
+
+    order = sorted(targets, key=lambda n: device_id_for("apns", tokens[n]))  # the unit's order
+    counts = [sandbox.state.deliveries[tokens[n]] for n in order]
+    assert min(counts) == 1, "a device was missed"
+    assert counts[20:30] == [2] * 10, "only the chunk in flight at the stall went out twice"
+    assert counts[:20] == [1] * 20 and counts[30:] == [1] * 90, "the woken worker pushed no further chunk"

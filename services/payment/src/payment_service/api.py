@@ -182,7 +182,7 @@ async def payment_status(
     caller: CurrentCaller, request: Request, payment_id: Annotated[str, Path(pattern=r"^[A-Z0-9]{6,40}$")]
 ) -> dict[str, Any]:
     """A payment's status, to its payer only."""
-    return await _payments(request).status_for(caller.msisdn, payment_id)
+    return await _payments(request).status_for(caller.msisdn, payment_id, caller.owner_since)
 
 
 @provider.get("/ipn", operation_id="provider_notification_get", response_model=IpnAnswerBody)

@@ -43,6 +43,7 @@ from servicekit.errors import ApiError, not_found
 from servicekit.idempotency import IdempotencyKeys, fingerprint
 from servicekit.mongo import Store, insert_versioned
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
+from servicekit.tenancy import EPOCH, of_tenancy
 
 from .domain.rules import AmountRules, ProviderResult, event_id, judge, payment_id_for
 from .provider import Provider, result_of
@@ -563,9 +564,17 @@ class PaymentService:
         """The settled outcome is the final record (one read); a pending payment is its document."""
         return await self.final(payment_id) or await self.store[PAYMENTS].find_one({"_id": payment_id})
 
-    async def status_for(self, payer: str, payment_id: str) -> dict[str, Any]:
+    async def status_for(self, payer: str, payment_id: str, owner_since: datetime = EPOCH) -> dict[str, Any]:
+        """A payment of the payer's tenancy (a recycled number's next owner sees none of the
+        previous owner's)."""
         payment = await self.current(payment_id)
-        if payment is None or payment["msisdn"] != payer:
+        # created_at is kept to the second (the provider's format): compare at that precision.
+        tenancy = owner_since.replace(microsecond=0)
+        if (
+            payment is None
+            or payment["msisdn"] != payer
+            or not of_tenancy(payment.get("created_at"), tenancy)
+        ):
             raise not_found("payment")
         return self._public(payment)
 

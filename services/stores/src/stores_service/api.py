@@ -193,9 +193,10 @@ async def my_feedback(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    """My tickets, newest first, with their status and replies."""
+    """My tickets, newest first, with their status and replies (a recycled number's new owner
+    sees none of the previous owner's)."""
     after = decode_cursor(cursor) if cursor else None
-    return await _desk(request).mine(caller.msisdn, limit, after)
+    return await _desk(request).mine(caller.msisdn, limit, after, caller.owner_since)
 
 
 # -- internal (operators) --------------------------------------------------------------------

@@ -1,9 +1,22 @@
 """Subscriber feedback tickets.
 
 Filing one is ONE insert of the ticket with its `FeedbackReceived` event in its outbox, so
-the ticket and the event cannot come apart; an agent's reply is one versioned write of the
-ticket with `FeedbackAnswered` added to the outbox. Each is relayed right away and swept
-later if a crash got in between (servicekit.outbox).
+the ticket and the event cannot come apart. Neither the subscriber's words nor the reply
+travel on the bus (v2 events: the ticket, its category, whether there is a reply): they stay
+here, and the app reads them by ticket.
+
+An agent's answer is decided by a unique insert: answer number N of a ticket is the claim
+`<ticket>:<N>` in `feedback_answers`, decided on the ticket as it stood after answer N-1 and
+holding the ticket's new fields and its `FeedbackAnswered` event (outbox). Of two agents
+answering the same version at once, one wins; the other gets 409 (FerretDB does not make a
+versioned write atomic, so both used to succeed, each announcing its answer). The completion
+sets the fields on the ticket (only forward: `answers`) and relays the event; a crash in
+between is completed by the next answer to the ticket or by the periodic pass. Events are
+relayed right away and swept later if a crash got in between (servicekit.outbox).
+
+A ticket of a tenancy that ended (the number changed hands: stores_service.tenancy) is the
+previous owner's: not shown to the new owner, and not answered any more (the push would
+reach the new owner).
 
 A subscriber may file `per_hour` tickets an hour and `per_day` a day: both budgets are
 checked and counted in one step (servicekit.limits), so concurrent requests cannot slip past
@@ -13,9 +26,10 @@ If Redis does not answer, filing is refused (503) rather than unlimited.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -25,24 +39,27 @@ from redis.exceptions import RedisError
 
 from mobi_contracts import Topic
 from mobi_contracts.events.stores import (
-    FeedbackAnswered,
-    FeedbackAnsweredData,
-    FeedbackReceived,
-    FeedbackReceivedData,
+    FeedbackAnsweredV2,
+    FeedbackAnsweredV2Data,
+    FeedbackReceivedV2,
+    FeedbackReceivedV2Data,
 )
 from servicekit.errors import ApiError, not_found, too_many, unavailable
 from servicekit.idempotency import fingerprint
 from servicekit.limits import Budget, WindowLimiter
-from servicekit.mongo import Conflict, Store, save_versioned
-from servicekit.outbox import OUTBOX, OutboxRelay, outbox_entries, with_pending
+from servicekit.mongo import Doc, Store
+from servicekit.outbox import OUTBOX, PENDING, SINCE, OutboxRelay, outbox_entries, with_pending
+from servicekit.tenancy import EPOCH, of_tenancy, since_filter
 
 from .domain.feedback import FeedbackStatus, can_move, new_ticket, ticket_for_key
-from .store import FEEDBACK
+from .store import ANSWERS, FEEDBACK, TENANCIES
 
 log = logging.getLogger(__name__)
 FEEDBACK_TOTAL = Counter(
     "feedback_submissions_total", "Feedback submissions, by result", ["service", "result"]
 )
+
+STUCK_AFTER = timedelta(seconds=5)  # an answer pending this long was left by a crash
 
 PUBLIC_FIELDS = (
     "category",
@@ -92,6 +109,7 @@ class FeedbackDesk:
         self.store = store
         self.redis = redis
         self.relay = relay
+        self.answers = OutboxRelay(store, relay.publisher, service, ANSWERS)
         self.topic = topic
         self.service = service
         self.per_hour = per_hour
@@ -111,11 +129,13 @@ class FeedbackDesk:
         await self._within_limits(msisdn)
         now = datetime.now(UTC)
         for _ in range(3):
-            event = FeedbackReceived.new(
+            event = FeedbackReceivedV2.new(
                 subject=msisdn,
                 producer=self.service,
                 correlation_id=correlation_id,
-                data=FeedbackReceivedData(ticket=ticket, received_at=now, **fields),
+                data=FeedbackReceivedV2Data(
+                    ticket=ticket, received_at=now, **{k: v for k, v in fields.items() if k != "text"}
+                ),
             )
             entries = outbox_entries(self.topic, [event])
             doc = {
@@ -175,10 +195,16 @@ class FeedbackDesk:
             # Stored with the ticket: the sweeper sends it. The subscriber's request succeeded.
             log.warning("feedback event not relayed yet; the sweeper will", extra={"ticket": doc["_id"]})
 
-    async def mine(self, msisdn: str, limit: int, after: tuple[datetime, str] | None) -> dict[str, Any]:
-        """The subscriber's tickets, newest first; `after` (created_at, ticket) of the last one
-        of the previous page."""
-        query: dict[str, Any] = {"msisdn": msisdn}
+    async def mine(
+        self, msisdn: str, limit: int, after: tuple[datetime, str] | None, owner_since: datetime = EPOCH
+    ) -> dict[str, Any]:
+        """The subscriber's tickets of the current tenancy (filed since `owner_since`), newest
+        first; `after` (created_at, ticket) of the last one of the previous page."""
+        query: dict[str, Any] = {
+            "msisdn": msisdn,
+            "hidden": {"$ne": True},
+            **since_filter("created_at", owner_since),
+        }
         if after is not None:
             at, ticket = after
             query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": ticket}}]
@@ -202,23 +228,75 @@ class FeedbackDesk:
         doc = await self.store[FEEDBACK].find_one({"_id": ticket})
         if doc is None:
             raise not_found("ticket")
+        if not await self._of_current_tenancy(doc):
+            raise ApiError(
+                409, "tenancy_ended", "the number changed hands: this ticket was the previous owner's"
+            )
         if not can_move(doc["status"], status):
             raise ApiError(409, "invalid_transition", f"a {doc['status']} ticket cannot become {status}")
         now = datetime.now(UTC)
-        event = FeedbackAnswered.new(
+        number = int(doc.get("answers", 0)) + 1
+        event = FeedbackAnsweredV2.new(
             subject=doc["msisdn"],
             producer=self.service,
             correlation_id=correlation_id,
-            data=FeedbackAnsweredData(ticket=ticket, status=status, reply=reply, answered_at=now),
+            data=FeedbackAnsweredV2Data(ticket=ticket, status=status, has_reply=bool(reply), answered_at=now),
         )
-        # Entries a crash left unrelayed stay in the outbox beside the new one.
-        entries = [*(doc.get(OUTBOX) or []), *outbox_entries(self.topic, [event])]
         replies = [*doc.get("replies", []), *([{"text": reply, "agent": agent, "at": now}] if reply else [])]
-        changes = with_pending({"status": status, "replies": replies, "updated_at": now}, entries, now)
+        changes = {"status": status, "replies": replies, "updated_at": now, "answers": number}
+        claim = with_pending(
+            {"_id": f"{ticket}:{number}", "ticket": ticket, "number": number, "changes": changes, "at": now},
+            outbox_entries(self.topic, [event]),
+            now,
+        )
         try:
-            await save_versioned(self.store, FEEDBACK, ticket, doc["rev"], changes)
-        except Conflict as exc:
-            raise ApiError(409, "ticket_changed", "the ticket changed meanwhile; reload and retry") from exc
-        updated = {**doc, **changes, "rev": doc["rev"] + 1}
-        await self._relay(updated, entries)
-        return ticket_view(updated)
+            await self.store[ANSWERS].insert_one({**claim, "rev": 1})
+        except DuplicateKeyError as exc:
+            # Another answer to this version won. Should a crash have left it before the ticket
+            # (pending for long), complete it, so that the retry decides on the version after it.
+            winner = await self.store[ANSWERS].find_one({"_id": claim["_id"]})
+            if winner is not None and winner.get(PENDING) and winner[SINCE] < now - STUCK_AFTER:
+                await self._complete(winner)
+            raise ApiError(
+                409, "ticket_changed", "the ticket was answered meanwhile; reload and retry"
+            ) from exc
+        await self._complete({**claim, "rev": 1})
+        return ticket_view({**doc, **changes})
+
+    async def _complete(self, claim: Doc) -> None:
+        """Set a claimed answer's fields on the ticket (only forward) and relay its event."""
+        number = claim["number"]
+        await self.store[FEEDBACK].update_one(
+            {"_id": claim["ticket"], "$or": [{"answers": {"$exists": False}}, {"answers": {"$lt": number}}]},
+            {"$set": claim["changes"]},
+        )
+        await self._relay_answer(claim)
+
+    async def _relay_answer(self, claim: Doc) -> None:
+        try:
+            await self.answers.relay(claim)
+        except Exception:
+            log.warning("answer event not relayed yet; the sweeper will", extra={"answer": claim["_id"]})
+
+    async def complete_answers(self, older_than: timedelta = STUCK_AFTER) -> int:
+        """The periodic pass: answers a crash left between their claim and the ticket."""
+        cutoff = datetime.now(UTC) - older_than
+        pending = await self.store[ANSWERS].find({PENDING: True}).sort(SINCE, 1).limit(200).to_list()
+        stuck = [c for c in pending if c.get(SINCE) and c[SINCE] < cutoff]
+        for claim in stuck:
+            await self._complete(claim)
+        return len(stuck)
+
+    async def run_answer_completer(self, every_seconds: float = 2.0) -> None:
+        while True:
+            try:
+                await self.complete_answers()
+            except Exception:
+                log.exception("completing feedback answers failed")
+            await asyncio.sleep(every_seconds)
+
+    async def _of_current_tenancy(self, doc: Doc) -> bool:
+        if doc.get("hidden"):
+            return False
+        tenancy = await self.store[TENANCIES].find_one({"_id": doc["msisdn"]})
+        return tenancy is None or of_tenancy(doc.get("created_at"), tenancy["owner_since"])

@@ -1,21 +1,24 @@
 """Stores and support service: wiring only. Entry point `stores-service`.
 
-It consumes no events (nothing in it depends on another service's state); it publishes
-FeedbackReceived / FeedbackAnswered on stores.events.v1 from the feedback outbox.
+It consumes the subscriber lifecycle (a number that changes hands hides the previous
+owner's tickets: STORES_GROUP); it publishes FeedbackReceived / FeedbackAnswered (v2: no
+text on the bus) on stores.events.v1 from the feedback and answer outboxes.
 """
 
 from __future__ import annotations
 
-from mobi_contracts.topics import STORES_EVENTS
+from mobi_contracts.topics import STORES_EVENTS, STORES_GROUP
 from servicekit.app import Service
 from servicekit.outbox import OutboxRelay
 
 from . import api
 from .catalogue import Catalogue
 from .feedback import FeedbackDesk
+from .handlers import stores_handler
 from .hotlines import load_hotlines
 from .settings import StoresSettings
 from .store import FEEDBACK, INDEXES
+from .tenancy import TenancyEnds
 
 
 def create_service(settings: StoresSettings | None = None) -> Service:
@@ -51,6 +54,8 @@ def create_service(settings: StoresSettings | None = None) -> Service:
     service.provide("hotlines", load_hotlines(settings.hotlines_file))
     service.background(catalogue.run_pointer_sync)
     service.background(relay.run_sweeper)
+    service.background(desk.run_answer_completer)
+    service.consume(STORES_GROUP, stores_handler(TenancyEnds(service.store)))
     service.document_publishing(STORES_EVENTS)
     for router in (api.stores, api.support, api.me, api.internal):
         service.include_router(router)

@@ -8,7 +8,9 @@ pointer (one single-document write), then deletes every other version: readers s
 catalogue or the new one, never a mix, and a failed import leaves the pointer alone.
 
 `feedback` holds one document per ticket (`_id` the ticket number) with its replies and the
-events not yet relayed (outbox in the same document).
+events not yet relayed (outbox in the same document). `feedback_answers` holds each answer's
+claim (`_id` "<ticket>:<n>") with its event; `tenancies` each recycled number's boundary
+(tickets filed before it are a previous owner's).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 STORES = "stores"
 CATALOGUE = "catalogue"
 FEEDBACK = "feedback"
+ANSWERS = "feedback_answers"
+TENANCIES = "tenancies"
 ACTIVE = "active"
 
 INDEXES = {
@@ -27,4 +31,6 @@ INDEXES = {
         IndexModel([("msisdn", ASCENDING), ("created_at", DESCENDING)], name="by_subscriber_newest"),
         IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending"),
     ],
+    ANSWERS: [IndexModel([("outbox_pending", ASCENDING)], name="outbox_pending")],
+    TENANCIES: [],
 }

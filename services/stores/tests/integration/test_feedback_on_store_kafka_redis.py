@@ -1,25 +1,32 @@
-"""Feedback tickets on the real store, Kafka and Redis: events go out with the ticket, the
-rate limit holds under concurrency, a retried request files one ticket."""
+"""Feedback tickets on the real store, Kafka and Redis: events go out with the ticket (and
+carry neither the subscriber's words nor the reply), the rate limit holds under concurrency,
+a retried request files one ticket, one answer per version wins, and a number that changed
+hands hides the previous owner's tickets."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from mobi_contracts import parse_event
-from mobi_contracts.events.stores import FeedbackAnswered, FeedbackReceived
+from mobi_contracts.events.stores import FeedbackAnsweredV2, FeedbackReceivedV2
+from mobi_contracts.events.subscriber import SubscriberOwnerChanged, SubscriberOwnerChangedData
 from servicekit.errors import ApiError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.limits import WindowLimiter
 from servicekit.mongo import Store
 from servicekit.outbox import OutboxRelay
 from servicekit.redis_client import create_redis
+from servicekit.tenancy import at_store_precision
 from servicekit.testing import eventually, make_topic, read_all
 from stores_service.feedback import FeedbackDesk, decode_cursor
-from stores_service.store import FEEDBACK, INDEXES
+from stores_service.store import ANSWERS, FEEDBACK, INDEXES
+from stores_service.tenancy import TenancyEnds
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +34,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def desk(store: Store, redis: Redis, publisher: EventPublisher, unique: str) -> FeedbackDesk:
     await store.ensure_indexes(INDEXES)
-    topic = await make_topic(f"test.stores-events.{unique}", (FeedbackReceived, FeedbackAnswered))
+    topic = await make_topic(f"test.stores-events.{unique}", (FeedbackReceivedV2, FeedbackAnsweredV2))
     return FeedbackDesk(
         store=store,
         redis=redis,
@@ -48,7 +55,7 @@ FIELDS = {"category": "network", "text": "Sóng yếu ở Cầu Giấy", "rating
           "device": None, "screen": "home"}  # fmt: skip
 
 
-async def test_a_ticket_and_its_answer_go_out_as_events_keyed_by_the_subscriber(
+async def test_a_ticket_and_its_answer_go_out_as_events_keyed_by_the_subscriber_without_their_words(
     desk: FeedbackDesk, store: Store, msisdn: str
 ) -> None:
     status, ticket = await desk.file(msisdn, FIELDS, key=None, correlation_id="t1")
@@ -63,9 +70,12 @@ async def test_a_ticket_and_its_answer_go_out_as_events_keyed_by_the_subscriber(
     assert answered["status"] == "answered" and answered["replies"][0]["text"] == "Đã tăng cường trạm phát"
     records = await read_all(desk.topic.name, expect=2)
     events = [parse_event(r.value) for r in records]
-    assert [type(e) for e in events] == [FeedbackReceived, FeedbackAnswered]
+    assert [type(e) for e in events] == [FeedbackReceivedV2, FeedbackAnsweredV2]
     assert {r.key for r in records} == {msisdn.encode()}
-    assert events[1].data.ticket == ticket["ticket"] and events[1].data.reply == "Đã tăng cường trạm phát"
+    assert events[1].data.ticket == ticket["ticket"] and events[1].data.has_reply is True
+    on_the_bus = b"".join(r.value for r in records).decode()
+    for private in ("Sóng yếu", "Cầu Giấy", "tăng cường", "trạm phát"):
+        assert private not in on_the_bus, "the subscriber's words and the reply stay in the store"
 
     async def relayed() -> bool:
         doc = await store[FEEDBACK].find_one({"_id": ticket["ticket"]})
@@ -127,3 +137,129 @@ async def test_with_redis_unreachable_feedback_is_refused_not_unlimited(
         await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
     assert refused.value.status == 503
     assert (await desk.mine(msisdn, limit=5, after=None))["items"] == []
+
+
+class ReadTogether:
+    """The store, except that reads of tickets wait for each other: every answer then decides
+    on the same version of the ticket, as agents answering at the same moment would."""
+
+    def __init__(self, store: Store, parties: int) -> None:
+        self.store = store
+        self.barrier = asyncio.Barrier(parties)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def __getitem__(self, name: str) -> Any:
+        collection, barrier = self.store[name], self.barrier
+        if name != FEEDBACK:
+            return collection
+
+        class Together:
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(collection, attr)
+
+            async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+                doc = await collection.find_one(*args, **kwargs)
+                await barrier.wait()
+                return doc
+
+        return Together()
+
+
+async def test_concurrent_answers_to_one_version_let_one_win_and_announce_it_once(
+    desk: FeedbackDesk, store: Store, msisdn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ticket = await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
+
+    async def answer(n: int) -> dict[str, Any]:
+        return await desk.answer(
+            ticket["ticket"],
+            reply=f"Trả lời số {n}",
+            status="answered",
+            agent=f"agent{n}",
+            correlation_id="t",
+        )
+
+    with monkeypatch.context() as patched:
+        patched.setattr(desk, "store", ReadTogether(store, 8))
+        results = await asyncio.gather(*(answer(n) for n in range(8)), return_exceptions=True)
+    won = [r for r in results if isinstance(r, dict)]
+    lost = [r for r in results if isinstance(r, ApiError)]
+    assert len(won) == 1 and len(lost) == 7, results
+    assert all(e.status == 409 and e.code == "ticket_changed" for e in lost)
+    stored = await store[FEEDBACK].find_one({"_id": ticket["ticket"]})
+    assert stored is not None and [r["text"] for r in stored["replies"]] == [won[0]["replies"][0]["text"]]
+    records = await read_all(desk.topic.name, expect=9, timeout=4)
+    answered = [e for e in map(parse_event, (r.value for r in records)) if isinstance(e, FeedbackAnsweredV2)]
+    assert len(answered) == 1
+    again = await desk.answer(ticket["ticket"], reply=None, status="closed", agent="ops", correlation_id="t")
+    assert again["status"] == "closed", "the next version is answered as usual"
+
+
+async def test_an_answer_a_crash_left_before_the_ticket_is_completed_by_the_periodic_pass(
+    desk: FeedbackDesk, store: Store, msisdn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ticket = await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
+
+    async def crash(claim: dict[str, Any]) -> None:
+        raise RuntimeError("killed after the claim")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(desk, "_complete", crash)
+        with pytest.raises(RuntimeError):
+            await desk.answer(
+                ticket["ticket"], reply="Đã xử lý", status="answered", agent="a", correlation_id="t"
+            )
+    assert (await store[FEEDBACK].find_one({"_id": ticket["ticket"]}) or {})["status"] == "received"
+    assert await desk.complete_answers(older_than=timedelta(0)) == 1
+    doc = await store[FEEDBACK].find_one({"_id": ticket["ticket"]})
+    assert doc is not None and doc["status"] == "answered" and doc["answers"] == 1
+    claim = await store[ANSWERS].find_one({"_id": f"{ticket['ticket']}:1"})
+    assert claim is not None and claim["outbox_pending"] is False
+    records = await read_all(desk.topic.name, expect=2)
+    assert [type(parse_event(r.value)) for r in records] == [FeedbackReceivedV2, FeedbackAnsweredV2]
+    assert await desk.complete_answers(older_than=timedelta(0)) == 0
+
+
+def owner_changed(msisdn: str, at: datetime, seq: int = 2) -> SubscriberOwnerChanged:
+    return SubscriberOwnerChanged.new(
+        subject=msisdn,
+        producer="account-service",
+        correlation_id="ops",
+        data=SubscriberOwnerChangedData(
+            change_id=f"{msisdn}:{seq}", status="active", plan="prepaid", owner_since=at, changed_at=at
+        ),
+    )
+
+
+async def test_a_number_that_changed_hands_hides_the_previous_owners_tickets_and_refuses_answers(
+    desk: FeedbackDesk, store: Store, msisdn: str
+) -> None:
+    _, old = await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
+    boundary = at_store_precision(datetime.now(UTC) + timedelta(milliseconds=5))
+    await asyncio.sleep(0.01)
+    tenancies = TenancyEnds(store)
+    await tenancies.apply([owner_changed(msisdn, boundary)])
+    assert (await desk.mine(msisdn, limit=10, after=None))["items"] == []
+    with pytest.raises(ApiError) as refused:
+        await desk.answer(old["ticket"], reply="late", status="answered", agent="a", correlation_id="t")
+    assert refused.value.status == 409 and refused.value.code == "tenancy_ended"
+
+    _, new = await desk.file(msisdn, {**FIELDS, "text": "Chủ mới góp ý"}, key=None, correlation_id="t")
+    await tenancies.apply([owner_changed(msisdn, boundary)])  # a replay
+    await tenancies.apply([owner_changed(msisdn, boundary - timedelta(days=30), seq=1)])  # an older one
+    mine = await desk.mine(msisdn, limit=10, after=None, owner_since=boundary)
+    assert [t["ticket"] for t in mine["items"]] == [new["ticket"]]
+    answered = await desk.answer(new["ticket"], reply="ok", status="answered", agent="a", correlation_id="t")
+    assert answered["status"] == "answered"
+
+
+async def test_the_app_shows_a_new_owner_no_ticket_from_before_their_tenancy_even_unconsumed(
+    desk: FeedbackDesk, msisdn: str
+) -> None:
+    _, old = await desk.file(msisdn, FIELDS, key=None, correlation_id="t")
+    await asyncio.sleep(0.01)
+    owner_since = at_store_precision(datetime.now(UTC))
+    assert (await desk.mine(msisdn, limit=10, after=None, owner_since=owner_since))["items"] == []
+    assert [t["ticket"] for t in (await desk.mine(msisdn, limit=10, after=None))["items"]] == [old["ticket"]]

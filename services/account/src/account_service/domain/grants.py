@@ -56,12 +56,19 @@ def add_bucket(b: Balances, bucket: DataBucket, reason: str, description: str) -
 
 
 def charge_vas(
-    b: Balances, *, status: str | None, amount: int, bucket: DataBucket | None, description: str
+    b: Balances,
+    *,
+    status: str | None,
+    amount: int,
+    bucket: DataBucket | None,
+    description: str,
+    previous_owner: bool = False,
 ) -> tuple[Balances, Outcome]:
     """A VAS or data-pack fee: all of it from main or nothing (prepaid), or accrued (postpaid);
     a pack's bucket comes with the fee in the same decision. A free pack (amount 0) is only its
-    bucket; a free VAS charge still answers with a zero entry, so the VAS service hears back."""
-    if status not in CHARGEABLE:
+    bucket; a free VAS charge still answers with a zero entry, so the VAS service hears back.
+    A subscription a previous owner of the number agreed to is never charged to this one."""
+    if status not in CHARGEABLE or previous_owner:
         return b, Outcome(refusal=Refusal("main", amount, 0, "no_such_account"))
     changes: list[Change] = []
     after = b
@@ -86,9 +93,9 @@ def change_plan(b: Balances, billing: Plan, plan_code: str) -> tuple[Balances, O
 
 
 def grant_airtime(
-    b: Balances, *, status: str | None, amount: int, description: str
+    b: Balances, *, status: str | None, amount: int, description: str, previous_owner: bool = False
 ) -> tuple[Balances, Outcome]:
-    if (declined := _not_grantable(status)) is not None:
+    if (declined := _not_grantable(status, previous_owner)) is not None:
         return b, Outcome(declined=declined)
     return credit_main(b, amount, "loyalty_redemption", description)
 
@@ -103,8 +110,9 @@ def grant_data(
     redeemed_at: datetime,
     validity_days: int,
     description: str,
+    previous_owner: bool = False,
 ) -> tuple[Balances, Outcome]:
-    if (declined := _not_grantable(status)) is not None:
+    if (declined := _not_grantable(status, previous_owner)) is not None:
         return b, Outcome(declined=declined)
     expires_at = redeemed_at + timedelta(days=validity_days)
     bucket = new_bucket(f"loyalty:{redemption_id}", name, quota_kb, expires_at)
@@ -112,12 +120,16 @@ def grant_data(
     return after, Outcome(changes=(change,))
 
 
-def _not_grantable(status: str | None) -> Declined | None:
-    """Rewards go to active subscribers only; a refusal makes loyalty give the points back."""
+def _not_grantable(status: str | None, previous_owner: bool = False) -> Declined | None:
+    """Rewards go to active subscribers only, and a reward a previous owner of the number
+    redeemed to nobody (their points closed with their membership); a refusal makes loyalty
+    give the points back."""
     if status is None:
         return Declined("no_such_subscriber", "the number is not a MobiFone subscriber")
     if status != "active":
         return Declined("not_eligible", f"the subscription is {status}")
+    if previous_owner:
+        return Declined("not_eligible", "the number changed hands after the redemption")
     return None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from servicekit.tenancy import of_tenancy
 from servicekit.vntime import add_months, day_of, month_of, month_start
 
 Tier = Literal["member", "silver", "gold", "diamond"]
@@ -45,10 +46,24 @@ class Wallet:
     earned: dict[str, int] = field(default_factory=dict)  # month earned -> points (tier, caps)
     sent: dict[str, int] = field(default_factory=dict)  # day -> points transferred out
     enrolled_at: datetime | None = None  # payments before it earn nothing
+    # A number's memberships, one per tenancy: "" the first, then the key of each re-enrolment.
+    membership: str = ""
+    closed: bool = False  # the number changed hands: this membership is over (see `close`)
 
     def next_expiry(self) -> tuple[str, int] | None:
         live = sorted((m, p) for m, p in self.buckets.items() if p > 0)
         return live[0] if live else None
+
+    @property
+    def member_key(self) -> str:
+        """Names this membership (not the number) where a membership owns something: e-codes,
+        card requests."""
+        return f"{self.msisdn}:{self.membership}" if self.membership else self.msisdn
+
+    def is_open_for(self, owner_since: datetime) -> bool:
+        """Whether this is the membership of the tenancy that began at `owner_since` (a
+        membership enrolled before it was a previous owner's, closed or not yet)."""
+        return not self.closed and of_tenancy(self.enrolled_at, owner_since)
 
     def qualifying(self, now: datetime) -> int:
         """Points earned in the last 12 months (this month included): what the tier is by."""
@@ -140,10 +155,46 @@ def put_back(wallet: Wallet, taken: dict[str, int]) -> Change:
     return _next(wallet, {m: -p for m, p in taken.items() if p})
 
 
-def expire(wallet: Wallet, now: datetime) -> Change | None:
-    """Every bucket whose month has started: gone. None when nothing is due."""
-    due = {m: -p for m, p in wallet.buckets.items() if p > 0 and month_start(m) <= now}
-    return _next(wallet, due) if due else None
+def due_months(wallet: Wallet, now: datetime) -> list[str]:
+    """The months whose buckets have points and whose start has come, oldest first."""
+    return sorted(m for m, p in wallet.buckets.items() if p > 0 and month_start(m) <= now)
+
+
+def expire_month(wallet: Wallet, month: str, now: datetime) -> Change | None:
+    """The bucket of `month`, gone once its month has started. None when nothing is due."""
+    left = wallet.buckets.get(month, 0)
+    if left <= 0 or month_start(month) > now:
+        return None
+    return _next(wallet, {month: -left})
+
+
+def close(wallet: Wallet) -> Change:
+    """The number changed hands: the membership ends and its points with it (they are not the
+    next owner's); the tier and the counts behind it start again at the next enrolment."""
+    return _next(
+        wallet,
+        {m: -p for m, p in wallet.buckets.items() if p},
+        tier="member",
+        earned={},
+        sent={},
+        closed=True,
+    )
+
+
+def reopened(wallet: Wallet, now: datetime, membership: str) -> Wallet:
+    """The state a new owner's enrolment is decided on: a fresh membership on the number's
+    ledger (its seq runs on), with nothing of the closed one."""
+    return replace(
+        wallet,
+        buckets={},
+        points=0,
+        tier="member",
+        earned={},
+        sent={},
+        enrolled_at=now,
+        membership=membership,
+        closed=False,
+    )
 
 
 def set_tier(wallet: Wallet, tier: Tier) -> Change:
@@ -160,6 +211,8 @@ def to_document(wallet: Wallet) -> dict[str, Any]:
         "earned": wallet.earned,
         "sent": wallet.sent,
         "enrolled_at": wallet.enrolled_at,
+        "membership": wallet.membership,
+        "closed": wallet.closed,
         # The expiry job finds wallets by it (None: nothing to expire).
         "next_expiry": month_start(nxt[0]) if nxt else None,
     }
@@ -175,4 +228,6 @@ def from_document(msisdn: str, doc: dict[str, Any]) -> Wallet:
         earned=dict(doc.get("earned") or {}),
         sent=dict(doc.get("sent") or {}),
         enrolled_at=doc.get("enrolled_at"),
+        membership=doc.get("membership") or "",
+        closed=bool(doc.get("closed", False)),
     )

@@ -1,26 +1,39 @@
-"""Transactional pushes: which events become a receipt or an alert, and their text (no I/O).
+"""Transactional pushes: which events become a receipt or an alert, their text, and until
+when each is news (no I/O).
 
 Adding an event type is one line in `RENDERERS` (and the type in NOTIFY_GROUP's `handles`).
-Transactional pushes are not marketing: opt-outs and quiet hours do not apply.
+Transactional pushes are not marketing: opt-outs and quiet hours do not apply. A push never
+carries a redeemable code or private text: an E-code or an answered ticket is "there is one
+to read in the app" (v2 events do not even carry them; v1 events still on the topics are
+pushed the same way).
+
+News by kind (`news_until`), not by age alone: a renewal notice is news until the renewal
+falls due (skip or cancel are still possible until then), a consent request for a day (it
+also warns that someone tried to subscribe the number), a receipt or alert for
+`receipt_max_age_seconds` (24 h). After an outage the consumer waited out, what is still news
+goes out; a replay of last week's topics pushes nothing (and receipts are keyed by event id,
+so nothing is pushed to a device twice).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from mobi_contracts import AnyEvent
 from mobi_contracts.events.account import BalanceChanged
 from mobi_contracts.events.loyalty import (
     ECodeIssued,
+    ECodeIssuedV2,
     PointsExpired,
     PointsTransferred,
     RedemptionGranted,
     TierChanged,
 )
 from mobi_contracts.events.payment import TopupRecorded
-from mobi_contracts.events.stores import FeedbackAnswered
+from mobi_contracts.events.stores import FeedbackAnswered, FeedbackAnsweredV2
 from mobi_contracts.events.vas import (
     DataPackPurchased,
     VasCancelled,
@@ -29,6 +42,7 @@ from mobi_contracts.events.vas import (
     VasRenewed,
     VasSubscribed,
 )
+from mobi_contracts.topics import TENANCY_ENDED_EVENTS
 from servicekit.vntime import wall_date
 
 
@@ -66,6 +80,8 @@ def low_balance(event: BalanceChanged, rules: dict[str, Any]) -> Notice | None:
     d = event.data
     threshold = int(rules["low_balance_vnd"])
     if d.account != "main" or d.unit != "vnd" or d.delta >= 0:
+        return None
+    if d.cause_event_type in ENDED_TENANCY:  # the previous owner's balance closed: not an alert
         return None
     if not (d.balance_after < threshold <= d.balance_after - d.delta):
         return None
@@ -105,7 +121,7 @@ def tier_changed(event: TierChanged, _: dict[str, Any]) -> Notice:
     )
 
 
-def feedback_answered(event: FeedbackAnswered, _: dict[str, Any]) -> Notice:
+def feedback_answered(event: FeedbackAnswered | FeedbackAnsweredV2, _: dict[str, Any]) -> Notice:
     return Notice(
         kind="feedback_answered",
         title={"vi": "Góp ý của bạn đã được trả lời", "en": "Your feedback was answered"},
@@ -193,15 +209,15 @@ def data_pack_purchased(event: DataPackPurchased, _: dict[str, Any]) -> Notice:
     )
 
 
-def ecode_issued(event: ECodeIssued, _: dict[str, Any]) -> Notice:
+def ecode_issued(event: ECodeIssued | ECodeIssuedV2, _: dict[str, Any]) -> Notice:
     d = event.data
     until = wall_date(d.valid_to)
     return Notice(
         kind="ecode_issued",
         title={"vi": f"E-code {d.partner}", "en": f"{d.partner} E-code"},
         body={
-            "vi": f"Mã ưu đãi của bạn dùng được đến {until}.",
-            "en": f"Your offer code is valid until {until}.",
+            "vi": f"Bạn có mã ưu đãi mới, dùng được đến {until}. Xem mã trong ứng dụng.",
+            "en": f"You have a new offer code, valid until {until}. Open the app to see it.",
         },
         deep_link="mymobifone://loyalty/ecodes",
         data={"offer_id": d.offer_id},
@@ -251,18 +267,33 @@ RENDERERS: dict[type[AnyEvent], Renderer] = {
     PointsTransferred: points_received,
     TierChanged: tier_changed,
     FeedbackAnswered: feedback_answered,
+    FeedbackAnsweredV2: feedback_answered,
     VasSubscribed: vas_needs_confirmation,
     VasCancelled: vas_cancelled,
     VasChargeFailed: vas_charge_failed,
     VasRenewalDue: vas_renewal_due,
     DataPackPurchased: data_pack_purchased,
     ECodeIssued: ecode_issued,
+    ECodeIssuedV2: ecode_issued,
     PointsExpired: points_expired,
     VasRenewed: vas_renewed,
     RedemptionGranted: redemption_granted,
 }
 
 
+ENDED_TENANCY = frozenset(e.EVENT_TYPE for e in TENANCY_ENDED_EVENTS)
+CONSENT_NEWS = timedelta(days=1)
+
+
 def notice_for(event: AnyEvent, rules: dict[str, Any]) -> Notice | None:
     render = RENDERERS.get(type(event))
     return render(event, rules) if render else None
+
+
+def news_until(event: AnyEvent, notice: Notice, rules: dict[str, Any]) -> datetime:
+    """Until when a notice is worth a push (see the module docstring)."""
+    if isinstance(event, VasRenewalDue):
+        return event.data.due_at
+    if notice.kind == "vas_confirm":
+        return event.occurred_at + CONSENT_NEWS
+    return event.occurred_at + timedelta(seconds=int(rules["receipt_max_age_seconds"]))

@@ -1,0 +1,40 @@
+"""A number that changes hands (or whose subscription ends): the previous owner's membership
+is closed and its points go (`close:<member>:<enrolled at>`, a ledger entry: the claim, so a
+replay or the new owner's enrolment racing this changes nothing twice), and its card
+requests still on their way are cancelled. A membership enrolled at or after the boundary
+is the new owner's and is left alone. The new owner enrols afresh (Programme.enroll).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mobi_contracts import AnyEvent
+from mobi_contracts.topics import TENANCY_ENDED_EVENTS
+from servicekit.tenancy import of_tenancy
+
+from .offers import Offers
+from .programme import Programme
+
+
+class MembershipEnds:
+    def __init__(self, programme: Programme, offers: Offers) -> None:
+        self.programme = programme
+        self.offers = offers
+
+    async def apply(self, events: Sequence[AnyEvent]) -> None:
+        latest: dict[str, AnyEvent] = {}
+        for event in events:
+            if isinstance(event, TENANCY_ENDED_EVENTS):
+                seen = latest.get(event.subject)
+                if seen is None or event.data.changed_at > seen.data.changed_at:
+                    latest[event.subject] = event
+        for event in latest.values():
+            await self._close(event)
+
+    async def _close(self, event: AnyEvent) -> None:
+        msisdn, boundary = event.subject, event.data.changed_at
+        wallet = await self.programme.ledger.wallet(msisdn)
+        if wallet is not None and not wallet.closed and not of_tenancy(wallet.enrolled_at, boundary):
+            await self.programme.close_membership(wallet)
+        await self.offers.cancel_cards_before(msisdn, boundary)

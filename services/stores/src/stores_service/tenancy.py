@@ -1,0 +1,37 @@
+"""A number that changes hands (or whose subscription ends): the previous owner's tickets are
+hidden. The app already shows a caller only tickets filed since the token's `owner_since`;
+this records the number's boundary (answers to older tickets are refused: the push would
+reach the new owner) and marks the older tickets hidden. Both writes are keyed by the
+boundary and only move forward, so a replay, or an older change replayed late, changes nothing.
+"""
+
+from __future__ import annotations
+
+from mobi_contracts import AnyEvent
+from mobi_contracts.topics import TENANCY_ENDED_EVENTS
+from servicekit.mongo import Store
+from servicekit.tenancy import record_tenancy
+
+from .store import FEEDBACK, TENANCIES
+
+
+class TenancyEnds:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def apply(self, events: list[AnyEvent]) -> None:
+        latest: dict[str, AnyEvent] = {}
+        for event in events:
+            if isinstance(event, TENANCY_ENDED_EVENTS):
+                seen = latest.get(event.subject)
+                if seen is None or event.data.changed_at > seen.data.changed_at:
+                    latest[event.subject] = event
+        await self.store.bounded_all(self._close(e) for e in latest.values())
+
+    async def _close(self, event: AnyEvent) -> None:
+        boundary, change_id = event.data.changed_at, event.data.change_id
+        await record_tenancy(self.store, TENANCIES, event.subject, boundary, change_id)
+        await self.store[FEEDBACK].update_many(
+            {"msisdn": event.subject, "created_at": {"$lt": boundary}, "hidden": {"$ne": True}},
+            {"$set": {"hidden": True, "hidden_by": change_id}},
+        )
