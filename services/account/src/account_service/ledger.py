@@ -60,7 +60,12 @@ from mobi_contracts.events.loyalty import (
 )
 from mobi_contracts.events.network import UsageRecorded
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
-from mobi_contracts.events.vas import PlanChanged, VasChargeRequested, VasRefundRequested
+from mobi_contracts.events.vas import (
+    PlanChanged,
+    VasChargeRequested,
+    VasChargeRequestedV2,
+    VasRefundRequested,
+)
 from mobi_contracts.topics import ACCOUNT_EVENTS
 from servicekit.buckets import hour_of
 from servicekit.cache import VersionedCache
@@ -69,8 +74,26 @@ from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import DUPLICATE_KEY, Conflict, Doc, Store, insert_versioned, save_versioned
 from servicekit.outbox import outbox_entries
 
-from .domain.balances import Balances, Change, Outcome, apply_usage, credit_main, from_document, to_document
-from .domain.grants import change_plan, charge_vas, grant_airtime, grant_data, new_bucket, refund_vas
+from .domain.balances import (
+    ANNOUNCED_UNITS,
+    Balances,
+    Change,
+    Outcome,
+    apply_usage,
+    credit_main,
+    from_document,
+    to_document,
+)
+from .domain.grants import (
+    Grant,
+    change_plan,
+    charge_vas,
+    grant_airtime,
+    grant_data,
+    new_allowance,
+    new_bucket,
+    refund_vas,
+)
 from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
 
 log = logging.getLogger(__name__)
@@ -91,12 +114,14 @@ DECIDED: dict[type[AnyEvent], str] = {
     TopupRecorded: "topup",
     UsageRecorded: "usage",
     VasChargeRequested: "vas_charge",
+    VasChargeRequestedV2: "vas_charge",
     VasRefundRequested: "vas_refund",
     PlanChanged: "plan_change",
     PointsRedeemed: "redemption",
 }
 # Decisions that depend on the number being a live subscription (read from the registry).
-NEEDS_REGISTRY = (VasChargeRequested, PointsRedeemed)
+NEEDS_REGISTRY = (VasChargeRequested, VasChargeRequestedV2, PointsRedeemed, PlanChanged)
+VasCharge = VasChargeRequested | VasChargeRequestedV2
 
 
 def idempotency_key(event: AnyEvent) -> str:
@@ -105,10 +130,12 @@ def idempotency_key(event: AnyEvent) -> str:
         return f"topup:{event.data.topup_id}"
     if isinstance(event, UsageRecorded):
         return f"usage:{event.data.usage_id}"
-    if isinstance(event, VasChargeRequested):
+    if isinstance(event, VasChargeRequested | VasChargeRequestedV2):
         return f"vas:{event.data.charge_id}"
     if isinstance(event, VasRefundRequested):
-        return f"vasrefund:{event.data.refund_id}"
+        # One refund per charge, whatever the refund id (two ids for one charge credit once);
+        # the VAS service's refund ids are `<charge id>:refund`, so older decisions keep their key.
+        return f"vasrefund:{event.data.charge_id}:refund"
     if isinstance(event, PlanChanged):
         return f"plan:{event.data.change_id}"
     if isinstance(event, PointsRedeemed):
@@ -246,21 +273,21 @@ class LedgerService:
                 now=now,
                 description=f"{d.kind} {d.quantity} {d.unit}",
             )
-        elif isinstance(event, VasChargeRequested):
+        elif isinstance(event, VasChargeRequested | VasChargeRequestedV2):
             v = event.data
-            pack = v.data_bucket
-            bucket = new_bucket(pack.bucket_id, pack.name, pack.quota_kb, pack.expires_at) if pack else None
             state, outcome = charge_vas(
                 before,
                 status=sub.status,
                 amount=v.amount_vnd,
-                bucket=bucket,
+                grants=_grants(event),
                 description=v.description or f"{v.code} ({v.kind})",
             )
         elif isinstance(event, VasRefundRequested):
             state, outcome = _refund(before, sub.charges.get(f"vas:{event.data.charge_id}"), event)
         elif isinstance(event, PlanChanged):
-            state, outcome = change_plan(before, event.data.billing, event.data.new_plan_code)
+            state, outcome = change_plan(
+                before, status=sub.status, billing=event.data.billing, plan_code=event.data.new_plan_code
+            )
         elif isinstance(event, PointsRedeemed):
             state, outcome = _redeem(before, sub.status, event)
         else:  # pragma: no cover - filtered by apply()
@@ -443,6 +470,20 @@ def _entry(key: str, change: Change) -> Doc:
     }
 
 
+def _grants(event: VasCharge) -> list[Grant]:
+    """What a pack charge gives: v1 carries one data bucket, v2 a list of grants."""
+    if isinstance(event, VasChargeRequested):
+        pack = event.data.data_bucket
+        return [new_bucket(pack.bucket_id, pack.name, pack.quota_kb, pack.expires_at)] if pack else []
+    grants: list[Grant] = []
+    for g in event.data.grants:
+        if g.kind == "data":
+            grants.append(new_bucket(g.grant_id, g.name, g.quantity, g.expires_at))
+        else:
+            grants.append(new_allowance(g.grant_id, g.kind, g.name, g.quantity, g.expires_at))
+    return grants
+
+
 def _refund(before: Balances, charge: Doc | None, event: VasRefundRequested) -> tuple[Balances, Outcome]:
     """A refund of a charge this subscriber was never charged is a data error (a dead letter
     for an operator to look at), never a credit."""
@@ -496,6 +537,8 @@ def _events_for(
         "causation_id": str(cause.event_id),
     }
     for change in outcome.changes:
+        if change.unit not in ANNOUNCED_UNITS:
+            continue  # voice and SMS allowances: journaled; BalanceChanged v1 carries vnd and kb
         entry_id = change.entry_id(key)
         yield BalanceChanged.new(
             **common,
@@ -590,7 +633,7 @@ def _views(cause: AnyEvent, changes: Sequence[Change]) -> dict[str, Doc]:
                 "at": u.started_at,
             }
         }
-    if isinstance(cause, VasChargeRequested):
+    if isinstance(cause, VasChargeRequested | VasChargeRequestedV2):
         v = cause.data
         money = [c for c in changes if c.unit == "vnd" and c.delta]
         if not money:

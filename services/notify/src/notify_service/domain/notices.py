@@ -30,6 +30,8 @@ from mobi_contracts.events.vas import (
     VasSubscribed,
 )
 
+from .quiet import VIETNAM
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -163,7 +165,7 @@ def vas_charge_failed(event: VasChargeFailed, _: dict[str, Any]) -> Notice:
 
 def vas_renewal_due(event: VasRenewalDue, _: dict[str, Any]) -> Notice:
     d = event.data
-    when = d.due_at.strftime("%d/%m")
+    when = d.due_at.astimezone(VIETNAM).strftime("%d/%m")  # the subscriber's day, not UTC's
     return Notice(
         kind="vas_renewal_due",
         title={"vi": f"{d.code} sắp gia hạn", "en": f"{d.code} renews soon"},
@@ -222,7 +224,7 @@ def points_expired(event: PointsExpired, _: dict[str, Any]) -> Notice:
 
 def vas_renewed(event: VasRenewed, _: dict[str, Any]) -> Notice:
     d = event.data
-    until = d.period_end.strftime("%d/%m/%Y")
+    until = d.period_end.astimezone(VIETNAM).strftime("%d/%m/%Y")
     return Notice(
         kind="vas_renewed",
         title={"vi": f"Đã gia hạn {d.code}", "en": f"{d.code} renewed"},
