@@ -494,3 +494,15 @@ async def test_a_voice_pack_gives_its_minutes_in_the_balances_and_calls_drain_th
 
     await eventually(drained)
     assert await main_balance(carrier, auth) == 50_000
+
+
+async def test_a_catalogue_import_that_drops_a_vas_a_loyalty_reward_grants_is_refused() -> None:
+    async with httpx.AsyncClient(base_url=VAS, trust_env=False, timeout=15) as client:
+        items = (await client.get("/api/v1/vas/catalog")).json()["items"]
+        packs = (await client.get("/api/v1/vas/packs")).json()["items"]
+        vas = [{k: v for k, v in i.items() if k != "period_days"} for i in items if i["code"] != "FUNRING"]
+        r = await client.put(
+            "/internal/v1/vas/catalog", json={"vas": vas, "packs": packs}, headers=OPS_HEADERS
+        )
+    assert (r.status_code, r.json()["error"]) == (422, "reward_without_service"), r.text
+    assert "VAS-FUNRING-30D" in r.json()["message"]

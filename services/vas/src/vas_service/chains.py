@@ -107,6 +107,7 @@ class Chains:
         ids = [f"{s['_id']}:{what}" for s in slots for what in ("charged", "failed")]
         answered = {doc["charge_id"] for doc in (await self.store.find_by_ids(CONSENTS, ids)).values()}
         voided = await self.desk.settle_unsent(slots, answered)
+        await self.store.insert_new(CONSENTS, [voided_entry(slot) for slot in voided])
         for slot in voided:
             await self.budget.release(sub["msisdn"], slot["_id"])
         return voided
@@ -117,3 +118,20 @@ class Chains:
         await self.store[HOLDS].delete_one(
             {"_id": f"{sub['msisdn']}:{sub['code']}", "subscription_id": sub["_id"]}
         )
+
+
+def voided_entry(slot: Doc) -> Doc:
+    """The consent-log record of a charge a stop voided before it went out (never charged)."""
+    return {
+        "_id": f"{slot['_id']}:voided",
+        "msisdn": slot["msisdn"],
+        "subscription_id": slot["subscription_id"],
+        "code": slot["code"],
+        "action": "charge_voided",
+        "channel": "system",
+        "charge_id": slot["_id"],
+        "period": slot["period"],
+        "amount_vnd": slot["amount_vnd"],
+        "month": slot.get("month"),
+        "at": slot["at"],
+    }

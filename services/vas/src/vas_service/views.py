@@ -100,7 +100,7 @@ class Views:
     async def _complete_outcomes(self, chains: dict[str, list[Doc]], outcomes: dict[str, str]) -> None:
         """Outcomes of the newest slots that this month's entries do not hold (last month's)."""
         wanted = [s["_id"] for slots in chains.values() for s in slots[:1] if s["_id"] not in outcomes]
-        ids = [f"{cid}:{what}" for cid in wanted for what in ("charged", "failed")]
+        ids = [f"{cid}:{what}" for cid in wanted for what in ("charged", "failed", "voided")]
         found = await self.store.find_by_ids(CONSENTS, ids) if ids else {}
         outcomes.update(_outcomes(found.values()))
 
@@ -167,7 +167,7 @@ class Views:
             int(s["amount_vnd"])
             for s in slots
             if s["state"] == "requested"
-            and outcomes.get(s["_id"]) != "failed"
+            and outcomes.get(s["_id"]) not in ("failed", "void")
             and (since is None or s["at"] >= since)
         )
         refunded = sum(
@@ -178,13 +178,16 @@ class Views:
         return max(0, taken - refunded)
 
 
+OUTCOMES = {"charged": "charged", "charge_failed": "failed", "charge_voided": "void"}
+
+
 def _outcomes(entries: Any) -> dict[str, str]:
-    """charge id -> charged | failed (a paid charge stays paid)."""
+    """charge id -> charged | failed | void (a paid charge stays paid)."""
     found: dict[str, str] = {}
     for entry in entries:
         cid = entry.get("charge_id")
-        if not cid or entry["action"] not in ("charged", "charge_failed"):
+        if not cid or entry["action"] not in OUTCOMES:
             continue
         if found.get(cid) != "charged":
-            found[cid] = "charged" if entry["action"] == "charged" else "failed"
+            found[cid] = OUTCOMES[entry["action"]]
     return found

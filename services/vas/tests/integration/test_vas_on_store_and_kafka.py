@@ -441,3 +441,69 @@ async def test_the_end_of_a_tenancy_ends_its_subscriptions_once_and_shows_the_ne
         await world.vas.confirm(MSISDN, waiting, datetime.now(UTC), "t", since)
     mine = await pending(world)  # the next owner's own subscription, to the same service
     assert [s["id"] for s in await world.vas.views.listing(MSISDN, datetime.now(UTC), since, True)] == [mine]
+
+
+async def test_lifecycle_events_on_kafka_end_the_previous_tenancy_once_and_charge_nothing_more(
+    world: World, unique: str
+) -> None:
+    from mobi_contracts.events.subscriber import (
+        SubscriberLifecycleData,
+        SubscriberOwnerChanged,
+        SubscriberOwnerChangedData,
+        SubscriberTerminated,
+    )
+    from mobi_contracts.topics import SUBSCRIBER_LIFECYCLE
+    from vas_service.handlers import vas_handler
+
+    recycled, leaving = MSISDN, "84901230002"
+    old, started = await active(world, "MCLIP", recycled)
+    gone, _ = await active(world, "TUVI", leaving)
+    owner_since = datetime.now(UTC)
+    changed = SubscriberOwnerChanged.new(
+        subject=recycled,
+        producer="account-service",
+        correlation_id="t",
+        data=SubscriberOwnerChangedData(
+            change_id=f"owner-{unique}",
+            status="active",
+            plan="prepaid",
+            owner_since=owner_since,
+            changed_at=owner_since,
+        ),
+    )
+    terminated = SubscriberTerminated.new(
+        subject=leaving,
+        producer="account-service",
+        correlation_id="t",
+        data=SubscriberLifecycleData(
+            change_id=f"end-{unique}",
+            status="terminated",
+            plan="prepaid",
+            owner_since=started,
+            changed_at=owner_since,
+        ),
+    )
+    topic = await make_topic(f"test.lifecycle.{unique}", SUBSCRIBER_LIFECYCLE.events)
+    group = await make_group(f"tests-vas-life-{unique}", (topic,), SUBSCRIBER_LIFECYCLE.events)
+    handler = vas_handler(world.parts.answers, world.parts.redemptions, world.parts.stopping)
+    async with consuming(group, handler, world.redis, world.publisher):
+        await world.publisher.publish(topic.name, [changed, terminated, changed])
+
+        async def ended() -> bool:
+            facts = await world.store[CONSENTS].count_documents(
+                {"action": "cancelled", "reason": "tenancy_ended"}
+            )
+            return facts == 2
+
+        await eventually(ended, timeout=20)
+    for number, sid in ((recycled, old), (leaving, gone)):
+        assert (await world.vas.views.state(await world.parts.chains.subscription(sid), owner_since))[
+            "status"
+        ] == "cancelled"
+        for days in (1, 3):
+            assert not (
+                await world.parts.renewals.run_once(started + timedelta(days=days, minutes=1), number)
+            ).get("charged")
+    assert await charges_of(world) == sorted([f"{old}:0", f"{gone}:0"])
+    since = await world.vas.views.tenancy(recycled)
+    assert await world.vas.views.listing(recycled, datetime.now(UTC), since, True) == []

@@ -152,7 +152,12 @@ def derive(records: Records, now: datetime) -> View:
     renews = records.next_entry is not None and wants_renewal
     auto_renew = wants_renewal and (last["state"] != "renewal_off" or records.next_entry is not None)
     period_end = max(
-        (s["period_end"] for s in records.slots if s["state"] in ("requested", "free", "skipped")),
+        (
+            s["period_end"]
+            for s in records.slots
+            if s["state"] in ("free", "skipped")
+            or (s["state"] == "requested" and records.outcomes.get(s["_id"]) != "void")
+        ),
         default=None,
     )
     next_at = records.next_entry["due_at"] if renews and records.next_entry else None
