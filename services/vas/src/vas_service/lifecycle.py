@@ -173,8 +173,8 @@ class Lifecycle:
         sid = sub["_id"]
         if await self.c.log.get(f"{sid}:cancelled") is not None:
             raise ApiError(409, "cancelled", "this subscription was cancelled")
-        if how != "loyalty" and sub["price_vnd"] > 0:
-            await self._reserve(sub, now, since)
+        if how != "loyalty":
+            await self.reserve(sub["msisdn"], sid, int(sub["price_vnd"]), now, since)
         await self._take_hold(sub["msisdn"], sub["code"], sid, now, since)
         marker = f"{sid}:activate"
         await self.c.inflight.open(marker, "activate", subscription_id=sid)
@@ -203,12 +203,13 @@ class Lifecycle:
         )
         return await self.c.views.state(sub, now)
 
-    async def _reserve(self, sub: Doc, now: datetime, since: datetime | None) -> None:
-        guard = await self.c.guards.get(sub["msisdn"], since)
-        cap = guard["monthly_cap_vnd"]
-        if cap is not None and not await self.c.budget.reserve(
-            sub["msisdn"], since, cap, charge_id(sub["_id"], 0), sub["price_vnd"], now
-        ):
+    async def reserve(self, msisdn: str, sid: str, price: int, now: datetime, since: datetime | None) -> None:
+        """The first charge's share of the monthly cap (409 when it would exceed it); a
+        reservation is per charge, so asking again takes nothing twice."""
+        cap = (await self.c.guards.get(msisdn, since))["monthly_cap_vnd"]
+        if cap is None or price <= 0:
+            return
+        if not await self.c.budget.reserve(msisdn, since, cap, charge_id(sid, 0), price, now):
             raise ApiError(409, "monthly_cap_reached", "this would exceed your monthly VAS spending cap")
 
     async def complete_activation(self, marker: Doc) -> None:

@@ -15,7 +15,7 @@ from servicekit.mongo import Doc
 from .catalog import Catalog
 from .chains import Chains
 from .domain.catalog import Pack
-from .domain.subscriptions import RUNNING, may_start_outside_app, subscription_id_for
+from .domain.subscriptions import RUNNING, charge_id, may_start_outside_app, subscription_id_for
 from .lifecycle import How, Lifecycle
 from .limits import Limit, Limiter
 from .partners import Asker, Partners
@@ -112,9 +112,23 @@ class UseCases:
             await self._app_request_allowed(msisdn)
             renew = item.auto_renew if auto_renew is None else auto_renew
             sid = subscription_id_for("pack", msisdn, key)
-            sub, _ = await self.lifecycle.request(
-                msisdn, item, "app", sid, now, cid, needs_confirmation=False, since=since, auto_renew=renew
-            )
+            # The cap is decided first: a purchase it refuses leaves nothing behind.
+            await self.lifecycle.reserve(msisdn, sid, item.price_vnd, now, since)
+            try:
+                sub, _ = await self.lifecycle.request(
+                    msisdn,
+                    item,
+                    "app",
+                    sid,
+                    now,
+                    cid,
+                    needs_confirmation=False,
+                    since=since,
+                    auto_renew=renew,
+                )
+            except ApiError:
+                await self.c.budget.release(msisdn, charge_id(sid, 0))
+                raise
             return await self.lifecycle.activate(sub, "in_app", now, cid, since)
 
         return await self._idempotent("vas-buy", msisdn, key, {"code": code, "auto_renew": auto_renew}, buy)

@@ -288,6 +288,7 @@ async def test_a_pack_purchase_counts_against_the_cap(world: World, unique: str)
     with pytest.raises(ApiError) as refused:
         await world.vas.buy_pack(MSISDN, "C90N", f"buy-{unique}", None, now, "t", None)
     assert refused.value.code == "monthly_cap_reached"
+    assert await world.vas.views.listing(MSISDN, now, None, True) == []  # a refused purchase leaves nothing
     await world.vas.buy_pack(MSISDN, "D15", f"buy2-{unique}", False, now, "t", None)  # 10 000: fits
     assert [c.split(":")[1] for c in await charges_of(world)] == ["0"]
 
