@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -61,8 +61,15 @@ PACKS = {  # price, days, (balances list, total shown)
     "C90N": (90_000, 30, ("data", "total_mb", 122880.0)),
     "V50": (50_000, 30, ("voice", "total_minutes", 500.0)),
 }
+VERBOSE = bool(os.environ.get("MODEL_VERBOSE"))
 UNKNOWN_ERRORS = ("request_in_progress", "busy", "unavailable", "internal_error")
 SETTLE_SECONDS = float(os.environ.get("MODEL_SETTLE_SECONDS", "150"))
+
+
+def note(line: str) -> None:
+    """What the run does, step by step (MODEL_VERBOSE=1, with pytest -s)."""
+    if VERBOSE:
+        print(f"[model {datetime.now(UTC):%H:%M:%S}] {line}", flush=True)
 
 
 class Unsettled(AssertionError):
@@ -153,7 +160,9 @@ class VasModel(RuleBasedStateMachine):
         return self.http.post(path, headers=headers, json=body)
 
     def run(self, op: Op) -> None:
-        op.apply(definitive(op.call))
+        answer = definitive(op.call)
+        note(f"{op.name}: {answer.status_code}")
+        op.apply(answer)
 
     def top_up(self, value: int) -> None:
         serial, pin = f"{uuid.uuid4().int % 10**14:014d}", f"{uuid.uuid4().int % 10**13:013d}"
@@ -337,12 +346,14 @@ class VasModel(RuleBasedStateMachine):
         guard = {"block_external": False, "monthly_cap_vnd": cap}
         r = definitive(lambda: self.http.put("/api/v1/me/vas/guard", json=guard, headers=self.auth))
         assert r.status_code == 200, r.text
+        note(f"cap {cap}")
         if not self.caps:
             self.before_cap = {c["id"] for c in self.last_seen["charges"]}
         self.caps.append((datetime.now(UTC), cap))
 
     @rule(value=st.sampled_from([20_000, 100_000]))
     def top_up_with_a_scratch_card(self, value: int) -> None:
+        note(f"top up {value}")
         self.top_up(value)
 
     @rule(days=st.integers(1, 4))
@@ -369,6 +380,7 @@ class VasModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def a_step_while_kafka_is_frozen_for_20_s(self, data: st.DataObject) -> None:
         op = self.draw_op(data)
+        note(f"Kafka frozen for 20 s during: {op.name}")
         first = threading.Thread(target=_ignore_errors(op.call), daemon=True)
         with kafka_paused():
             first.start()  # answered or not: its effect is unknown until the retry below
@@ -379,6 +391,7 @@ class VasModel(RuleBasedStateMachine):
     @rule(data=st.data(), after_ms=st.integers(0, 600))
     def a_step_cut_by_a_vas_sigkill(self, data: st.DataObject, after_ms: int) -> None:
         op = self.draw_op(data)
+        note(f"VAS SIGKILLed {after_ms} ms into: {op.name}")
         first = threading.Thread(target=_ignore_errors(op.call), daemon=True)
         first.start()
         time.sleep(after_ms / 1000)
@@ -574,14 +587,13 @@ def test_the_vas_promise_holds_under_faults() -> None:
     """A bounded run for `make test`; `make soak` (SOAK_MINUTES) runs examples until time is up."""
     soak_minutes = SOAK_MINUTES
     examples = int(os.environ.get("MODEL_EXAMPLES", "2"))
-    steps = int(os.environ.get("MODEL_STEPS", "8"))
+    steps = int(os.environ.get("MODEL_STEPS", "6"))
     options = settings(
         max_examples=examples,
         stateful_step_count=steps,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.verbose if os.environ.get("MODEL_VERBOSE") else Verbosity.normal,
     )
     if not soak_minutes:
         run_state_machine_as_test(VasModel, settings=options)
@@ -591,4 +603,5 @@ def test_the_vas_promise_holds_under_faults() -> None:
     while time.monotonic() < until:
         run_state_machine_as_test(VasModel, settings=settings(options, max_examples=1))
         runs += 1
+        note(f"example {runs} held")
     print(f"soak: {runs} examples of up to {steps} steps in {soak_minutes} minutes, every promise held")
