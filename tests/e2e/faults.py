@@ -36,10 +36,18 @@ def can_pause_kafka() -> bool:
 
 
 @contextmanager
-def kafka_paused() -> Iterator[None]:
+def kafka_paused(at_most: float = 60.0) -> Iterator[None]:
+    """Kafka frozen for the block. A detached watchdog thaws it after `at_most` seconds even if
+    this process dies inside the block (a frozen broker would stall the whole platform)."""
     pid = _pid("kafka")
     if pid is None:
         raise RuntimeError("no local Kafka process to pause")
+    subprocess.Popen(
+        ["/bin/sh", "-c", f"sleep {int(at_most)}; kill -CONT {pid} 2>/dev/null"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.kill(pid, signal.SIGSTOP)
     try:
         yield

@@ -15,7 +15,7 @@ from .budget import Budget
 from .charging import ChargeDesk
 from .consent_log import ConsentLog
 from .domain.slots import schedule_entry, slot_claim, template
-from .domain.subscriptions import ChargeState, charge_id, next_origin
+from .domain.subscriptions import ChargeState, charge_id, next_origin, origin_of
 from .guard import Guards
 from .inflight import Completion, Inflight, NotYet
 from .store import CHARGES, CONSENTS, HOLDS, SCHEDULE, SUBSCRIPTIONS
@@ -75,7 +75,7 @@ class Chains:
     async def schedule_after(self, sub: Doc, slot: Doc) -> None:
         """Schedule the period after a decided slot, if the chain goes on after it."""
         if slot["state"] in ("requested", "skipped", "cap_reached") and sub.get("auto_renew", True):
-            tmpl = template(sub, slot["origin"])
+            tmpl = template(sub, origin_of(slot, int(sub["period_days"])))
             await self.store.insert_new(SCHEDULE, [self.entry(tmpl, int(slot["period"]) + 1)])
 
     async def stop(self, sub: Doc, state: ChargeState, now: datetime) -> Doc:

@@ -69,6 +69,16 @@ def next_period(slots: Sequence[Doc]) -> int:
     return max((int(s["period"]) for s in slots), default=-1) + 1
 
 
+def origin_of(slot: Doc, period_days: int) -> datetime:
+    """The origin of the template that decided a slot (slots written before they kept it: from
+    their window)."""
+    if slot.get("origin") is not None:
+        found: datetime = slot["origin"]
+        return found
+    start: datetime = slot["period_start"]
+    return start - timedelta(days=period_days * int(slot["period"]))
+
+
 def next_origin(last: Doc | None, activated_origin: datetime, period_days: int) -> datetime:
     """The origin (`started_at`) of the template that decides the slot after `last`.
 
@@ -77,7 +87,7 @@ def next_origin(last: Doc | None, activated_origin: datetime, period_days: int) 
     auto-renew is turned on again) takes that window: the origin moves one period back."""
     if last is None:
         return activated_origin
-    origin: datetime = last.get("origin") or activated_origin
+    origin = origin_of(last, period_days)
     if last["state"] == "renewal_off":
         return origin - timedelta(days=period_days)
     return origin
