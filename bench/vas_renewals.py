@@ -39,23 +39,22 @@ from account_service.store import BALANCES, SUBSCRIBERS
 from account_service.store import INDEXES as ACCOUNT_INDEXES
 from mobi_contracts import AnyEvent, ConsumerGroup, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangedData, BalanceChangeRejected
-from mobi_contracts.events.vas import VasChargeRequested
+from mobi_contracts.events.vas import VasChargeRequested, VasChargeRequestedV2
 from mobi_contracts.topics import ACCOUNT_EVENTS, VAS_EVENTS
 from servicekit.app import tune_gc
-from servicekit.idempotency import IdempotencyKeys
 from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.consumer import EventConsumer
 from servicekit.kafka.inbox import Inbox
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.outbox import OutboxRelay
 from servicekit.redis_client import create_redis
-from vas_service.charging import ChargeDesk
 from vas_service.domain.catalog import DEMO_VAS
-from vas_service.renewals import WATERMARK, Renewals
-from vas_service.store import CONSENTS, INDEXES, RUNS
-from vas_service.subscriptions import VasService
+from vas_service.domain.slots import schedule_entry
+from vas_service.main import Parts, assemble
+from vas_service.renewals import WATERMARK
+from vas_service.settings import VasSettings
+from vas_service.store import CONSENTS, INDEXES, RUNS, SCHEDULE
 
 ACCESS = KafkaAccess.local("bench")  # the broker authenticates every client (servicekit.kafka.access)
 MONGO = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
@@ -74,7 +73,7 @@ def numbers(n: int) -> list[str]:
     return [f"8479{i:07d}" for i in range(n)]
 
 
-async def seed(vas: VasService, account: Store, n: int, due: datetime) -> None:
+async def seed(vas: Parts, account: Store, n: int, due: datetime) -> None:
     item = next(i for i in DEMO_VAS if i.code == "MCLIP")
     started = due - timedelta(days=1)
     for first in range(0, n, 10_000):
@@ -94,14 +93,15 @@ async def seed(vas: VasService, account: Store, n: int, due: datetime) -> None:
                 "item_kind": "vas",
                 "price_vnd": item.price_vnd,
                 "period_days": 1,
-                "quota_kb": None,
+                "grants": [],
                 "auto_renew": True,
                 "started_at": started + timedelta(seconds=i % 50),
             }
             for i, m in enumerate(part)
         ]
-        await vas.append_schedule(templates, 1)
-    await vas.store[RUNS].insert_one({"_id": WATERMARK, "minute_at": due - timedelta(minutes=1)})
+        entries = [schedule_entry(t, 1, timedelta(hours=24)) for t in templates]
+        await vas.chains.store.insert_all(SCHEDULE, entries)
+    await vas.chains.store[RUNS].insert_one({"_id": WATERMARK, "minute_at": due - timedelta(minutes=1)})
 
 
 def consumer_of(
@@ -133,7 +133,7 @@ def stand_in_answers(events: list[AnyEvent]) -> list[AnyEvent]:
             ),
         )
         for e in events
-        if isinstance(e, VasChargeRequested)
+        if isinstance(e, VasChargeRequested | VasChargeRequestedV2)
     ]
 
 
@@ -151,7 +151,7 @@ async def vas_path(n: int, run: str, stand_in: bool) -> dict[str, float]:
         also_produced_by=("bench-account",),
     )
     ledger_group = ConsumerGroup(
-        name=f"bench-{run}-account", topics=(vas_topic,), handles=(VasChargeRequested,)
+        name=f"bench-{run}-account", topics=(vas_topic,), handles=(VasChargeRequested, VasChargeRequestedV2)
     )
     answers_group = ConsumerGroup(
         name=f"bench-{run}-vas", topics=(acct_topic,), handles=(BalanceChanged, BalanceChangeRejected)
@@ -167,24 +167,10 @@ async def vas_path(n: int, run: str, stand_in: bool) -> dict[str, float]:
             await store.connect()
             await store.ensure_indexes(indexes)
         await publisher.start()
-        desk = ChargeDesk(vas_store, publisher, redis, vas_topic, "bench")
-        vas = VasService(
-            store=vas_store,
-            desk=desk,
-            relay=OutboxRelay(vas_store, publisher, "bench", CONSENTS),
-            keys=IdempotencyKeys(vas_store),
-            directory=None,
-            topic=vas_topic,
+        vas = assemble(
+            VasSettings(service_name="bench", renewal_chunk=CHUNK), vas_store, publisher, redis, vas_topic
         )
-        renewals = Renewals(
-            store=vas_store,
-            desk=desk,
-            vas=vas,
-            publisher=publisher,
-            topic=vas_topic,
-            service="bench",
-            chunk=CHUNK,
-        )
+        renewals = vas.renewals
         due = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
         print(f"seeding {n:,} subscribers and schedule entries ...", flush=True)
         await seed(vas, acct_store, n, due)
@@ -203,7 +189,7 @@ async def vas_path(n: int, run: str, stand_in: bool) -> dict[str, float]:
             account_busy[0] += time.perf_counter() - started
 
         async def answers(events: list[AnyEvent]) -> None:
-            await desk.on_answers(events)
+            await vas.answers.on_answers(events)
             answered[0] += sum(1 for e in events if isinstance(e, BalanceChanged | BalanceChangeRejected))
             if answered[0] >= n:
                 done.set()

@@ -35,7 +35,17 @@ CALLERS = (
     "stores",
     "ops",
     "campaign-tools",
-    "content-provider",
+)
+# Content providers, each with its own key for the VAS partner route (no shared partner key).
+PROVIDERS = (
+    "gamevui",
+    "mobifone",
+    "mobifone-cloud",
+    "mobifone-funring",
+    "mobitv",
+    "tuvi-online",
+    "vmusic",
+    "vnews",
 )
 
 
@@ -294,9 +304,11 @@ def test_secret_holds_every_key_and_configmaps_hold_none() -> None:
         "jwt-private-key",
         *(f"gateway-key-{name}" for name in SERVICES),
         *(f"internal-key-{caller}" for caller in CALLERS),
+        *(f"provider-key-{provider}" for provider in PROVIDERS),
         *TEST_SECRETS["secrets"]["extra"],
     }
     keys = [data[f"gateway-key-{name}"] for name in SERVICES] + [data[f"internal-key-{c}"] for c in CALLERS]
+    keys += [data[f"provider-key-{p}"] for p in PROVIDERS]
     assert len(set(keys)) == len(keys), "every service and caller has its own key"
     assert all(len(key) == 48 for key in keys)  # generated: none given
     for config_map in find(docs, "ConfigMap"):
@@ -343,9 +355,23 @@ def test_each_service_accepts_the_internal_keys_of_its_callers_only() -> None:
     assert set(accepted["account"]) == {"payment-service", "vas-service", "loyalty-service", "ops"}
     assert set(accepted["payment"]) == {"ops"}
     assert set(accepted["notify"]) == {"campaign-tools", "ops"}
-    assert set(accepted["vas"]) == {"content-provider", "ops"}
+    assert set(accepted["vas"]) == {"ops"}  # partners come with their own keys, below
     # The key payment calls with is the one account accepts from payment, and no other.
     assert accepted["account"]["payment-service"] == data["internal-key-payment"]
+
+
+def test_each_content_provider_has_its_own_key_and_only_the_vas_service_holds_them() -> None:
+    docs = render()
+    data = secret_data(docs)
+    for name in SERVICES:
+        env = expand(container(one(docs, "Deployment", f"{PREFIX}-{name}"), name)["env"], data)
+        if name != "vas":
+            assert "CONTENT_PROVIDER_KEYS" not in env, name
+            continue
+        keys = json.loads(env["CONTENT_PROVIDER_KEYS"])
+        assert sorted(keys) == sorted(PROVIDERS)
+        assert all(keys[p] == data[f"provider-key-{p}"] for p in PROVIDERS)
+        assert len(set(keys.values())) == len(PROVIDERS)
 
 
 def test_a_disabled_service_gets_no_keys() -> None:

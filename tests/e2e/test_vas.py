@@ -16,22 +16,24 @@ from typing import Any
 import httpx
 import pytest
 
-from mobi_contracts.topics import PAYMENT_EVENTS
-from servicekit.internal_keys import caller_headers
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.testing import eventually, topup_recorded
+from servicekit.testing import eventually
 
 from .conftest import OPS_HEADERS, header_login
 
 pytestmark = pytest.mark.e2e
 VAS = os.environ.get("VAS_URL", "http://127.0.0.1:8102")
-PROVIDER_HEADERS = caller_headers("content-provider", os.environ.get("CP_INTERNAL_KEY") or None)
 MCLIP_PRICE = 3000  # daily, provider vmusic
 
 
-async def fund(publisher: EventPublisher, msisdn: str, amount: int) -> None:
-    event = topup_recorded(msisdn, amount, f"vas-{uuid.uuid4().hex[:12]}", producer="e2e-tests")
-    await publisher.publish(PAYMENT_EVENTS.name, [event])
+def provider_headers(provider: str, key: str | None = None) -> dict[str, str]:
+    """A content provider's own credential (locally `local-provider-key-<provider>`)."""
+    return {
+        "X-Internal-Caller": f"content-provider:{provider}",
+        "X-Internal-Key": key
+        or os.environ.get(f"CP_KEY_{provider.upper().replace('-', '_')}")
+        or f"local-provider-key-{provider}",
+    }
 
 
 async def main_balance(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
@@ -47,20 +49,25 @@ async def balance_is(client: httpx.AsyncClient, auth: dict[str, str], amount: in
 async def funded(
     carrier: httpx.AsyncClient, publisher: EventPublisher, msisdn: str, amount: int
 ) -> dict[str, str]:
+    """A subscriber with `amount` on the main balance, topped up as a subscriber does (a scratch
+    card through the payment service): no service is played."""
+    from .cards import top_up
+
     auth = await header_login(carrier, msisdn)
     if amount:
-        await fund(publisher, msisdn, amount)
+        await top_up(carrier, auth, amount)
         await eventually(lambda: balance_is(carrier, auth, amount))
     return auth
 
 
-async def external(msisdn: str, code: str = "MCLIP", provider: str = "vmusic") -> httpx.Response:
+async def external(msisdn: str, code: str = "MCLIP", provider: str = "vmusic", **body: Any) -> httpx.Response:
+    """A content provider's request, made with its own credential."""
     async with httpx.AsyncClient(base_url=VAS, trust_env=False, timeout=15) as client:
         return await client.post(
             "/internal/v1/vas/subscriptions",
-            json={"msisdn": msisdn, "code": code, "provider": provider, "channel": "partner_web",
-                  "request_ref": f"click-{uuid.uuid4().hex[:16]}"},
-            headers=PROVIDER_HEADERS,
+            json={"msisdn": msisdn, "code": code, "channel": "partner_web",
+                  "request_ref": f"click-{uuid.uuid4().hex[:16]}", **body},
+            headers=provider_headers(provider),
         )  # fmt: skip
 
 
@@ -294,7 +301,13 @@ async def test_a_skipped_renewal_after_its_notice_is_not_charged_and_the_next_on
     stats = await renewal_pass(subscriber, start + timedelta(days=2, minutes=1))
     assert stats.get("charged") == 1, stats
     await eventually(lambda: balance_is(carrier, auth, 20_000 - 2 * MCLIP_PRICE))
-    log = await consents(carrier, auth)
+
+    async def both_charges_logged() -> list[dict[str, Any]]:
+        # The account's answer reaches the balance before the VAS consumer logs it: wait for it.
+        log = await consents(carrier, auth)
+        return log if sum(e["action"] == "charged" for e in log) == 2 else []
+
+    log = await eventually(both_charges_logged)
     assert [e["period"] for e in log if e["action"] == "renewal_skipped"] == [1]
     assert sorted(e["period"] for e in log if e["action"] == "charged") == [0, 2]
 
@@ -439,3 +452,61 @@ async def test_replaying_the_charge_requests_of_the_topic_charges_nothing_twice(
 async def test_a_provider_cannot_subscribe_a_number_that_is_not_ours(new_number: Any) -> None:
     r = await external(new_number())  # never provisioned
     assert r.status_code == 422 and r.json()["error"] == "not_a_subscriber", r.text
+
+
+async def test_a_voice_pack_gives_its_minutes_in_the_balances_and_calls_drain_them(
+    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
+) -> None:
+    """V50 ("500 on-net minutes", 50 000 đ) used to take the money and grant nothing."""
+    from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+    from mobi_contracts.topics import NETWORK_USAGE
+
+    from .cards import top_up
+
+    auth = await header_login(carrier, subscriber)
+    await top_up(carrier, auth, 100_000)
+    await eventually(lambda: balance_is(carrier, auth, 100_000))
+    r = await carrier.post(
+        "/api/v1/me/vas/packs/V50/buy", headers=auth | {"Idempotency-Key": f"v50-{subscriber}"}
+    )
+    assert r.status_code == 201, r.text
+
+    async def minutes() -> list[dict[str, Any]]:
+        voice: list[dict[str, Any]] = (await carrier.get("/api/v1/me/balances", headers=auth)).json()["voice"]
+        return voice
+
+    (granted,) = await eventually(minutes)
+    assert (granted["remaining_minutes"], granted["total_minutes"]) == (500.0, 500.0)
+    assert await main_balance(carrier, auth) == 50_000
+    call = UsageRecorded.new(
+        subject=subscriber,
+        producer="ocs-mediation",  # the network's charging mediation, outside our services
+        correlation_id=f"cdr-{subscriber}",
+        data=UsageRecordedData(
+            usage_id=f"CDR-v50-{subscriber}",
+            kind="voice",
+            quantity=600,
+            unit="seconds",
+            charge_vnd=0,
+            started_at=datetime.now(UTC),
+        ),
+    )
+    await publisher.publish(NETWORK_USAGE.name, [call, call])
+
+    async def drained() -> bool:
+        return [m["remaining_minutes"] for m in await minutes()] == [490.0]
+
+    await eventually(drained)
+    assert await main_balance(carrier, auth) == 50_000
+
+
+async def test_a_catalogue_import_that_drops_a_vas_a_loyalty_reward_grants_is_refused() -> None:
+    async with httpx.AsyncClient(base_url=VAS, trust_env=False, timeout=15) as client:
+        items = (await client.get("/api/v1/vas/catalog")).json()["items"]
+        packs = (await client.get("/api/v1/vas/packs")).json()["items"]
+        vas = [{k: v for k, v in i.items() if k != "period_days"} for i in items if i["code"] != "FUNRING"]
+        r = await client.put(
+            "/internal/v1/vas/catalog", json={"vas": vas, "packs": packs}, headers=OPS_HEADERS
+        )
+    assert (r.status_code, r.json()["error"]) == (422, "reward_without_service"), r.text
+    assert "VAS-FUNRING-30D" in r.json()["message"]

@@ -42,6 +42,7 @@ from .events.vas import (
     VasCharged,
     VasChargeFailed,
     VasChargeRequested,
+    VasChargeRequestedV2,
     VasConfirmed,
     VasRefundRequested,
     VasRenewalDue,
@@ -114,6 +115,7 @@ VAS_EVENTS = Topic(
     description="VAS subscriptions, charges and renewals, data packs and plan changes; redemption grants.",
     events=(
         VasChargeRequested,
+        VasChargeRequestedV2,
         PlanChanged,
         RedemptionGranted,
         RedemptionRefused,
@@ -232,6 +234,7 @@ ACCOUNT_LEDGER_GROUP = ConsumerGroup(
         BillPaid,
         UsageRecorded,
         VasChargeRequested,
+        VasChargeRequestedV2,
         VasRefundRequested,
         PlanChanged,
         PointsRedeemed,

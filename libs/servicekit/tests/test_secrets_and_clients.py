@@ -19,7 +19,12 @@ class PaymentLike(KitSettings):
 
 
 def production(**secrets: str) -> PaymentLike:
-    values = {"provider_hash_secret": STRONG, "smsc_password": "Zq8!kP2w", "gateway_key": STRONG} | secrets
+    values = {
+        "provider_hash_secret": STRONG,
+        "smsc_password": "Zq8!kP2w",
+        "gateway_key": STRONG,
+        "kafka_password": STRONG,
+    } | secrets
     return PaymentLike(environment="production", **values)  # type: ignore[arg-type]
 
 

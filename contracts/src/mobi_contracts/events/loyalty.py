@@ -30,6 +30,9 @@ class RedemptionReward(EventData):
     data_kb: int | None = Field(default=None, gt=0, le=1_000_000_000, description="data bucket quota")
     validity_days: int | None = Field(default=None, gt=0, le=366, description="data bucket validity")
     vas_code: str | None = Field(default=None, min_length=1, max_length=64, description="VAS to activate")
+    vas_days: int | None = Field(
+        default=None, gt=0, le=366, description="VAS: days it runs free (absent: one period of the VAS)"
+    )
 
     @model_validator(mode="after")
     def _fields_match_the_kind(self) -> RedemptionReward:
@@ -40,6 +43,8 @@ class RedemptionReward(EventData):
                 raise ValueError(
                     f"a {self.kind} reward {'needs' if name in wanted[self.kind] else 'has no'} {name}"
                 )
+        if self.vas_days is not None and self.kind != "vas":
+            raise ValueError(f"a {self.kind} reward has no vas_days")
         return self
 
     @property

@@ -4,12 +4,16 @@ Charging is the account service's: the VAS service publishes `VasChargeRequested
 charge, a renewal or a data-pack purchase) and the account service debits the main balance
 atomically, never below zero, exactly once per `charge_id`, answering on `account.events.v1`
 with `BalanceChanged` (reason `vas_charge`, `cause_event_id` = this event's id) or
-`BalanceChangeRejected` (`insufficient_funds`). A data-pack charge that succeeds also creates
-its data bucket in the same decision. The VAS service turns the answer into `VasCharged` or
-`VasChargeFailed`.
+`BalanceChangeRejected` (`insufficient_funds`). A pack charge that succeeds also creates what
+the pack gives in the same decision: v1 carries a data bucket only; v2 carries every allowance
+(data, voice minutes, SMS) as `grants`. The VAS service publishes v2 (a voice pack is not a data
+pack, and v1 could only describe it as a money-only charge: debited, nothing granted); the
+account service handles both, so replays of v1 stay valid. The VAS service turns the answer
+into `VasCharged` or `VasChargeFailed`.
 
 A refund (a subscription started outside the app and cancelled within the refund window) is
-`VasRefundRequested`: the account service credits it once per `refund_id`. The rest of the
+`VasRefundRequested`: the account service credits it once per charge (a second refund of the
+same `charge_id`, whatever its `refund_id`, is a replay). The rest of the
 topic tells a subscription's life: `VasSubscribed` (requested), `VasConfirmed` (active),
 `VasRenewalDue` (notice before a renewal), `VasRenewed` / `VasRenewalSkipped`, `VasCancelled`,
 `DataPackPurchased` (a paid data pack, bucket included).
@@ -65,6 +69,58 @@ class VasChargeRequestedData(EventData):
 class VasChargeRequested(Envelope[VasChargeRequestedData]):
     EVENT_TYPE = "VasChargeRequested"
     EVENT_VERSION = 1
+
+
+GrantKind = Literal["data", "voice", "sms"]
+GRANT_UNITS: dict[str, str] = {"data": "kilobytes", "voice": "seconds", "sms": "messages"}
+
+
+class PackGrant(EventData):
+    """One allowance a pack charge creates when it succeeds: a data bucket (kilobytes), voice
+    minutes (seconds) or SMS (messages), drained by usage and gone at `expires_at`."""
+
+    grant_id: str = Field(min_length=1, max_length=64, description="unique per purchase/renewal")
+    kind: GrantKind
+    name: str = Field(min_length=1, max_length=100)
+    quantity: int = Field(gt=0, le=1_000_000_000, description="kilobytes | seconds | messages")
+    expires_at: AwareDatetime
+
+    @property
+    def unit(self) -> str:
+        return GRANT_UNITS[self.kind]
+
+
+class VasChargeRequestedV2Data(EventData):
+    """As v1, with what a pack gives as a list of grants (data, voice, SMS) instead of one data
+    bucket. `kind` keeps v1's names: `data_pack`/`data_pack_renewal` is any pack."""
+
+    charge_id: str = Field(min_length=1, max_length=96, description="<subscription id>:<period>")
+    subscription_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=64, description="VAS or pack code")
+    kind: ChargeKind
+    amount_vnd: int = Field(ge=0, le=10_000_000)
+    description: str = Field(default="", max_length=200)
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    grants: list[PackGrant] = Field(default_factory=list, max_length=8)
+    requested_at: AwareDatetime
+    subscribed_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the subscriber agreed to the subscription (or bought the pack) this "
+        "charge is for; a charge of a previous owner's subscription is refused (no_such_account)",
+    )
+
+    @model_validator(mode="after")
+    def _packs_carry_their_grants(self) -> VasChargeRequestedV2Data:
+        is_pack = self.kind in ("data_pack", "data_pack_renewal")
+        if is_pack != bool(self.grants):
+            raise ValueError("a pack charge carries its grants, a VAS charge none")
+        return self
+
+
+class VasChargeRequestedV2(Envelope[VasChargeRequestedV2Data]):
+    EVENT_TYPE = "VasChargeRequested"
+    EVENT_VERSION = 2
 
 
 class PlanChangedData(EventData):

@@ -144,6 +144,17 @@ account-service payment-service vas-service loyalty-service notify-service store
 {{- $callers | uniq | sortAlpha | join " " -}}
 {{- end -}}
 
+{{/* The content providers the enabled services accept, each with its own key
+     (services.<name>.contentProviders), space separated. */}}
+{{- define "mymobifone.contentProviders" -}}
+{{- $root := . -}}
+{{- $providers := list -}}
+{{- range $name := splitList " " (include "mymobifone.enabledServices" .) | compact -}}
+{{- $providers = concat $providers ((include "mymobifone.serviceConfig" (list $root $name) | fromYaml).contentProviders | default list) -}}
+{{- end -}}
+{{- $providers | uniq | sortAlpha | join " " -}}
+{{- end -}}
+
 {{/* The Secret key holding a caller's internal key: "payment-service" -> internal-key-payment. */}}
 {{- define "mymobifone.internalKeyName" -}}
 {{- printf "internal-key-%s" (trimSuffix "-service" .) -}}
@@ -162,6 +173,9 @@ account-service payment-service vas-service loyalty-service notify-service store
 {{- end -}}
 {{- range $caller := splitList " " (include "mymobifone.internalKeyCallers" .) | compact -}}
 {{- $_ := set $keys (include "mymobifone.internalKeyName" $caller) "secret" -}}
+{{- end -}}
+{{- range $provider := splitList " " (include "mymobifone.contentProviders" .) | compact -}}
+{{- $_ := set $keys (printf "provider-key-%s" $provider) "secret" -}}
 {{- end -}}
 {{- toYaml $keys -}}
 {{- end -}}

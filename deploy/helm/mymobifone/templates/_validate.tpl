@@ -71,7 +71,7 @@
 {{- end -}}
 {{- end -}}
 {{- $given := dict -}}
-{{- range $kind := list "gatewayKeys" "internalKeys" -}}
+{{- range $kind := list "gatewayKeys" "internalKeys" "providerKeys" -}}
 {{- range $name, $value := index $s $kind | default dict -}}
 {{- if $value -}}
 {{- $where := printf "secrets.%s.%s" $kind $name -}}

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .errors import too_many, unavailable
 
 # KEYS: the budgets' counters. ARGV[1]: '1' to count, '0' to check only; then per budget its
 # limit and window. Returns {0, 0}, or {i, seconds until budget i has room again}.
@@ -73,6 +76,22 @@ class WindowLimiter:
     async def take(self, budgets: Sequence[Budget]) -> Over | None:
         """Count one use against every budget, or, if any is used up, against none."""
         return await self._run(budgets, count=True)
+
+    async def require(
+        self,
+        budgets: Sequence[Budget],
+        *,
+        code: str = "rate_limited",
+        message: str = "too many requests; try again later",
+    ) -> None:
+        """`take`, for a route: a used-up budget is a 429 with Retry-After, Redis unreachable a
+        503 (a limit that cannot be checked is not waved through)."""
+        try:
+            over = await self.take(budgets)
+        except RedisError as exc:
+            raise unavailable("cannot check the request limits right now") from exc
+        if over is not None:
+            raise too_many(code, message, over.retry_after)
 
     async def check(self, budgets: Sequence[Budget]) -> Over | None:
         """The first budget that is used up, counting nothing."""

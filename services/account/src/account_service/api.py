@@ -127,6 +127,22 @@ class DataOut(BaseModel):
     expires_at: datetime
 
 
+class VoiceOut(BaseModel):
+    id: str
+    name: str
+    remaining_minutes: float
+    total_minutes: float
+    expires_at: datetime
+
+
+class SmsOut(BaseModel):
+    id: str
+    name: str
+    remaining: int
+    total: int
+    expires_at: datetime
+
+
 class BalancesOut(BaseModel):
     msisdn: str
     plan: str
@@ -135,6 +151,8 @@ class BalancesOut(BaseModel):
     unbilled_vnd: int | None
     promotions: list[PromoOut]
     data: list[DataOut]
+    voice: list[VoiceOut] = Field(default_factory=list, description="call minutes a pack gave")
+    sms: list[SmsOut] = Field(default_factory=list, description="messages a pack gave")
     as_of: datetime
 
 

@@ -4,7 +4,8 @@ The account service runs the check over the last hours every `audit_interval_sec
 command runs it over everything.
 
 1. balances: every balance equals the sum of its journal entries, account by account (main,
-   promotions, data buckets, whatever created them: top-ups, usage, VAS charges and data packs,
+   promotions, data buckets, voice and SMS allowances, whatever created them: top-ups, usage,
+   VAS charges and packs,
    loyalty rewards), no entry ever left an account below zero, and its journal is an unbroken
    run of decisions 1..seq;
 2. topups: every top-up the payment service settled as succeeded (card or scratch card) is
@@ -205,6 +206,7 @@ def _accounts_of(doc: Doc) -> dict[str, int]:
     held = {"main": int(doc.get("main", 0)), "unbilled": int(doc.get("unbilled", 0))}
     held |= {f"promo:{p['id']}": int(p["balance"]) for p in doc.get("promos", [])}
     held |= {f"data:{d['id']}": int(d["remaining_kb"]) for d in doc.get("data", [])}
+    held |= {f"{a['kind']}:{a['id']}": int(a["remaining"]) for a in doc.get("allowances", [])}
     return {k: v for k, v in held.items() if v or k in ("main",)}
 
 

@@ -63,7 +63,12 @@ from mobi_contracts.events.loyalty import (
 from mobi_contracts.events.network import UsageRecorded
 from mobi_contracts.events.payment import BillPaid, TopupRecorded
 from mobi_contracts.events.subscriber import SubscriberLifecycleData
-from mobi_contracts.events.vas import PlanChanged, VasChargeRequested, VasRefundRequested
+from mobi_contracts.events.vas import (
+    PlanChanged,
+    VasChargeRequested,
+    VasChargeRequestedV2,
+    VasRefundRequested,
+)
 from mobi_contracts.topics import ACCOUNT_EVENTS, TENANCY_ENDED_EVENTS
 from servicekit.buckets import hour_of
 from servicekit.cache import VersionedCache
@@ -73,8 +78,26 @@ from servicekit.mongo import Conflict, Doc, Store, insert_versioned, save_versio
 from servicekit.outbox import outbox_entries
 from servicekit.tenancy import EPOCH
 
-from .domain.balances import Balances, Change, Outcome, apply_usage, credit_main, from_document, to_document
-from .domain.grants import change_plan, charge_vas, grant_airtime, grant_data, new_bucket, refund_vas
+from .domain.balances import (
+    ANNOUNCED_UNITS,
+    Balances,
+    Change,
+    Outcome,
+    apply_usage,
+    credit_main,
+    from_document,
+    to_document,
+)
+from .domain.grants import (
+    Grant,
+    change_plan,
+    charge_vas,
+    grant_airtime,
+    grant_data,
+    new_allowance,
+    new_bucket,
+    refund_vas,
+)
 from .domain.provisioning import owner_since_of
 from .domain.tenancy import end_tenancy, kept_by_tenancy
 from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
@@ -97,13 +120,15 @@ DECIDED: dict[type[AnyEvent], str] = {
     TopupRecorded: "topup",
     UsageRecorded: "usage",
     VasChargeRequested: "vas_charge",
+    VasChargeRequestedV2: "vas_charge",
     VasRefundRequested: "vas_refund",
     PlanChanged: "plan_change",
     PointsRedeemed: "redemption",
     **dict.fromkeys(TENANCY_ENDED_EVENTS, "tenancy_end"),
 }
 # Decisions that depend on the number being a live subscription (read from the registry).
-NEEDS_REGISTRY = (VasChargeRequested, PointsRedeemed)
+NEEDS_REGISTRY = (VasChargeRequested, VasChargeRequestedV2, PointsRedeemed, PlanChanged)
+VasCharge = VasChargeRequested | VasChargeRequestedV2
 
 
 def idempotency_key(event: AnyEvent) -> str:
@@ -112,10 +137,12 @@ def idempotency_key(event: AnyEvent) -> str:
         return f"topup:{event.data.topup_id}"
     if isinstance(event, UsageRecorded):
         return f"usage:{event.data.usage_id}"
-    if isinstance(event, VasChargeRequested):
+    if isinstance(event, VasChargeRequested | VasChargeRequestedV2):
         return f"vas:{event.data.charge_id}"
     if isinstance(event, VasRefundRequested):
-        return f"vasrefund:{event.data.refund_id}"
+        # One refund per charge, whatever the refund id (two ids for one charge credit once);
+        # the VAS service's refund ids are `<charge id>:refund`, so older decisions keep their key.
+        return f"vasrefund:{event.data.charge_id}:refund"
     if isinstance(event, PlanChanged):
         return f"plan:{event.data.change_id}"
     if isinstance(event, PointsRedeemed):
@@ -270,22 +297,22 @@ class LedgerService:
                 now=now,
                 description=f"{d.kind} {d.quantity} {d.unit}",
             )
-        elif isinstance(event, VasChargeRequested):
+        elif isinstance(event, VasChargeRequested | VasChargeRequestedV2):
             v = event.data
-            pack = v.data_bucket
-            bucket = new_bucket(pack.bucket_id, pack.name, pack.quota_kb, pack.expires_at) if pack else None
             state, outcome = charge_vas(
                 before,
                 status=sub.status,
                 amount=v.amount_vnd,
-                bucket=bucket,
+                grants=_grants(event),
                 description=v.description or f"{v.code} ({v.kind})",
                 previous_owner=v.subscribed_at is not None and v.subscribed_at < sub.owner_since,
             )
         elif isinstance(event, VasRefundRequested):
             state, outcome = _refund(before, sub.charges.get(f"vas:{event.data.charge_id}"), event)
         elif isinstance(event, PlanChanged):
-            state, outcome = change_plan(before, event.data.billing, event.data.new_plan_code)
+            state, outcome = change_plan(
+                before, status=sub.status, billing=event.data.billing, plan_code=event.data.new_plan_code
+            )
         elif isinstance(event, PointsRedeemed):
             previous_owner = event.data.redeemed_at < sub.owner_since
             state, outcome = _redeem(before, sub.status, event, previous_owner)
@@ -477,6 +504,20 @@ def _entry(key: str, change: Change) -> Doc:
     }
 
 
+def _grants(event: VasCharge) -> list[Grant]:
+    """What a pack charge gives: v1 carries one data bucket, v2 a list of grants."""
+    if isinstance(event, VasChargeRequested):
+        pack = event.data.data_bucket
+        return [new_bucket(pack.bucket_id, pack.name, pack.quota_kb, pack.expires_at)] if pack else []
+    grants: list[Grant] = []
+    for g in event.data.grants:
+        if g.kind == "data":
+            grants.append(new_bucket(g.grant_id, g.name, g.quantity, g.expires_at))
+        else:
+            grants.append(new_allowance(g.grant_id, g.kind, g.name, g.quantity, g.expires_at))
+    return grants
+
+
 def _refund(before: Balances, charge: Doc | None, event: VasRefundRequested) -> tuple[Balances, Outcome]:
     """A refund of a charge this subscriber was never charged is a data error (a dead letter
     for an operator to look at), never a credit."""
@@ -542,6 +583,8 @@ def _events_for(
         "causation_id": str(cause.event_id),
     }
     for change in outcome.changes:
+        if change.unit not in ANNOUNCED_UNITS:
+            continue  # voice and SMS allowances: journaled; BalanceChanged v1 carries vnd and kb
         entry_id = change.entry_id(key)
         yield BalanceChanged.new(
             **common,
@@ -636,7 +679,7 @@ def _views(cause: AnyEvent, changes: Sequence[Change]) -> dict[str, Doc]:
                 "at": u.started_at,
             }
         }
-    if isinstance(cause, VasChargeRequested):
+    if isinstance(cause, VasChargeRequested | VasChargeRequestedV2):
         v = cause.data
         money = [c for c in changes if c.unit == "vnd" and c.delta]
         if not money:

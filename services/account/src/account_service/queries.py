@@ -86,6 +86,26 @@ class AccountQueries:
                 }
                 for d in state.live_data(now)
             ],
+            "voice": [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "remaining_minutes": round(a.remaining / 60, 1),
+                    "total_minutes": round(a.total / 60, 1),
+                    "expires_at": a.expires_at,
+                }
+                for a in state.live_allowances("voice", now)
+            ],
+            "sms": [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "remaining": a.remaining,
+                    "total": a.total,
+                    "expires_at": a.expires_at,
+                }
+                for a in state.live_allowances("sms", now)
+            ],
             "as_of": doc.get("updated_at", now),
         }
 
@@ -132,7 +152,7 @@ def issued_at(bill: dict[str, Any]) -> datetime | None:
 
 def _from_cache(payload: bytes) -> dict[str, Any]:
     doc: dict[str, Any] = orjson.loads(payload)
-    for item in (*doc.get("promos", ()), *doc.get("data", ())):
+    for item in (*doc.get("promos", ()), *doc.get("data", ()), *doc.get("allowances", ())):
         item["expires_at"] = datetime.fromisoformat(item["expires_at"])
     doc["updated_at"] = datetime.fromisoformat(doc["updated_at"])
     return doc

@@ -370,3 +370,70 @@ async def test_a_refund_credits_once_and_only_what_was_charged(
         with pytest.raises(ValueError, match="never charged"):  # a data error: a dead letter
             await ledger.apply([never_charged])
     assert await ledger_is_its_journal(store) == []
+
+
+async def test_two_refund_ids_for_one_charge_credit_once(ledger: LedgerService, store: Store) -> None:
+    await fund(ledger, PREPAID, 10_000)
+    await ledger.apply([vas_charge(PREPAID, "r-2", 3_000)])
+    first = refund(PREPAID, "r-2", 3_000)
+    second = VasRefundRequested.new(
+        subject=PREPAID,
+        data=first.data.model_copy(update={"refund_id": "another-refund-of-r-2"}),
+        producer="vas-service",
+        correlation_id="c-r-2-again",
+    )
+    await ledger.apply([first])
+    await ledger.apply([second])
+    await ledger.apply([first, second])
+    assert (await balance_doc(store, PREPAID))["main"] == 10_000
+    assert await store[JOURNAL].count_documents({"kind": "vas_refund"}) == 1
+    assert await ledger_is_its_journal(store) == []
+
+
+async def test_a_plan_change_for_a_number_not_in_the_registry_changes_nothing(
+    ledger: LedgerService, store: Store
+) -> None:
+    await fund(ledger, STRANGER, 1_000)  # a number the operator does not serve
+    await ledger.apply([plan_changed(STRANGER, "chg-x", "MOBIGOLD", "postpaid")])
+    doc = await balance_doc(store, STRANGER)
+    assert (doc["plan"], doc.get("plan_code")) == ("prepaid", None)
+    decision = await store[JOURNAL].find_one({"_id": "plan:chg-x"})
+    assert decision is not None and decision["refused"]["reason"] == "no_such_subscriber"
+
+
+async def test_a_voice_pack_v2_charge_grants_minutes_journaled_and_shown(
+    ledger: LedgerService, store: Store, cache: VersionedCache
+) -> None:
+    from mobi_contracts.events.vas import PackGrant, VasChargeRequestedV2, VasChargeRequestedV2Data
+
+    await fund(ledger, PREPAID, 60_000)
+    now = datetime.now(UTC)
+    v50 = VasChargeRequestedV2.new(
+        subject=PREPAID,
+        producer="vas-service",
+        correlation_id="c-v50",
+        data=VasChargeRequestedV2Data(
+            charge_id="sub-V50:0",
+            subscription_id="sub-V50",
+            code="V50",
+            kind="data_pack",
+            amount_vnd=50_000,
+            period_start=now,
+            period_end=now + timedelta(days=30),
+            grants=[
+                PackGrant(
+                    grant_id="V50-sub-V50-0",
+                    kind="voice",
+                    name="V50",
+                    quantity=30_000,
+                    expires_at=now + timedelta(days=30),
+                )
+            ],
+            requested_at=now,
+        ),
+    )
+    await ledger.apply([v50, v50])
+    shown = await AccountQueries(store, cache).balances(PREPAID)
+    assert shown["main"]["balance_vnd"] == 10_000
+    assert [(v["id"], v["remaining_minutes"]) for v in shown["voice"]] == [("V50-sub-V50-0", 500.0)]
+    assert await ledger_is_its_journal(store) == []

@@ -23,6 +23,7 @@ from account_service.domain.grants import (
     charge_vas,
     grant_airtime,
     grant_data,
+    new_allowance,
     new_bucket,
     refund_vas,
 )
@@ -37,7 +38,7 @@ def pack(bucket_id: str = "D15-1", kb: int = 1_500_000, days: int = 1) -> DataBu
 
 def test_a_vas_fee_is_taken_from_main_only_even_when_promotional_credit_could_pay() -> None:
     b = Balances(N, main=3_000, promos=(PromoAccount("p", "Promo", 50_000, NOW + timedelta(days=5)),))
-    after, outcome = charge_vas(b, status="active", amount=5_000, bucket=None, description="FUNRING")
+    after, outcome = charge_vas(b, status="active", amount=5_000, grants=[], description="FUNRING")
     assert after == b
     assert outcome.changes == ()
     assert outcome.refusal is not None
@@ -50,7 +51,7 @@ def test_a_vas_fee_is_taken_from_main_only_even_when_promotional_credit_could_pa
 
 def test_a_vas_fee_the_main_balance_covers_exactly_leaves_zero() -> None:
     after, outcome = charge_vas(
-        Balances(N, main=5_000), status="active", amount=5_000, bucket=None, description="FUNRING"
+        Balances(N, main=5_000), status="active", amount=5_000, grants=[], description="FUNRING"
     )
     assert after.main == 0
     assert outcome.changes == (Change("main", "vnd", -5_000, 0, "vas_charge", "FUNRING"),)
@@ -58,7 +59,7 @@ def test_a_vas_fee_the_main_balance_covers_exactly_leaves_zero() -> None:
 
 def test_a_data_pack_charge_creates_its_bucket_in_the_same_decision() -> None:
     after, outcome = charge_vas(
-        Balances(N, main=20_000), status="active", amount=10_000, bucket=pack(), description="D15"
+        Balances(N, main=20_000), status="active", amount=10_000, grants=[pack()], description="D15"
     )
     assert after.main == 10_000
     assert [(c.account, c.unit, c.delta, c.balance_after) for c in outcome.changes] == [
@@ -70,20 +71,20 @@ def test_a_data_pack_charge_creates_its_bucket_in_the_same_decision() -> None:
 
 def test_a_refused_data_pack_grants_no_bucket() -> None:
     b = Balances(N, main=9_999)
-    after, outcome = charge_vas(b, status="active", amount=10_000, bucket=pack(), description="D15")
+    after, outcome = charge_vas(b, status="active", amount=10_000, grants=[pack()], description="D15")
     assert after == b and outcome.changes == () and outcome.refusal is not None
 
 
 def test_a_free_pack_is_only_its_bucket_and_a_free_vas_still_answers_with_an_entry() -> None:
-    _, free_pack = charge_vas(Balances(N), status="active", amount=0, bucket=pack(), description="gift")
+    _, free_pack = charge_vas(Balances(N), status="active", amount=0, grants=[pack()], description="gift")
     assert [c.account for c in free_pack.changes] == ["data:D15-1"]
-    _, free_vas = charge_vas(Balances(N), status="active", amount=0, bucket=None, description="trial")
+    _, free_vas = charge_vas(Balances(N), status="active", amount=0, grants=[], description="trial")
     assert [(c.account, c.delta) for c in free_vas.changes] == [("main", 0)]
 
 
 def test_postpaid_fees_accrue_to_the_unbilled_amount_and_are_never_refused() -> None:
     b = Balances(N, plan="postpaid", unbilled=1_000)
-    after, outcome = charge_vas(b, status="active", amount=90_000, bucket=pack(), description="D15")
+    after, outcome = charge_vas(b, status="active", amount=90_000, grants=[pack()], description="D15")
     assert after.unbilled == 91_000 and after.main == 0 and outcome.refusal is None
     assert [c.account for c in outcome.changes] == ["unbilled", "data:D15-1"]
 
@@ -91,7 +92,7 @@ def test_postpaid_fees_accrue_to_the_unbilled_amount_and_are_never_refused() -> 
 def test_numbers_the_operator_no_longer_serves_are_not_charged() -> None:
     for status in (None, "terminated", "ported_out"):
         after, outcome = charge_vas(
-            Balances(N, main=50_000), status=status, amount=1_000, bucket=pack(), description="x"
+            Balances(N, main=50_000), status=status, amount=1_000, grants=[pack()], description="x"
         )
         assert outcome.refusal is not None and outcome.refusal.reason == "no_such_account", status
         assert after.main == 50_000 and after.data == ()
@@ -102,18 +103,18 @@ def test_usage_drains_a_bought_pack_before_a_later_expiring_one() -> None:
         Balances(N, main=100_000),
         status="active",
         amount=0,
-        bucket=pack("month", 5_000, 30),
+        grants=[pack("month", 5_000, 30)],
         description="m",
     )
-    b, _ = charge_vas(b, status="active", amount=0, bucket=pack("day", 1_000, 1), description="d")
+    b, _ = charge_vas(b, status="active", amount=0, grants=[pack("day", 1_000, 1)], description="d")
     _, outcome = apply_usage(b, kind="data", quantity=1_500, charge_vnd=0, now=NOW, description="data")
     assert [(c.account, c.delta) for c in outcome.changes] == [("data:day", -1_000), ("data:month", -500)]
 
 
 def test_a_bucket_id_seen_again_is_topped_up_so_it_stays_its_journal_sum() -> None:
-    b, first = charge_vas(Balances(N), status="active", amount=0, bucket=pack("x", 1_000), description="1")
+    b, first = charge_vas(Balances(N), status="active", amount=0, grants=[pack("x", 1_000)], description="1")
     b, _ = apply_usage(b, kind="data", quantity=400, charge_vnd=0, now=NOW, description="use")
-    b, again = charge_vas(b, status="active", amount=0, bucket=pack("x", 1_000, 2), description="2")
+    b, again = charge_vas(b, status="active", amount=0, grants=[pack("x", 1_000, 2)], description="2")
     (bucket,) = b.data
     assert (bucket.remaining_kb, bucket.total_kb, bucket.expires_at) == (
         1_600,
@@ -125,7 +126,7 @@ def test_a_bucket_id_seen_again_is_topped_up_so_it_stays_its_journal_sum() -> No
 
 def test_drained_buckets_are_dropped_when_a_new_one_arrives() -> None:
     b = Balances(N, data=(DataBucket("old", "old", 0, 1_000, NOW + timedelta(days=3)),))
-    after, _ = charge_vas(b, status="active", amount=0, bucket=pack("new"), description="new")
+    after, _ = charge_vas(b, status="active", amount=0, grants=[pack("new")], description="new")
     assert [d.id for d in after.data] == ["new"]
 
 
@@ -141,9 +142,9 @@ def test_long_ids_from_other_services_still_fit_the_ledger_event_fields() -> Non
 
 
 def test_a_plan_change_sets_the_tariff_and_later_debits_follow_its_billing() -> None:
-    b, outcome = change_plan(Balances(N, main=10_000), "postpaid", "MOBIF")
+    b, outcome = change_plan(Balances(N, main=10_000), status="active", billing="postpaid", plan_code="MOBIF")
     assert (b.plan, b.plan_code, outcome.changes) == ("postpaid", "MOBIF", ())
-    after, fee = charge_vas(b, status="active", amount=50_000, bucket=None, description="x")
+    after, fee = charge_vas(b, status="active", amount=50_000, grants=[], description="x")
     assert after.unbilled == 50_000 and after.main == 10_000 and fee.refusal is None
     assert from_document({"_id": N, **to_document(b)}) == b
 
@@ -202,3 +203,74 @@ def test_a_refund_is_never_more_than_the_charge() -> None:
         refund_vas(Balances(N), amount=5_001, charged_main=5_000, charged_unbilled=0, description="r")
     with pytest.raises(ValueError, match="refund"):
         refund_vas(Balances(N), amount=1, charged_main=0, charged_unbilled=0, description="refused charge")
+
+
+def test_a_voice_pack_grants_its_minutes_with_the_fee_and_calls_drain_them_before_money() -> None:
+    minutes = new_allowance("V50-1", "voice", "V50", 500 * 60, NOW + timedelta(days=30))
+    b, outcome = charge_vas(
+        Balances(N, main=60_000), status="active", amount=50_000, grants=[minutes], description="V50"
+    )
+    assert b.main == 10_000
+    assert [(c.account, c.unit, c.delta) for c in outcome.changes] == [
+        ("main", "vnd", -50_000),
+        ("voice:V50-1", "seconds", 30_000),
+    ]
+    b, call = apply_usage(b, kind="voice", quantity=600, charge_vnd=0, now=NOW, description="call")
+    assert [(c.account, c.delta, c.balance_after) for c in call.changes] == [("voice:V50-1", -600, 29_400)]
+    assert from_document({"_id": N, **to_document(b)}) == b
+    later = NOW + timedelta(days=31)  # expired with the pack: calls are money again
+    _, expired = apply_usage(b, kind="voice", quantity=60, charge_vnd=1_000, now=later, description="call")
+    assert [(c.account, c.delta) for c in expired.changes] == [("main", -1_000)]
+
+
+def test_sms_allowances_drain_by_message_and_a_free_voice_pack_still_answers_with_a_money_entry() -> None:
+    texts = new_allowance("S1", "sms", "SMS pack", 100, NOW + timedelta(days=7))
+    b, outcome = charge_vas(Balances(N), status="active", amount=0, grants=[texts], description="gift")
+    assert [(c.account, c.unit, c.delta) for c in outcome.changes] == [
+        ("main", "vnd", 0),
+        ("sms:S1", "messages", 100),
+    ]
+    _, sent = apply_usage(b, kind="sms", quantity=3, charge_vnd=0, now=NOW, description="sms")
+    assert [(c.account, c.delta, c.balance_after) for c in sent.changes] == [("sms:S1", -3, 97)]
+
+
+def test_a_plan_change_for_a_number_not_live_in_the_registry_changes_nothing() -> None:
+    for status in (None, "terminated", "ported_out"):
+        b = Balances(N, main=10_000)
+        after, outcome = change_plan(b, status=status, billing="postpaid", plan_code="MOBIF")
+        assert after == b and outcome.declined is not None and not outcome.changes
+
+
+def test_two_refund_ids_for_one_charge_are_one_decision() -> None:
+    from account_service.ledger import idempotency_key
+    from mobi_contracts.events.vas import VasRefundRequested, VasRefundRequestedData
+
+    def refund(refund_id: str) -> VasRefundRequested:
+        return VasRefundRequested.new(
+            subject=N,
+            producer="vas-service",
+            correlation_id="t",
+            data=VasRefundRequestedData(
+                refund_id=refund_id,
+                charge_id="sub-X:0",
+                subscription_id="sub-X",
+                amount_vnd=3000,
+                requested_at=NOW,
+            ),
+        )
+
+    assert idempotency_key(refund("sub-X:0:refund")) == idempotency_key(refund("another-id"))
+    assert idempotency_key(refund("sub-X:0:refund")) == "vasrefund:sub-X:0:refund"  # older decisions' key
+
+
+def test_allowance_entries_are_journaled_but_only_money_and_data_are_announced() -> None:
+    from account_service.ledger import _events_for
+    from servicekit.testing import topup_recorded
+
+    minutes = new_allowance("V50-1", "voice", "V50", 600, NOW + timedelta(days=30))
+    _, outcome = charge_vas(
+        Balances(N, main=60_000), status="active", amount=50_000, grants=[minutes], description="V50"
+    )
+    cause = topup_recorded(N, 1, "t-1")  # any cause: only the entries matter here
+    announced = list(_events_for(N, cause, "vas:sub-X:0", outcome, NOW))
+    assert [e.data.unit for e in announced] == ["vnd"]  # type: ignore[union-attr]

@@ -126,7 +126,7 @@ def test_what_the_new_tenancy_already_put_there_is_kept_and_nothing_more() -> No
 def test_a_previous_owners_subscription_or_reward_is_never_charged_or_granted_to_the_next() -> None:
     b = Balances(N, main=100_000)
     _, refused = charge_vas(
-        b, status="active", amount=5_000, bucket=None, description="FUNRING", previous_owner=True
+        b, status="active", amount=5_000, grants=(), description="FUNRING", previous_owner=True
     )
     assert refused.refusal is not None and refused.refusal.reason == "no_such_account"
     _, declined = grant_airtime(b, status="active", amount=10_000, description="gift", previous_owner=True)

@@ -141,3 +141,38 @@ def test_what_is_news_depends_on_the_kind_not_on_age_alone() -> None:
         notice = notice_for(event, RULES)  # type: ignore[arg-type]
         assert notice is not None
         assert news_until(event, notice, RULES) == until  # type: ignore[arg-type]
+
+
+def test_a_renewal_at_five_on_the_first_of_march_in_vietnam_is_announced_as_the_first_of_march() -> None:
+    from mobi_contracts.events.vas import VasRenewalDue, VasRenewalDueData, VasRenewed, VasRenewedData
+
+    due = datetime(2026, 2, 28, 22, 0, tzinfo=UTC)  # 05:00 on 1 March in Hà Nội
+    notice = notice_for(
+        VasRenewalDue.new(
+            subject="84901234567",
+            producer="vas-service",
+            correlation_id="t",
+            data=VasRenewalDueData(
+                subscription_id="sub-X", code="MCLIP", period=3, amount_vnd=3000, due_at=due
+            ),
+        ),
+        RULES,
+    )
+    assert notice is not None and "01/03" in notice.body["vi"] and "28/02" not in notice.body["vi"]
+    renewed = notice_for(
+        VasRenewed.new(
+            subject="84901234567",
+            producer="vas-service",
+            correlation_id="t",
+            data=VasRenewedData(
+                subscription_id="sub-X",
+                code="MCLIP",
+                charge_id="sub-X:3",
+                period=3,
+                period_start=due,
+                period_end=due,
+            ),
+        ),
+        RULES,
+    )
+    assert renewed is not None and "01/03/2026" in renewed.body["vi"]

@@ -106,7 +106,7 @@ async def test_an_expired_access_token_is_renewed(sandbox_and_pusher: tuple[Push
 
 
 def test_real_provider_keys_are_required_outside_local(tmp_path: Path) -> None:
-    kit_secrets = {"gateway_key": secrets.token_hex(32)}
+    kit_secrets = {"gateway_key": secrets.token_hex(32), "kafka_password": secrets.token_hex(32)}
     with pytest.raises(ValueError, match=r"FCM_CREDENTIALS\(_FILE\), APNS_KEY\(_FILE\)"):
         NotifySettings(environment="production", **kit_secrets)
     (tmp_path / "fcm.json").write_text("{}")

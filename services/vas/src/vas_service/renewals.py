@@ -2,12 +2,13 @@
 
 Schedule entries are found by the minute they fall due (`due_minute`, an index equality the
 store serves), from the minute after the last pass to now; each pass remembers how far it got.
-For a chunk of due entries the pass makes a bounded number of store calls whatever its size:
-the monthly cap of the few capped subscribers among them, ONE unordered `insert_many` of the
-charge claims (a duplicate key is a period already charged, skipped or cancelled: it is
-skipped, so a pass, a replay or a second replica never charges a period twice), ONE
-`insert_many` of the next schedule entries, the cancellations made meanwhile, and the charge
-requests published together. Nothing is rewritten.
+A chunk of due entries is one use case (see inflight.py): its marker, then the claim (ONE
+unordered `insert_many` of its slots: a duplicate key is a period already charged, skipped or
+stopped, so a pass, a replay or a second replica never charges a period twice), then its
+completion: the charges published under their tickets, the cap refusals recorded, the next
+periods scheduled (ONE `insert_many`). A pass that fails after its claims (Kafka down, a crash)
+leaves the marker, and the resume pass completes the chunk: no renewal ends silently. The
+monthly cap of the few capped subscribers among them is decided first, like money (budget.py).
 
 `now` is injectable (the internal route and the CLI take it), so a test runs months of
 renewals in seconds; a pass for one subscriber (`msisdn`) leaves the others and the
@@ -16,26 +17,27 @@ watermark alone.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from mobi_contracts import AnyEvent, Topic
+from mobi_contracts import AnyEvent
 from mobi_contracts.events.vas import VasRenewalDue, VasRenewalDueData
 from servicekit.buckets import hour_of, minute_of
-from servicekit.kafka.publisher import EventPublisher
-from servicekit.mongo import Doc, Store
+from servicekit.mongo import Doc
 
-from .charging import PRODUCER, ChargeDesk, charge_claim, failure, insert_claims
-from .domain.subscriptions import event_id_for, within_cap
-from .store import CHARGES, CONSENTS, GUARDS, RUNS, SCHEDULE
-from .subscriptions import VasService
+from .answers import failure
+from .chains import Chains
+from .charging import PRODUCER
+from .domain.slots import slot_claim
+from .domain.subscriptions import charge_id, event_id_for
+from .store import CHARGES, CONSENTS, RUNS, SCHEDULE
 
 log = logging.getLogger(__name__)
 RENEWALS = Counter("vas_renewals_total", "Renewal decisions, by outcome", ["service", "outcome"])
@@ -46,26 +48,15 @@ PASS_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 WATERMARK = "watermark"
+Stats = dict[str, int]
 
 
 class Renewals:
     def __init__(
-        self,
-        *,
-        store: Store,
-        desk: ChargeDesk,
-        vas: VasService,
-        publisher: EventPublisher,
-        topic: Topic,
-        service: str,
-        chunk: int = 2000,
-        lookback: timedelta = timedelta(minutes=10),
+        self, chains: Chains, *, service: str, chunk: int = 2000, lookback: timedelta = timedelta(minutes=10)
     ) -> None:
-        self.store = store
-        self.desk = desk
-        self.vas = vas
-        self.publisher = publisher
-        self.topic = topic
+        self.c = chains
+        self.store = chains.store
         self.service = service
         self.chunk = chunk
         self.lookback = lookback
@@ -73,7 +64,7 @@ class Renewals:
     async def run_once(self, now: datetime | None = None, msisdn: str | None = None) -> dict[str, int]:
         started = time.perf_counter()
         now = now or datetime.now(UTC)
-        stats: dict[str, int] = defaultdict(int)
+        stats: Stats = defaultdict(int)
         if msisdn:
             await self._for_subscriber(now, msisdn, stats)
         else:
@@ -86,16 +77,18 @@ class Renewals:
 
     # -- which entries --------------------------------------------------------------------------
 
-    async def _everyone(self, now: datetime, stats: dict[str, int]) -> None:
+    async def _everyone(self, now: datetime, stats: Stats) -> None:
         mark = await self.store[RUNS].find_one({"_id": WATERMARK})
         first = mark["minute_at"] + timedelta(minutes=1) if mark else now - self.lookback
         first = first.replace(second=0, microsecond=0)
-        capped = await self._capped()
+        capped = await self.c.guards.capped()
         moment = first
         while moment <= now:
             minute = minute_of(moment)
             notices = await self.store[SCHEDULE].find({"notice_minute": minute}).to_list()
-            await self._notify([e for e in notices if e["notice_at"] <= now < e["due_at"]], now, stats)
+            await self._notify(
+                await self._undecided([e for e in notices if e["notice_at"] <= now < e["due_at"]]), now, stats
+            )
             # Reading the next chunk overlaps with claiming the last (at most two at a time).
             cursor = self.store[SCHEDULE].find({"due_minute": minute}).batch_size(self.chunk)
             batch: list[Doc] = []
@@ -116,29 +109,35 @@ class Renewals:
         done = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
         await self.store[RUNS].update_one({"_id": WATERMARK}, {"$set": {"minute_at": done}}, upsert=True)
 
-    async def _for_subscriber(self, now: datetime, msisdn: str, stats: dict[str, int]) -> None:
-        capped = await self._capped(msisdn)
+    async def _for_subscriber(self, now: datetime, msisdn: str, stats: Stats) -> None:
+        capped = await self.c.guards.capped(msisdn)
         for _ in range(1000):  # a pass far ahead renews period after period
-            entries = await self.store[SCHEDULE].find({"msisdn": msisdn}).to_list()
-            claimed = {
-                c["_id"] for c in await self.store[CHARGES].find({"msisdn": msisdn}, {"_id": 1}).to_list()
-            }
-            open_entries = [e for e in entries if e["_id"] not in claimed]
-            await self._notify([e for e in open_entries if e["notice_at"] <= now < e["due_at"]], now, stats)
-            due = [e for e in open_entries if e["due_at"] <= now]
+            entries = await self._next_entries(msisdn)
+            await self._notify([e for e in entries if e["notice_at"] <= now < e["due_at"]], now, stats)
+            due = [e for e in entries if e["due_at"] <= now]
             if not due:
                 return
             await self._renew(due, now, capped, stats)
 
-    async def _capped(self, msisdn: str | None = None) -> dict[str, Doc]:
-        query: dict[str, Any] = {"has_cap": True}
-        if msisdn:
-            query["_id"] = msisdn
-        return {g["_id"]: g for g in await self.store[GUARDS].find(query).to_list()}
+    async def _next_entries(self, msisdn: str) -> list[Doc]:
+        """The next schedule entry of each of the subscriber's live chains (read by subscription)."""
+        subs = await self.c.views.subscriptions(msisdn, None)
+        stopped = {f["subscription_id"] for f in await self.c.log.facts(msisdn) if f["action"] == "cancelled"}
+        live = [s["_id"] for s in subs if s["_id"] not in stopped]
+        newest = await self.store.bounded_all(self.c.newest(sid) for sid in live)
+        ids = [charge_id(sid, int(n[0]["period"]) + 1) for sid, n in zip(live, newest, strict=True) if n]
+        return list((await self.store.find_by_ids(SCHEDULE, ids)).values())
+
+    async def _undecided(self, entries: list[Doc]) -> list[Doc]:
+        """Entries whose slot nobody has decided (no notice for a period already stopped)."""
+        if not entries:
+            return []
+        decided = await self.store.find_by_ids(CHARGES, [e["_id"] for e in entries])
+        return [e for e in entries if e["_id"] not in decided]
 
     # -- notices --------------------------------------------------------------------------------
 
-    async def _notify(self, entries: list[Doc], now: datetime, stats: dict[str, int]) -> None:
+    async def _notify(self, entries: list[Doc], now: datetime, stats: Stats) -> None:
         """`VasRenewalDue` for each entry, named by the entry: a minute scanned twice sends the
         same events again, which consumers recognise."""
         if not entries:
@@ -177,68 +176,90 @@ class Renewals:
                     "hour": hour_of(datetime.now(UTC)),
                 }
             )
-        await self.publisher.publish(self.topic.name, events)
+        await self.c.desk.publisher.publish(self.c.topic.name, events)
         stats["notices"] += await self.store.insert_new(CONSENTS, logged)
 
     # -- charges --------------------------------------------------------------------------------
 
-    async def _renew(
-        self, entries: list[Doc], now: datetime, capped: dict[str, Doc], stats: dict[str, int]
-    ) -> None:
+    async def _renew(self, entries: list[Doc], now: datetime, capped: dict[str, Doc], stats: Stats) -> None:
+        """A chunk of due renewals: marker, claim, completion (see the module docstring)."""
         if not entries:
             return
-        since = datetime.now(UTC)
-        allowed, over_cap = await self._split_by_cap(entries, now, capped)
-        requested = [
-            charge_claim(e["template"], e["period"], now, f"renewal-{e['_id']}", self.topic) for e in allowed
+        batch = uuid.uuid4().hex
+        marker = f"renewals:{batch}"
+        await self.c.inflight.open(marker, "renewals", batch=batch)
+        allowed, over = await self._split_by_cap(entries, now, capped)
+        slots = [
+            *(
+                slot_claim(e["template"], e["period"], now, f"renewal-{e['_id']}", "requested", batch)
+                for e in allowed
+            ),
+            *(slot_claim(e["template"], e["period"], now, "", "cap_reached", batch) for e in over),
         ]
-        sent = await self.desk.request(requested, since=since)
-        refused = await insert_claims(
-            self.store,
-            CHARGES,
-            [charge_claim(e["template"], e["period"], now, "", self.topic, "cap_reached") for e in over_cap],
-        )
-        await self._report_cap(refused, now)
-        # The next period of each renewal decided here (a later pass, the subscriber's skip or
-        # a cancellation claim it in turn).
-        by_id = {e["_id"]: e for e in entries}
-        following = [by_id[c["_id"]] for c in (*sent, *refused)]
-        next_entries = [
-            self.vas.schedule_entry(e["template"], e["period"] + 1)
-            for e in following
-            if e["template"].get("auto_renew", True)
-        ]
-        await self.store.insert_new(SCHEDULE, next_entries)
-        stats["charged"] += len(sent)
-        stats["over_cap"] += len(refused)
-        stats["already_decided"] += len(entries) - len(sent) - len(refused)
-        RENEWALS.labels(self.service, "requested").inc(len(sent))
-        RENEWALS.labels(self.service, "over_cap").inc(len(refused))
+        decided = await self.c.desk.claim(slots)
+        new_ids = {s["_id"] for s in decided}
+        for entry in allowed:
+            if entry["_id"] not in new_ids and entry["msisdn"] in capped:  # decided before: give it back
+                await self.c.budget.release(entry["msisdn"], entry["_id"])
+        sent = await self._complete(decided, {e["_id"]: e for e in entries})
+        await self.c.inflight.close(marker)
+        requested = sum(1 for s in decided if s["state"] == "requested")
+        stats["charged"] += sent
+        stats["over_cap"] += len(decided) - requested
+        stats["already_decided"] += len(entries) - len(decided)
+        RENEWALS.labels(self.service, "requested").inc(sent)
+        RENEWALS.labels(self.service, "over_cap").inc(len(decided) - requested)
+
+    async def complete_batch(self, marker: Doc) -> None:
+        """The resume pass: complete a chunk whose pass stopped after its claims."""
+        slots = await self.store[CHARGES].find({"batch": marker["batch"]}).to_list()
+        entries = await self.store.find_by_ids(SCHEDULE, [s["_id"] for s in slots])
+        await self._complete(slots, entries)
+
+    async def _complete(self, slots: Sequence[Doc], entries: dict[str, Doc]) -> int:
+        """Publish the chunk's charges, record its cap refusals, schedule the following periods."""
+        sent = await self.c.desk.send([s for s in slots if s["state"] == "requested"])
+        await self._report_cap([s for s in slots if s["state"] == "cap_reached"])
+        following = []
+        for slot in slots:
+            entry = entries.get(slot["_id"])
+            if (
+                entry is not None
+                and slot["state"] in ("requested", "cap_reached")
+                and entry["template"].get("auto_renew", True)
+            ):
+                following.append(self.c.entry(entry["template"], int(slot["period"]) + 1))
+        await self.store.insert_new(SCHEDULE, following)
+        return len(sent)
 
     async def _split_by_cap(
         self, entries: list[Doc], now: datetime, capped: dict[str, Doc]
     ) -> tuple[list[Doc], list[Doc]]:
+        """Reserve the cap of capped subscribers' renewals, one subscriber's after another."""
         if not capped or not any(e["msisdn"] in capped for e in entries):
             return entries, []
-        numbers = {e["msisdn"] for e in entries if e["msisdn"] in capped}
-        spent = dict(
-            zip(
-                numbers,
-                await self.store.bounded_all(self.vas.month_spend(n, now) for n in numbers),
-                strict=True,
-            )
-        )
-        allowed, over = [], []
+        mine: dict[str, list[Doc]] = defaultdict(list)
         for entry in entries:
-            number, price = entry["msisdn"], entry["template"]["price_vnd"]
-            if number in capped and not within_cap(capped[number], spent[number], price):
-                over.append(entry)
-                continue
-            spent[number] = spent.get(number, 0) + price
-            allowed.append(entry)
-        return allowed, over
+            if entry["msisdn"] in capped:
+                mine[entry["msisdn"]].append(entry)
 
-    async def _report_cap(self, refused: list[Doc], now: datetime) -> None:
+        async def decide(number: str) -> list[Doc]:
+            since = await self.c.views.tenancy(number)
+            cap = capped[number].get("monthly_cap_vnd")
+            refused = []
+            for entry in mine[number]:
+                price = int(entry["template"]["price_vnd"])
+                if cap is not None and not await self.c.budget.reserve(
+                    number, since, cap, entry["_id"], price, now
+                ):
+                    refused.append(entry)
+            return refused
+
+        over = [e for refused in await self.store.bounded_all(decide(n) for n in mine) for e in refused]
+        over_ids = {e["_id"] for e in over}
+        return [e for e in entries if e["_id"] not in over_ids], over
+
+    async def _report_cap(self, refused: list[Doc]) -> None:
         if not refused:
             return
         hour = hour_of(datetime.now(UTC))  # real time, as every consent entry
@@ -246,7 +267,7 @@ class Renewals:
             failure(
                 claim,
                 "monthly_cap_reached",
-                now,
+                claim["at"],
                 hour,
                 {
                     "subject": claim["msisdn"],
@@ -257,35 +278,4 @@ class Renewals:
             for claim in refused
         ]
         await self.store.insert_new(CONSENTS, [entry for entry, _ in failures])
-        await self.publisher.publish(self.topic.name, [event for _, event in failures])
-
-
-def run() -> None:
-    """`vas-renewals [--now ISO] [--msisdn 84...]`: one renewal pass by hand (under the same
-    lease as the service's own passes)."""
-    from .main import create_service
-
-    parser = argparse.ArgumentParser(description=run.__doc__)
-    parser.add_argument("--now", type=datetime.fromisoformat, default=None)
-    parser.add_argument("--msisdn", default=None)
-    args = parser.parse_args()
-    service = create_service()
-
-    async def once() -> None:
-        from servicekit.logs import configure_logging
-
-        configure_logging("vas-renewals", service.settings.log_level)
-        await service.store.connect()
-        await service.publisher.start()
-        try:
-            job = service.app.state.renewal_job
-            renewals: Renewals = service.app.state.renewals
-            stats = await job.run_once(lambda: renewals.run_once(args.now, args.msisdn))
-            print("another replica holds the lease; try again" if stats is None else stats)
-        finally:
-            await service.publisher.stop()
-            await service.broker.stop()
-            await service.redis.aclose()
-            await service.store.close()
-
-    asyncio.run(once())
+        await self.c.desk.publisher.publish(self.c.topic.name, [event for _, event in failures])

@@ -19,6 +19,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 Plan = Literal["prepaid", "postpaid"]
+AllowanceKind = Literal["voice", "sms"]
+Unit = Literal["vnd", "kb", "seconds", "messages"]
+ALLOWANCE_UNITS: dict[str, Unit] = {"voice": "seconds", "sms": "messages"}
+# Units a BalanceChanged (v1) can announce; allowance entries are journaled, not announced.
+ANNOUNCED_UNITS = ("vnd", "kb")
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,23 @@ class DataBucket:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """Voice seconds or SMS messages a pack gave, drained by usage before money."""
+
+    id: str
+    kind: AllowanceKind
+    name: str
+    remaining: int
+    total: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Change:
     """One ledger entry."""
 
-    account: str  # main | promo:<id> | data:<id> | unbilled
-    unit: Literal["vnd", "kb"]
+    account: str  # main | promo:<id> | data:<id> | voice:<id> | sms:<id> | unbilled
+    unit: Unit
     delta: int
     balance_after: int
     reason: str
@@ -98,6 +115,7 @@ class Balances:
     unbilled: int = 0
     promos: tuple[PromoAccount, ...] = ()
     data: tuple[DataBucket, ...] = ()
+    allowances: tuple[Allowance, ...] = ()
     seq: int = 0  # decisions applied so far (see the module docstring)
     plan_code: str | None = None  # the tariff plan (PlanChanged); None until one is recorded
 
@@ -112,6 +130,12 @@ class Balances:
     def live_data(self, now: datetime) -> list[DataBucket]:
         return sorted(
             (d for d in self.data if d.expires_at > now and d.remaining_kb > 0), key=lambda d: d.expires_at
+        )
+
+    def live_allowances(self, kind: AllowanceKind, now: datetime) -> list[Allowance]:
+        return sorted(
+            (a for a in self.allowances if a.kind == kind and a.expires_at > now and a.remaining > 0),
+            key=lambda a: a.expires_at,
         )
 
     def spendable(self, now: datetime) -> int:
@@ -176,13 +200,40 @@ def use_data(b: Balances, kilobytes: int, now: datetime, description: str) -> tu
     return replace(b, data=tuple(buckets.values())), Outcome(changes=tuple(changes))
 
 
+def use_allowance(
+    b: Balances, kind: AllowanceKind, quantity: int, now: datetime, description: str
+) -> tuple[Balances, Outcome]:
+    """Take call seconds or messages from a pack's allowances, soonest to expire first; what no
+    allowance covers is not taken here (the charging system rates it as money in the same
+    usage record, as for data)."""
+    remaining, changes, held = quantity, [], {a.id: a for a in b.allowances if a.kind == kind}
+    for allowance in b.live_allowances(kind, now):
+        take = min(allowance.remaining, remaining)
+        if take:
+            left = allowance.remaining - take
+            held[allowance.id] = replace(allowance, remaining=left)
+            unit = ALLOWANCE_UNITS[kind]
+            changes.append(Change(f"{kind}:{allowance.id}", unit, -take, left, "usage", description))
+            remaining -= take
+        if not remaining:
+            break
+    others = tuple(a for a in b.allowances if a.kind != kind)
+    return replace(b, allowances=(*others, *held.values())), Outcome(changes=tuple(changes))
+
+
 def apply_usage(
     b: Balances, *, kind: str, quantity: int, charge_vnd: int, now: datetime, description: str
 ) -> tuple[Balances, Outcome]:
-    """A rated usage record: data from buckets, then the money charge (all or nothing)."""
-    after_data, data_outcome = (
-        use_data(b, quantity, now, description) if kind == "data" and quantity else (b, Outcome())
-    )
+    """A rated usage record: data from buckets (calls and SMS from a pack's allowances), then the
+    money charge (all or nothing)."""
+    if kind == "data" and quantity:
+        after_data, data_outcome = use_data(b, quantity, now, description)
+    elif kind in ("voice", "sms") and quantity:
+        after_data, data_outcome = use_allowance(
+            b, "voice" if kind == "voice" else "sms", quantity, now, description
+        )
+    else:
+        after_data, data_outcome = b, Outcome()
     after_money, money_outcome = debit_money(after_data, charge_vnd, now, "usage", description)
     if money_outcome.refusal:
         return b, money_outcome  # refused: not even the data is taken
@@ -200,6 +251,7 @@ def to_document(b: Balances) -> dict[str, Any]:
         "unbilled": b.unbilled,
         "promos": [vars(p) for p in b.promos],
         "data": [vars(d) for d in b.data],
+        "allowances": [vars(a) for a in b.allowances],
         "seq": b.seq,
     }
 
@@ -213,5 +265,6 @@ def from_document(doc: dict[str, Any]) -> Balances:
         unbilled=int(doc.get("unbilled", 0)),
         promos=tuple(PromoAccount(**p) for p in doc.get("promos", [])),
         data=tuple(DataBucket(**d) for d in doc.get("data", [])),
+        allowances=tuple(Allowance(**a) for a in doc.get("allowances", [])),
         seq=int(doc.get("seq", 0)),
     )

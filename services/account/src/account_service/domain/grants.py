@@ -11,11 +11,15 @@ protects subscribers from. Postpaid fees accrue to the unbilled amount, like usa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from .balances import (
     ACCOUNT_MAX,
+    ALLOWANCE_UNITS,
+    Allowance,
+    AllowanceKind,
     Balances,
     Change,
     DataBucket,
@@ -55,24 +59,57 @@ def add_bucket(b: Balances, bucket: DataBucket, reason: str, description: str) -
     return replace(b, data=(*kept, bucket)), change
 
 
+def new_allowance(
+    allowance_id: str, kind: AllowanceKind, name: str, quantity: int, expires_at: datetime
+) -> Allowance:
+    return Allowance(fit(allowance_id, BUCKET_ID_MAX), kind, name, quantity, quantity, expires_at)
+
+
+def add_allowance(
+    b: Balances, allowance: Allowance, reason: str, description: str
+) -> tuple[Balances, Change]:
+    """Voice seconds or SMS from a pack (usage takes from them, soonest to expire first). Ids are
+    unique per purchase; one that exists anyway is topped up, as a data bucket is."""
+    existing = next((a for a in b.allowances if a.id == allowance.id and a.kind == allowance.kind), None)
+    if existing is not None:
+        allowance = replace(
+            existing,
+            remaining=existing.remaining + allowance.total,
+            total=existing.total + allowance.total,
+            expires_at=max(existing.expires_at, allowance.expires_at),
+        )
+    added = allowance.total - (existing.total if existing else 0)
+    kept = tuple(
+        a for a in b.allowances if not (a.id == allowance.id and a.kind == allowance.kind) and a.remaining > 0
+    )
+    unit = ALLOWANCE_UNITS[allowance.kind]
+    change = Change(f"{allowance.kind}:{allowance.id}", unit, added, allowance.remaining, reason, description)
+    return replace(b, allowances=(*kept, allowance)), change
+
+
+Grant = DataBucket | Allowance
+
+
 def charge_vas(
     b: Balances,
     *,
     status: str | None,
     amount: int,
-    bucket: DataBucket | None,
+    grants: Sequence[Grant],
     description: str,
     previous_owner: bool = False,
 ) -> tuple[Balances, Outcome]:
-    """A VAS or data-pack fee: all of it from main or nothing (prepaid), or accrued (postpaid);
-    a pack's bucket comes with the fee in the same decision. A free pack (amount 0) is only its
-    bucket; a free VAS charge still answers with a zero entry, so the VAS service hears back.
+    """A VAS or pack fee: all of it from main or nothing (prepaid), or accrued (postpaid); what
+    the pack gives (data buckets, voice and SMS allowances) comes with the fee in the same
+    decision. A free pack (amount 0) with a data bucket is only its bucket; any other free
+    charge still answers with a zero money entry, so the VAS service hears back (allowance
+    entries are journaled but not announced: BalanceChanged v1 carries money and data).
     A subscription a previous owner of the number agreed to is never charged to this one."""
     if status not in CHARGEABLE or previous_owner:
         return b, Outcome(refusal=Refusal("main", amount, 0, "no_such_account"))
     changes: list[Change] = []
     after = b
-    if amount or bucket is None:
+    if amount or not any(isinstance(g, DataBucket) for g in grants):
         if b.plan == "postpaid":
             after = replace(b, unbilled=b.unbilled + amount)
             changes.append(Change("unbilled", "vnd", amount, after.unbilled, "vas_charge", description))
@@ -81,14 +118,28 @@ def charge_vas(
         else:
             after = replace(b, main=b.main - amount)
             changes.append(Change("main", "vnd", -amount, after.main, "vas_charge", description))
-    if bucket is not None:
-        after, change = add_bucket(after, bucket, "vas_charge", description)
+    for grant in grants:
+        if isinstance(grant, DataBucket):
+            after, change = add_bucket(after, grant, "vas_charge", description)
+        else:
+            after, change = add_allowance(after, grant, "vas_charge", description)
         changes.append(change)
     return after, Outcome(changes=tuple(changes))
 
 
-def change_plan(b: Balances, billing: Plan, plan_code: str) -> tuple[Balances, Outcome]:
-    """The tariff plan and its billing; later debits follow the new billing."""
+def change_plan(
+    b: Balances, *, status: str | None, billing: Plan, plan_code: str
+) -> tuple[Balances, Outcome]:
+    """The tariff plan and its billing; later debits follow the new billing. Only for a live
+    subscription in the registry: a change for a number that is not ours, or no longer served,
+    is recorded as declined and changes nothing."""
+    if status not in CHARGEABLE:
+        detail = (
+            "the number is not a MobiFone subscriber" if status is None else f"the subscription is {status}"
+        )
+        return b, Outcome(
+            declined=Declined("no_such_subscriber" if status is None else "not_eligible", detail)
+        )
     return replace(b, plan=billing, plan_code=plan_code), Outcome()
 
 

@@ -149,7 +149,11 @@ CATALOGUE: dict[str, CatalogueItem] = {
         CatalogueItem(
             "DATA-2GB-7D", "2 GB data, 7 ngày", 150, "data", {"data_kb": 2_097_152, "validity_days": 7}
         ),
-        CatalogueItem("VAS-MCA-30D", "MCA (báo cuộc gọi nhỡ), 30 ngày", 60, "vas", {"vas_code": "MCA"}),
-        CatalogueItem("VAS-FUNRING-30D", "FunRing nhạc chờ, 30 ngày", 90, "vas", {"vas_code": "FUNRING"}),
+        CatalogueItem(
+            "VAS-MCA-30D", "MCA (báo cuộc gọi nhỡ), 30 ngày", 60, "vas", {"vas_code": "MCA", "vas_days": 30}
+        ),
+        CatalogueItem(
+            "VAS-FUNRING-30D", "FunRing nhạc chờ, 30 ngày", 90, "vas", {"vas_code": "FUNRING", "vas_days": 30}
+        ),
     )
 }

@@ -38,6 +38,9 @@ class Vas(Item):
     def period_days(self) -> int:
         return PERIOD_DAYS[self.period]
 
+    def grants(self) -> list[dict[str, object]]:
+        return []
+
 
 class Pack(Item):
     item_kind: Literal["pack"] = "pack"
@@ -45,14 +48,26 @@ class Pack(Item):
     validity_days: int = Field(gt=0, le=366)
     quota_kb: int | None = Field(default=None, gt=0, le=1_000_000_000, description="data quota")
     voice_minutes: int | None = Field(default=None, gt=0, le=100_000)
+    sms_count: int | None = Field(default=None, gt=0, le=100_000)
     auto_renew: bool = Field(description="renews by default when bought")
     eligible: tuple[Billing, ...] = Field(min_length=1, description="who may buy it")
 
     @model_validator(mode="after")
     def _has_a_quota(self) -> Pack:
-        if self.quota_kb is None and self.voice_minutes is None:
-            raise ValueError("a pack gives data (quota_kb) or minutes (voice_minutes)")
+        if self.quota_kb is None and self.voice_minutes is None and self.sms_count is None:
+            raise ValueError("a pack gives data (quota_kb), minutes (voice_minutes) or SMS (sms_count)")
         return self
+
+    def grants(self) -> list[dict[str, object]]:
+        """What one period gives, in the units usage is counted in (kilobytes, seconds, messages)."""
+        specs: list[dict[str, object]] = []
+        if self.quota_kb:
+            specs.append({"kind": "data", "quantity": self.quota_kb})
+        if self.voice_minutes:
+            specs.append({"kind": "voice", "quantity": self.voice_minutes * 60})
+        if self.sms_count:
+            specs.append({"kind": "sms", "quantity": self.sms_count})
+        return specs
 
     @property
     def period_days(self) -> int:
@@ -98,6 +113,9 @@ DEMO_VAS: tuple[Vas, ...] = (
     Vas(code="GAMEVUI", category="games", provider="gamevui", period="weekly", price_vnd=5000,
         name_vi="Kho game GameVui", name_en="GameVui game store",
         description="Chơi game không giới hạn.", cancel_sms="HUY GV gửi 9046"),
+    Vas(code="MCA", category="other", provider="mobifone", period="monthly", price_vnd=5000,
+        name_vi="MCA báo cuộc gọi nhỡ", name_en="MCA missed-call alerts",
+        description="Báo cuộc gọi nhỡ khi máy tắt hoặc ngoài vùng phủ sóng.", cancel_sms="HUY MCA gửi 9232"),
     Vas(code="MCLOUD", category="cloud", provider="mobifone-cloud", period="monthly", price_vnd=15000,
         name_vi="MobiCloud 50 GB", name_en="MobiCloud 50 GB storage",
         description="Sao lưu ảnh, danh bạ, 50 GB.", cancel_sms="HUY CLOUD gửi 9234"),
