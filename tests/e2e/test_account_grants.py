@@ -1,37 +1,24 @@
-"""What the VAS and loyalty services ask of the account service, played with a plain Kafka
-producer and observed as the app sees it (GET /api/v1/me/balances through the gateway):
-a data pack is paid once and its bucket appears; a loyalty reward is granted once; a plan
-change shows in the profile and the balances."""
+"""What the VAS and loyalty services ask of the account service, driven as the app drives it
+(no service played on the bus) and observed as the app sees it through the gateway:
+loyalty rewards of every kind are granted once each, even when the app retries; a plan
+change made in the app shows in the account's profile and balances."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from mobi_contracts.events.loyalty import PointsRedeemed
-from mobi_contracts.events.vas import PlanChanged, PlanChangedData, VasChargeRequested
-from mobi_contracts.topics import LOYALTY_EVENTS, PAYMENT_EVENTS, VAS_EVENTS
-from servicekit.kafka.publisher import EventPublisher
-from servicekit.testing import eventually, points_redeemed, topup_recorded, vas_charge_requested
+from servicekit.testing import eventually
 
+from .cards import top_up
 from .conftest import header_login
 
 pytestmark = pytest.mark.e2e
 
-
-def data_pack(msisdn: str, charge_id: str, amount: int, quota_kb: int) -> VasChargeRequested:
-    return vas_charge_requested(
-        msisdn, charge_id, amount, bucket_kb=quota_kb, code="D15", producer="e2e-tests"
-    )
-
-
-def redeemed(msisdn: str, redemption_id: str, **reward: Any) -> PointsRedeemed:
-    return points_redeemed(
-        msisdn, redemption_id, points=100, catalog_code="E2E", producer="e2e-tests", **reward
-    )
+REWARDS = {"AIRTIME-10K": 100, "DATA-1GB-1D": 50, "VAS-MCA-30D": 60}  # catalogue code: points
 
 
 async def balances(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
@@ -41,64 +28,68 @@ async def balances(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str,
     return body
 
 
-async def shows(client: httpx.AsyncClient, auth: dict[str, str], main: int, buckets: set[str]) -> bool:
-    b = await balances(client, auth)
-    return b["main"]["balance_vnd"] == main and {d["id"] for d in b["data"]} == buckets
+async def points(client: httpx.AsyncClient, auth: dict[str, str]) -> int:
+    r = await client.get("/api/v1/me/loyalty", headers=auth)
+    assert r.status_code == 200, r.text
+    return int(r.json()["points"])
 
 
-async def test_a_data_pack_is_paid_once_and_its_bucket_shows_in_the_balances(
-    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
+async def redemption_status(client: httpx.AsyncClient, auth: dict[str, str], rid: str) -> str:
+    r = await client.get(f"/api/v1/me/loyalty/redemptions/{rid}", headers=auth)
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+async def test_each_loyalty_reward_is_granted_once_even_when_the_app_retries_the_redemption(
+    carrier: httpx.AsyncClient, subscriber: str
 ) -> None:
     auth = await header_login(carrier, subscriber)
-    await publisher.publish(PAYMENT_EVENTS.name, [topup_recorded(subscriber, 30_000, f"E2E-g-{subscriber}")])
-    charge = data_pack(subscriber, f"{subscriber}:1", 10_000, 1_572_864)
-    await publisher.publish(VAS_EVENTS.name, [charge, charge])  # delivered twice
-    await eventually(lambda: shows(carrier, auth, 20_000, {f"D15-{subscriber}:1"}))
-    too_dear = data_pack(subscriber, f"{subscriber}:2", 25_000, 1_024)  # refused: 20 000 left
-    await publisher.publish(
-        VAS_EVENTS.name, [data_pack(subscriber, f"{subscriber}:1", 10_000, 1_572_864), too_dear]
-    )
-    # Same topic and key as the charges, so applied after them: when it shows, they were seen.
-    marker = data_pack(subscriber, f"{subscriber}:3", 1_000, 1_024)
-    await publisher.publish(VAS_EVENTS.name, [marker])
-    await eventually(lambda: shows(carrier, auth, 19_000, {f"D15-{subscriber}:1", f"D15-{subscriber}:3"}))
-    first = next(b for b in (await balances(carrier, auth))["data"] if b["id"] == f"D15-{subscriber}:1")
-    assert (first["remaining_mb"], first["total_mb"]) == (1536.0, 1536.0)
-    charges = (await carrier.get("/api/v1/me/charges", headers=auth)).json()["items"]
-    assert sorted(c["amount_vnd"] for c in charges if c["kind"] == "vas") == [1_000, 10_000]
+    assert (await carrier.post("/api/v1/me/loyalty/enroll", headers=auth)).status_code == 201
+    await top_up(carrier, auth, 300_000)  # 1 point per 1,000 đ
+    await eventually(lambda: _at_least(carrier, auth, 300), timeout=30)
+    rids = []
+    for code in REWARDS:
+        key = {"Idempotency-Key": f"grant-{uuid.uuid4().hex}"}
+        first, retry = [
+            await carrier.post(
+                "/api/v1/me/loyalty/redemptions", json={"catalog_code": code}, headers=auth | key
+            )
+            for _ in range(2)
+        ]
+        assert first.status_code == 202, first.text
+        assert (
+            retry.status_code in (200, 202) and retry.json()["redemption_id"] == first.json()["redemption_id"]
+        )
+        rids.append(first.json()["redemption_id"])
+    for rid in rids:
+        await eventually(lambda: _is(carrier, auth, rid, "granted"), timeout=30)  # noqa: B023
 
-
-async def test_loyalty_rewards_are_granted_once_and_a_plan_change_shows(
-    carrier: httpx.AsyncClient, subscriber: str, publisher: EventPublisher
-) -> None:
-    auth = await header_login(carrier, subscriber)
-    airtime = redeemed(subscriber, f"e2e-a-{subscriber}", kind="airtime", amount_vnd=15_000)
-    data = redeemed(subscriber, f"e2e-d-{subscriber}", kind="data", data_kb=2_097_152, validity_days=7)
-    vas = redeemed(subscriber, f"e2e-v-{subscriber}", kind="vas", vas_code="FUNRING")  # the VAS service's
-    marker = redeemed(subscriber, f"e2e-m-{subscriber}", kind="airtime", amount_vnd=1_000)
-    # One partition, in order: when the marker shows, the duplicates before it were seen.
-    await publisher.publish(LOYALTY_EVENTS.name, [airtime, data, vas, airtime, data, marker])
-    await eventually(lambda: shows(carrier, auth, 16_000, {f"loyalty:e2e-d-{subscriber}"}))
-    change = PlanChanged.new(
-        subject=subscriber,
-        data=PlanChangedData(
-            change_id=f"e2e-p-{subscriber}",
-            new_plan_code="MOBIF",
-            billing="postpaid",
-            effective_at=datetime.now(UTC),
-        ),
-        producer="e2e-tests",
-        correlation_id=f"e2e-p-{subscriber}",
-    )
-    await publisher.publish(VAS_EVENTS.name, [change])
-    await eventually(lambda: plan_code_is(carrier, auth, "MOBIF"))
+    assert await points(carrier, auth) == 300 - sum(REWARDS.values())
     after = await balances(carrier, auth)
-    assert after["main"]["balance_vnd"] == 16_000 and after["plan"] == "postpaid"
+    assert after["main"]["balance_vnd"] == 300_000 + 10_000
+    assert [d["total_mb"] for d in after["data"]] == [1024.0]
+    vas = (await carrier.get("/api/v1/me/vas", headers=auth)).json()
+    assert [s["code"] for s in vas["items"]] == ["MCA"]
+
+
+async def test_a_plan_change_in_the_app_shows_in_the_profile_and_the_balances(
+    carrier: httpx.AsyncClient, subscriber: str
+) -> None:
+    auth = await header_login(carrier, subscriber)
+    r = await carrier.post("/api/v1/me/plan", json={"plan_code": "Q263"}, headers=auth)
+    assert r.status_code == 200, r.text
+
+    async def shows() -> bool:
+        return (await balances(carrier, auth)).get("plan_code") == "Q263"
+
+    await eventually(shows, timeout=30)
     profile = (await carrier.get("/api/v1/me", headers=auth)).json()
-    assert profile["plan"] == "postpaid"
-    (bucket,) = after["data"]
-    assert bucket["total_mb"] == 2048.0
+    assert profile["plan"] == "prepaid"
 
 
-async def plan_code_is(client: httpx.AsyncClient, auth: dict[str, str], code: str) -> bool:
-    return (await balances(client, auth)).get("plan_code") == code
+async def _at_least(client: httpx.AsyncClient, auth: dict[str, str], expected: int) -> bool:
+    return await points(client, auth) >= expected
+
+
+async def _is(client: httpx.AsyncClient, auth: dict[str, str], rid: str, status: str) -> bool:
+    return await redemption_status(client, auth, rid) == status

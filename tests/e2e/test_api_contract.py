@@ -179,9 +179,7 @@ def fuzz(service: str, session: requests.Session, headers: dict[str, str]) -> li
         "loyalty",
         "notify",
         "stores",
-        # Rewritten in its own branch (issue 7) meanwhile; what the fuzzer finds there is listed
-        # for that work, not fixed here.
-        pytest.param("vas", marks=pytest.mark.xfail(reason="VAS contract findings go to the VAS rewrite")),
+        "vas",
     ],
 )
 def test_every_routed_operation_keeps_its_contract_through_the_gateway(

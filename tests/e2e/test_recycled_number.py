@@ -1,5 +1,5 @@
 """A number that changes hands, end to end through the gateway with the real services (account,
-payment, loyalty, notify, stores; none played here): the previous owner uses the number fully,
+payment, loyalty, notify, stores, VAS; none played here): the previous owner uses the number fully,
 operations record a new owner, and the new owner sees nothing of the old one, inherits no
 balance, and none of their pushes reaches the old phone. Replaying the lifecycle event (as an
 offset reset would) and repeating the provisioning request change nothing."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from servicekit.testing import REDIS, eventually, kafka_client_options
 from .conftest import header_login, provision
 from .payments import APPROVED_VISA, pay, start_topup
 from .test_notify_e2e import PUSH, deliveries
+from .test_vas import renewal_pass, subscribe
 
 pytestmark = pytest.mark.e2e
 OFFER = "HIGHLANDS-20"  # a seeded partner offer for every tier
@@ -91,20 +93,58 @@ async def previous_owners_life(carrier: httpx.AsyncClient, number: str) -> dict[
     async with httpx.AsyncClient(base_url=PUSH, trust_env=False) as push:
         # The top-up's receipt and the E-code's notice.
         await eventually(lambda: _delivered(push, phone, 2), timeout=20, interval=0.3)
-    await previous_owners_vas(carrier, auth, number)
-    return {"auth": auth, "phone": phone, "payment_id": payment_id, "code": code.json()["code"]}
+        await previous_owners_vas(carrier, auth, number)
+        pushes = await settled_pushes(push, phone)
+    return {
+        "auth": auth,
+        "phone": phone,
+        "payment_id": payment_id,
+        "code": code.json()["code"],
+        "pushes": pushes,
+    }
 
 
 async def previous_owners_vas(carrier: httpx.AsyncClient, auth: dict[str, str], number: str) -> None:
-    """The VAS part, to be added with the VAS service's reaction (the VAS helper's): the previous
-    owner subscribes to a VAS and buys a data pack here; `new_owner_sees_no_vas` then checks that
-    the new owner sees neither, that no renewal of them is charged to the new owner (a renewal
-    pass run at a later time), and that the previous owner's pack bucket is not in the new
-    owner's balances."""
+    """The first owner subscribes to a VAS in the app and confirms it (charged), and buys a data
+    pack that renews by itself (its bucket in the balances)."""
+    sid = (await subscribe(carrier, auth, "MCLIP"))["id"]
+    r = await carrier.post(f"/api/v1/me/vas/subscriptions/{sid}/confirm", headers=auth)
+    assert r.status_code == 200, r.text
+    key = {"Idempotency-Key": f"pack-{uuid.uuid4().hex}"}
+    r = await carrier.post("/api/v1/me/vas/packs/D15/buy", headers=auth | key)
+    assert r.status_code == 201, r.text
+
+    async def both_running() -> bool:
+        running = (await get(carrier, "/api/v1/me/vas", auth))["items"]
+        charged = [c for c in (await get(carrier, "/api/v1/me/charges", auth))["items"] if c["kind"] == "vas"]
+        return {s["code"] for s in running} == {"MCLIP", "D15"} and len(charged) == 2
+
+    await eventually(both_running, timeout=30, interval=0.3)
 
 
 async def new_owner_sees_no_vas(carrier: httpx.AsyncClient, auth: dict[str, str], number: str) -> None:
-    """See `previous_owners_vas`."""
+    """The previous owner's subscription and pack are neither shown to the new owner nor ever
+    renewed on the new owner's balance (a renewal pass run days later charges nothing)."""
+    assert (await get(carrier, "/api/v1/me/vas?all=true", auth))["items"] == []
+    assert (await get(carrier, "/api/v1/me/vas/consents", auth))["items"] == []
+    before = (await main_balance(carrier, auth))["main"]["balance_vnd"]
+    later = datetime.now(UTC) + timedelta(days=3, minutes=1)
+    stats = await renewal_pass(number, later)
+    assert not stats.get("charged"), stats
+    await asyncio.sleep(1)  # a charge, had one been requested, would have reached the ledger by now
+    assert (await main_balance(carrier, auth))["main"]["balance_vnd"] == before
+    assert [c for c in (await get(carrier, "/api/v1/me/charges", auth))["items"] if c["kind"] == "vas"] == []
+
+
+async def settled_pushes(push: httpx.AsyncClient, token: str) -> int:
+    """The phone's push count once nothing more arrives for two seconds."""
+    last = -1
+    while True:
+        now = (await deliveries(push, [token]))[token]
+        if now == last:
+            return now
+        last = now
+        await asyncio.sleep(2)
 
 
 async def _delivered(push: httpx.AsyncClient, token: str, expected: int) -> bool:
@@ -215,7 +255,9 @@ async def test_a_recycled_number_shows_the_new_owner_nothing_of_the_old_and_push
     async with httpx.AsyncClient(base_url=PUSH, trust_env=False) as push:
         await eventually(lambda: _delivered(push, phone, 1), timeout=20, interval=0.3)
         await eventually(caught_up_on_lifecycle, timeout=30, interval=0.5)
-        assert (await deliveries(push, [old["phone"]]))[old["phone"]] == 2, "only the first owner's pushes"
+        assert (await deliveries(push, [old["phone"]]))[old["phone"]] == old["pushes"], (
+            "only the first owner's"
+        )
         assert (await main_balance(carrier, auth))["main"]["balance_vnd"] == 50_000
         await new_owner_sees_no_vas(carrier, auth, number)
 
@@ -229,5 +271,5 @@ async def test_a_recycled_number_shows_the_new_owner_nothing_of_the_old_and_push
         await asyncio.sleep(1)  # whatever the replay would push, it would have by now
         assert (await main_balance(carrier, auth))["main"]["balance_vnd"] == 50_000
         assert [d["id"] for d in (await get(carrier, "/api/v1/me/devices", auth))["items"]]
-        assert (await deliveries(push, [phone, old["phone"]])) == {phone: 1, old["phone"]: 2}
+        assert (await deliveries(push, [phone, old["phone"]])) == {phone: 1, old["phone"]: old["pushes"]}
     await assert_nothing_of_the_previous_owner(carrier, auth, old, new_phone=True)

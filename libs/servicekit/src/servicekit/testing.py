@@ -153,8 +153,24 @@ def unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
-async def make_topic(name: str, events: tuple[type[AnyEvent], ...], partitions: int = 3) -> Topic:
-    topic = Topic(name=name, description="test topic", events=events, producer="tests", partitions=partitions)
+async def make_topic(
+    name: str,
+    events: tuple[type[AnyEvent], ...],
+    partitions: int = 3,
+    producer: str = "tests",
+    also_produced_by: tuple[str, ...] = (),
+) -> Topic:
+    """A throwaway topic (the `tests` principal writes `test.*`). `producer`/`also_produced_by`
+    are whose events a consumer of it acts on (the kit's provenance check): name the services
+    a test's events claim to come from."""
+    topic = Topic(
+        name=name,
+        description="test topic",
+        events=events,
+        producer=producer,
+        also_produced_by=also_produced_by,
+        partitions=partitions,
+    )
     await ensure_topics(kafka_access(TESTS), [topic])
     return topic
 

@@ -15,7 +15,7 @@ from mobi_contracts.events.payment import TopupRecorded
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import make_topic, read_all, topup_recorded
+from servicekit.testing import kafka_access, make_topic, read_all, topup_recorded
 
 pytestmark = pytest.mark.integration
 A, B = "84901110001", "84901110002"
@@ -124,7 +124,7 @@ async def test_one_batch_applies_each_subscribers_events_in_order(
 async def test_a_crash_between_the_balance_write_and_publishing_loses_and_doubles_nothing(
     store: Store, topic: Topic, ledger: LedgerService
 ) -> None:
-    failing = FailingOncePublisher("127.0.0.1:9092", "tests")
+    failing = FailingOncePublisher(kafka_access(), "tests")
     await failing.start()
     try:
         crashing = LedgerService(store, failing, topic)

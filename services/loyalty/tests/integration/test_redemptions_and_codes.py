@@ -85,7 +85,10 @@ async def test_a_refused_redemption_gives_the_points_back_once_over_kafka(
     unique: str,
 ) -> None:
     answers = await make_topic(
-        f"test.grants.{unique}", (TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused)
+        f"test.grants.{unique}",
+        (TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused),
+        producer="account-service",
+        also_produced_by=("vas-service", "payment-service"),
     )
     group = await make_group(
         f"test-loyalty-{unique}", (answers,), (TopupRecorded, BillPaid, RedemptionGranted, RedemptionRefused)

@@ -59,8 +59,13 @@ class World:
 async def world(store: Store, publisher: EventPublisher, redis: Redis, unique: str) -> World:
     await store.ensure_indexes(INDEXES)
     await store[CATALOG].insert_many([item_document(i) for i in (*DEMO_VAS, *DEMO_PACKS)])
-    topic = await make_topic(f"test.vas-events.{unique}", VAS_EVENTS.events)
-    answers = await make_topic(f"test.account-events.{unique}", ACCOUNT_EVENTS.events)
+    topic = await make_topic(f"test.vas-events.{unique}", VAS_EVENTS.events, producer="vas-service")
+    answers = await make_topic(
+        f"test.account-events.{unique}",
+        ACCOUNT_EVENTS.events,
+        producer="account-service",
+        also_produced_by=("loyalty-service",),
+    )
     settings = VasSettings(service_name=f"tests-{unique}", renewal_chunk=50, app_requests_per_hour=1000)
     return World(store, assemble(settings, store, publisher, redis, topic), topic, answers, publisher, redis)
 
@@ -484,7 +489,9 @@ async def test_lifecycle_events_on_kafka_end_the_previous_tenancy_once_and_charg
             changed_at=owner_since,
         ),
     )
-    topic = await make_topic(f"test.lifecycle.{unique}", SUBSCRIBER_LIFECYCLE.events)
+    topic = await make_topic(
+        f"test.lifecycle.{unique}", SUBSCRIBER_LIFECYCLE.events, producer="account-service"
+    )
     group = await make_group(f"tests-vas-life-{unique}", (topic,), SUBSCRIBER_LIFECYCLE.events)
     handler = vas_handler(world.parts.answers, world.parts.redemptions, world.parts.stopping)
     async with consuming(group, handler, world.redis, world.publisher):
