@@ -11,12 +11,15 @@ token, so a new owner sees nothing of the old one even before the services have 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import DuplicateKeyError
 
 if TYPE_CHECKING:
+    from mobi_contracts import AnyEvent
+
     from .mongo import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "since always": tokens and records from before tenancies
@@ -74,3 +77,17 @@ async def record_tenancy(
     except DuplicateKeyError:
         return False  # the number's boundary is already at or past this one
     return bool(result.matched_count or result.upserted_id is not None)
+
+
+def latest_tenancy_ends(events: Iterable[AnyEvent]) -> list[AnyEvent]:
+    """Of a batch, the newest tenancy end (`subscriber.lifecycle.v1`) per number: only the last
+    change of hands in a batch needs acting on, as it closes everything before it."""
+    from mobi_contracts.topics import TENANCY_ENDED_EVENTS
+
+    latest: dict[str, AnyEvent] = {}
+    for event in events:
+        if isinstance(event, TENANCY_ENDED_EVENTS):
+            seen = latest.get(event.subject)
+            if seen is None or event.data.changed_at > seen.data.changed_at:
+                latest[event.subject] = event
+    return list(latest.values())

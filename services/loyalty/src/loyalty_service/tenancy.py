@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mobi_contracts import AnyEvent
-from mobi_contracts.topics import TENANCY_ENDED_EVENTS
-from servicekit.tenancy import of_tenancy
+from servicekit.tenancy import latest_tenancy_ends, of_tenancy
 
 from .offers import Offers
 from .programme import Programme
@@ -23,13 +22,7 @@ class MembershipEnds:
         self.offers = offers
 
     async def apply(self, events: Sequence[AnyEvent]) -> None:
-        latest: dict[str, AnyEvent] = {}
-        for event in events:
-            if isinstance(event, TENANCY_ENDED_EVENTS):
-                seen = latest.get(event.subject)
-                if seen is None or event.data.changed_at > seen.data.changed_at:
-                    latest[event.subject] = event
-        for event in latest.values():
+        for event in latest_tenancy_ends(events):
             await self._close(event)
 
     async def _close(self, event: AnyEvent) -> None:

@@ -13,9 +13,8 @@ nothing of the new owner's.
 from __future__ import annotations
 
 from mobi_contracts import AnyEvent
-from mobi_contracts.topics import TENANCY_ENDED_EVENTS
 from servicekit.mongo import Store
-from servicekit.tenancy import record_tenancy
+from servicekit.tenancy import latest_tenancy_ends, record_tenancy
 
 from .directory import Directory, of_current_tenancy
 from .domain.audience import bucket_of
@@ -28,13 +27,7 @@ class TenancyEnds:
         self.directory = directory
 
     async def apply(self, events: list[AnyEvent]) -> None:
-        latest: dict[str, AnyEvent] = {}
-        for event in events:
-            if isinstance(event, TENANCY_ENDED_EVENTS):
-                seen = latest.get(event.subject)
-                if seen is None or event.data.changed_at > seen.data.changed_at:
-                    latest[event.subject] = event
-        await self.store.bounded_all(self._forget(e) for e in latest.values())
+        await self.store.bounded_all(self._forget(e) for e in latest_tenancy_ends(events))
 
     async def _forget(self, event: AnyEvent) -> None:
         msisdn, boundary = event.subject, event.data.changed_at

@@ -8,9 +8,8 @@ boundary and only move forward, so a replay, or an older change replayed late, c
 from __future__ import annotations
 
 from mobi_contracts import AnyEvent
-from mobi_contracts.topics import TENANCY_ENDED_EVENTS
 from servicekit.mongo import Store
-from servicekit.tenancy import record_tenancy
+from servicekit.tenancy import latest_tenancy_ends, record_tenancy
 
 from .store import FEEDBACK, TENANCIES
 
@@ -20,13 +19,7 @@ class TenancyEnds:
         self.store = store
 
     async def apply(self, events: list[AnyEvent]) -> None:
-        latest: dict[str, AnyEvent] = {}
-        for event in events:
-            if isinstance(event, TENANCY_ENDED_EVENTS):
-                seen = latest.get(event.subject)
-                if seen is None or event.data.changed_at > seen.data.changed_at:
-                    latest[event.subject] = event
-        await self.store.bounded_all(self._close(e) for e in latest.values())
+        await self.store.bounded_all(self._close(e) for e in latest_tenancy_ends(events))
 
     async def _close(self, event: AnyEvent) -> None:
         boundary, change_id = event.data.changed_at, event.data.change_id
