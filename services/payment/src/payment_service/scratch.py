@@ -73,9 +73,18 @@ class ScratchCards:
         if card.get("status") != "active" or card.get(
             "expires_at", datetime.max.replace(tzinfo=UTC)
         ) < datetime.now(UTC):
-            REDEMPTIONS.labels(self.service, "not_usable").inc()
-            raise ApiError(409, "card_not_usable", "this card has been used or has expired")
+            return await self._already_used(card["_id"], payer, target or payer)
         return await self._use(card, payer, target or payer, correlation_id)
+
+    async def _already_used(self, serial: str, payer: str, target: str) -> dict[str, Any]:
+        """A card used by this very request before (the app retries after a lost answer) is
+        answered as then; for anyone else it is used up (or expired)."""
+        use = await self.store[SCRATCH_USES].find_one({"_id": serial})
+        if use is not None and (use["msisdn"], use["target_msisdn"]) == (payer, target):
+            REDEMPTIONS.labels(self.service, "retried").inc()
+            return _accepted(use["topup_id"], use["amount_vnd"], target)
+        REDEMPTIONS.labels(self.service, "not_usable").inc()
+        raise ApiError(409, "card_not_usable", "this card has been used or has expired")
 
     async def _use(
         self, card: dict[str, Any], payer: str, target: str, correlation_id: str
@@ -108,20 +117,14 @@ class ScratchCards:
             "events": entries,
         }
         if not await self.store.claim(SCRATCH_USES, card["_id"], **with_pending(use, entries, now), rev=1):
-            REDEMPTIONS.labels(self.service, "already_used").inc()
-            raise ApiError(409, "card_not_usable", "this card has been used or has expired")
+            return await self._already_used(card["_id"], payer, target)
         await self.relay.relay({"_id": card["_id"], "outbox": entries, "rev": 1})
         # Only the winner reaches here, so the card has one writer.
         await self.store[SCRATCH_CARDS].update_one(
             {"_id": card["_id"]}, {"$set": {"status": "used", "used_at": now}}
         )
         REDEMPTIONS.labels(self.service, "ok").inc()
-        return {
-            "topup_id": topup_id,
-            "amount_vnd": card["face_value_vnd"],
-            "target_msisdn": target,
-            "status": "accepted",
-        }
+        return _accepted(topup_id, card["face_value_vnd"], target)
 
     async def _reserve_try(self, payer: str, client: str, serial: str) -> list[Scope]:
         """Tries of the subscriber, the client and the card's serial; a right PIN gives its
@@ -157,3 +160,7 @@ class ScratchCards:
             for c in cards
         ]
         return await self.store.insert_new(SCRATCH_CARDS, docs)
+
+
+def _accepted(topup_id: str, amount: int, target: str) -> dict[str, Any]:
+    return {"topup_id": topup_id, "amount_vnd": amount, "target_msisdn": target, "status": "accepted"}
