@@ -12,7 +12,8 @@ import pytest
 
 from servicekit.testing import eventually
 
-from .conftest import OPS_HEADERS, PAYMENT, header_login, provision
+from .cards import mint_card
+from .conftest import OPS_HEADERS, header_login, provision
 from .payments import (
     APPROVED_MASTERCARD,
     APPROVED_NCB,
@@ -274,7 +275,7 @@ async def test_a_scratch_card_used_twice_at_once_credits_once(
 ) -> None:
     other = new_number()
     await provision(other)
-    serial, pin = await _new_card(50_000)
+    serial, pin = await mint_card(50_000)
     auth, other_auth = await header_login(carrier, subscriber), await header_login(carrier, other)
     tries = [
         carrier.post("/api/v1/me/topups/scratch-card", json={"serial": serial, "pin": pin}, headers=a)
@@ -301,7 +302,7 @@ async def test_a_scratch_card_retried_after_a_lost_answer_is_answered_as_before_
     """The app retries when the answer is lost (a timeout, a 504): the retry must not tell the
     subscriber their card is used up when it was used by that very request (found by the VAS
     model test's soak)."""
-    serial, pin = await _new_card(20_000)
+    serial, pin = await mint_card(20_000)
     auth = await header_login(carrier, subscriber)
     card = {"serial": serial, "pin": pin}
     first = await carrier.post("/api/v1/me/topups/scratch-card", json=card, headers=auth)
@@ -316,7 +317,7 @@ async def test_a_scratch_card_retried_after_a_lost_answer_is_answered_as_before_
 async def test_wrong_scratch_card_pins_lock_the_subscriber_out(
     carrier: httpx.AsyncClient, subscriber: str
 ) -> None:
-    serial, pin = await _new_card(10_000)
+    serial, pin = await mint_card(10_000)
     auth = await header_login(carrier, subscriber)
     wrong = f"{(int(pin) + 1) % 10**13:013d}"
     codes = [
@@ -383,33 +384,10 @@ async def _issue_bill(msisdn: str, bill_id: str, amount: int) -> None:
         assert r.status_code == 204, r.text
 
 
-async def _new_card(value: int) -> tuple[str, str]:
-    serial = f"{uuid.uuid4().int % 10**14:014d}"
-    pin = f"{uuid.uuid4().int % 10**13:013d}"
-    async with httpx.AsyncClient(base_url=PAYMENT, trust_env=False) as service:
-        r = await service.post(
-            "/internal/v1/scratch-cards/batches",
-            json={
-                "batch_id": f"e2e-{serial}",
-                "cards": [
-                    {
-                        "serial": serial,
-                        "pin": pin,
-                        "face_value_vnd": value,
-                        "expires_at": "2030-12-31T00:00:00+00:00",
-                    }
-                ],
-            },
-            headers=OPS_HEADERS,
-        )
-        assert r.status_code == 201, r.text
-    return serial, pin
-
-
 async def test_twenty_parallel_wrong_pins_get_only_the_allowed_tries(
     carrier: httpx.AsyncClient, subscriber: str
 ) -> None:
-    serial, pin = await _new_card(10_000)
+    serial, pin = await mint_card(10_000)
     auth = await header_login(carrier, subscriber)
     guesses = [
         carrier.post(
@@ -426,7 +404,7 @@ async def test_twenty_parallel_wrong_pins_get_only_the_allowed_tries(
 async def test_a_card_guessed_at_by_many_subscribers_is_locked_for_everyone(
     carrier: httpx.AsyncClient, new_number: Callable[[], str]
 ) -> None:
-    serial, pin = await _new_card(10_000)
+    serial, pin = await mint_card(10_000)
     wrong = f"{(int(pin) + 1) % 10**13:013d}"
     guessers = []
     for _ in range(3):
