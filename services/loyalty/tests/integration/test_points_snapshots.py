@@ -156,3 +156,32 @@ async def test_concurrent_spends_and_earnings_on_lagging_snapshots_never_go_belo
     assert all(e["balance_after"] >= 0 for e in entries)
     assert await balance(store, A) == 1000 + 500 - sum(sent) == sum(e["delta"] for e in entries)
     assert await balance(store, B) == 1000 + sum(sent)
+
+
+async def test_a_stale_member_in_a_batch_costs_one_more_insert_and_holds_up_no_other_member(
+    store: Store, publisher: EventPublisher, topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = process(store, publisher, topic, NEVER)
+    elsewhere = process(store, publisher, topic, NEVER)  # another replica
+    members = ["84770000041", "84770000042", "84770000043"]
+    for m in members:
+        await here.enroll(m, "t")
+    await here.earn_from([topup_recorded(m, 10_000, f"T-warm-{m}") for m in members])
+    await elsewhere.earn_from([topup_recorded(members[1], 10_000, "T-elsewhere")])  # `here` is stale on it
+    calls: list[int] = []
+    real = store.insert_run
+
+    async def counted(collection: str, docs: Any) -> int:
+        calls.append(len(docs))
+        return await real(collection, docs)
+
+    monkeypatch.setattr(store, "insert_run", counted)
+    batch = [topup_recorded(m, 10_000, f"T-batch-{m}-{k}") for m in members for k in range(2)]
+    applied = await here.earn_from(batch)
+    # The stale member's first entry fails; the rest, less its entries, go in one more insert
+    # (the stale member is then settled on its own).
+    assert calls == [6, 2]
+    assert sorted(d["_id"] for d in applied) == sorted(f"earn:topup:{e.data.topup_id}" for e in batch)
+    for m, extra in zip(members, (0, 10, 0), strict=True):
+        entries = await chain(store, m)
+        assert await balance(store, m) == 1000 + 10 + 20 + extra == sum(e["delta"] for e in entries)

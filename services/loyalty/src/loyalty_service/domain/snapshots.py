@@ -43,7 +43,10 @@ class MemberStates:
         self.capacity = capacity
         self.clock = clock
         self._known: OrderedDict[str, _Known] = OrderedDict()
-        self._behind: dict[str, None] = {}  # members whose snapshot lags (a subset of _known)
+        # Members whose snapshot lags, in the order they fell behind (the oldest first), and
+        # those `every` or more entries behind: what `due` looks at, not every known member.
+        self._behind: OrderedDict[str, None] = OrderedDict()
+        self._far: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._known)
@@ -72,6 +75,7 @@ class MemberStates:
         while len(self._known) > self.capacity:
             gone, _ = self._known.popitem(last=False)  # its snapshot may lag: the ledger has it
             self._behind.pop(gone, None)
+            self._far.discard(gone)
 
     def stored(self, state: Wallet) -> None:
         """A snapshot of `state` was written."""
@@ -81,15 +85,20 @@ class MemberStates:
             self._mark(state.msisdn, known)
 
     def due(self) -> list[Wallet]:
-        """The snapshots to write now: due by lag or age, most behind first, within budget."""
-        now = self.clock()
-        due = [
-            k
-            for m in self._behind
-            if (k := self._known[m]).state.seq - k.stored_seq >= self.policy.every
-            or (k.behind_since is not None and now - k.behind_since >= self.policy.seconds)
-        ]
-        chosen = heapq.nlargest(self.policy.budget, due, key=lambda k: k.state.seq - k.stored_seq)
+        """The snapshots to write now: due by lag or age, most behind first, within budget.
+        Looks at the members far behind and at most a few budgets of the longest behind (a
+        prefix of `_behind`), so its cost does not grow with the members that lag a little."""
+        now, policy = self.clock(), self.policy
+        aged: list[str] = []
+        for msisdn in self._behind:
+            since = self._known[msisdn].behind_since
+            if len(aged) >= 4 * policy.budget or since is None or now - since < policy.seconds:
+                break
+            aged.append(msisdn)
+        candidates = [self._known[m] for m in self._far.union(aged)]
+        chosen = heapq.nlargest(
+            policy.budget, candidates, key=lambda k: (k.state.seq - k.stored_seq, k.state.msisdn)
+        )
         return [k.state for k in chosen]
 
     def behind(self) -> int:
@@ -97,10 +106,16 @@ class MemberStates:
         return len(self._behind)
 
     def _mark(self, msisdn: str, known: _Known) -> None:
-        if known.state.seq > known.stored_seq:
+        lag = known.state.seq - known.stored_seq
+        if lag > 0:
             if known.behind_since is None:
                 known.behind_since = self.clock()
-            self._behind[msisdn] = None
+                self._behind[msisdn] = None  # at the end: the latest to fall behind
+            if lag >= self.policy.every:
+                self._far.add(msisdn)
+            else:
+                self._far.discard(msisdn)
         else:
             known.behind_since = None
             self._behind.pop(msisdn, None)
+            self._far.discard(msisdn)
