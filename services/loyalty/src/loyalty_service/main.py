@@ -9,6 +9,7 @@ from servicekit.outbox import OutboxRelay
 
 from . import api
 from .domain.rules import EarningRules, Eligibility, TransferRules
+from .domain.snapshots import SnapshotPolicy
 from .handlers import loyalty_handler
 from .jobs import ProgrammeJobs, Schedules
 from .ledger import PointsLedger
@@ -29,7 +30,8 @@ def create_service(settings: LoyaltySettings | None = None) -> Service:
         indexes=INDEXES,
     )
     name = settings.service_name
-    ledger = PointsLedger(service.store, service.publisher, name)
+    snapshots = SnapshotPolicy(settings.snapshot_every, settings.snapshot_seconds, settings.snapshot_budget)
+    ledger = PointsLedger(service.store, service.publisher, name, snapshots=snapshots)
     directory = AccountDirectory(settings.account_internal_url, name, settings.own_internal_key)
     programme = Programme(
         service.store,
@@ -67,6 +69,7 @@ def create_service(settings: LoyaltySettings | None = None) -> Service:
     service.provide("schedules", schedules)
     for relay in (ledger.relay, claims, cards):
         service.background(relay.run_sweeper)
+    service.background(ledger.run_snapshot_writer)
     service.background(schedules.run_programme)
     service.background(schedules.run_recovery)
     service.on_shutdown(directory.close)

@@ -17,3 +17,7 @@ TRANSFERS_RECOVERED = Counter(
     "loyalty_transfers_recovered_total", "Transfers whose credit the recovery pass applied after a crash"
 )
 JOB_CHANGES = Counter("loyalty_job_changes_total", "Changes made by the scheduled loyalty job", ["kind"])
+SNAPSHOTS = Counter(
+    "loyalty_wallet_snapshots_total",
+    "Wallet snapshots written (the ledger is the truth; a snapshot saves readers its tail)",
+)

@@ -33,7 +33,7 @@ from servicekit.mongo import Doc, Store
 from servicekit.outbox import OutboxRelay, outbox_entries, with_pending
 from servicekit.tenancy import EPOCH, since_filter
 
-from .domain.wallet import TIERS, Wallet, from_document, now_ms
+from .domain.wallet import TIERS, Wallet, now_ms
 from .ledger import PointsLedger
 from .programme import PRODUCER, derived_id, event_id, not_a_member
 from .store import CARD_REQUESTS, ECODE_CLAIMS, ECODE_OWNERS, ECODES, OFFERS
@@ -103,8 +103,7 @@ class Offers:
 
     async def _membership(self, msisdn: str, owner_since: datetime) -> Wallet:
         """The caller's membership: one enrolled in the caller's tenancy, and not closed."""
-        doc = await self.ledger.wallet_document(msisdn)
-        wallet = from_document(msisdn, doc) if doc is not None else None
+        wallet = await self.ledger.wallet(msisdn)
         if wallet is None or not wallet.is_open_for(owner_since):
             raise not_a_member()
         return wallet

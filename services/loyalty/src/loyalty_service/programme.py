@@ -35,7 +35,6 @@ from .domain.wallet import (
     Wallet,
     close,
     earn,
-    from_document,
     now_ms,
     put_back,
     reopened,
@@ -162,11 +161,8 @@ class Programme:
         return Decision("enroll", change, {"source": "welcome"}, events)
 
     async def summary(self, msisdn: str, owner_since: datetime = EPOCH) -> dict[str, Any]:
-        doc = await self.ledger.wallet_document(msisdn)
-        if doc is None:
-            raise not_a_member()
-        wallet = await self.ledger.roll_forward(from_document(msisdn, doc))
-        if not wallet.is_open_for(owner_since):
+        wallet = await self.ledger.wallet(msisdn)
+        if wallet is None or not wallet.is_open_for(owner_since):
             raise not_a_member()
         now = self.clock()
         nxt = wallet.next_expiry()

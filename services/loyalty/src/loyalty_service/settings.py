@@ -35,6 +35,12 @@ class LoyaltySettings(KitSettings):
     transfer_daily_max_points: int = Field(default=100_000, gt=0)
     transfer_min_remaining: int = Field(default=0, ge=0)
 
+    # Wallet snapshots (the points ledger is the truth): written when this many entries behind,
+    # or behind for this long, at most this many per consumer batch, most behind first.
+    snapshot_every: int = Field(default=50, ge=1)
+    snapshot_seconds: float = Field(default=30.0, gt=0)
+    snapshot_budget: int = Field(default=50, ge=1)
+
     # The scheduled job (tier recompute, expiry, tenure points), one replica at a time.
     jobs_interval_seconds: float = 3600.0
     recovery_interval_seconds: float = 5.0

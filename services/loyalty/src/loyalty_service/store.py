@@ -1,16 +1,17 @@
 """The loyalty service's collections and their indexes (created at start-up).
 
 Points are a chain per member: `ledger` holds one entry per change, `_id` = the change's
-business key (so a cause counts once) and a unique (member, seq) (so two changes can never be
-decided on the same state: the loser reads again). `wallets` holds each member's state after
-its last applied entry: a copy that a crash can leave behind, rolled forward from the ledger.
+business key (so a cause counts once), a unique (member, seq) (so two changes can never be
+decided on the same state: the loser reads again) and the state after it: the ledger is the
+truth. `wallets` holds each member's enrolment facts and a snapshot of the state after some
+entry, written lazily (ledger.py): a reader adds the state of the ledger's last entry beyond it.
 """
 
 from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel
 
-WALLETS = "wallets"  # one per member: enrolment facts and the state after entry `seq`
+WALLETS = "wallets"  # one per member: enrolment facts and a snapshot of the state after entry `seq`
 LEDGER = "ledger"  # one entry per change of points (earn, transfer, redeem, reverse, expire, tier)
 REDEMPTIONS = "redemptions"  # status of each redemption (pending, granted, refused)
 OFFERS = "offers"  # partner offers

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from loyalty_service.domain.wallet import Refused
 from loyalty_service.handlers import loyalty_handler
-from loyalty_service.ledger import Contended, PointsLedger
+from loyalty_service.ledger import Contended, PointsLedger, current_wallet
 from loyalty_service.offers import Offers
 from loyalty_service.programme import Programme
 from loyalty_service.redemptions import Redemptions
@@ -40,8 +40,8 @@ A, B = "84770000011", "84770000012"
 
 
 async def balance(store: Store, msisdn: str) -> int:
-    doc = await store[WALLETS].find_one({"_id": msisdn})
-    return int(doc["points"]) if doc else -1
+    wallet = await current_wallet(store, msisdn)
+    return wallet.points if wallet else -1
 
 
 def refusal(redemption_id: str, cause: str) -> RedemptionRefused:

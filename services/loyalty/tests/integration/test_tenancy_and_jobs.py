@@ -12,9 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from loyalty_service.jobs import ProgrammeJobs, Schedules
+from loyalty_service.ledger import current_wallet
 from loyalty_service.programme import Programme
 from loyalty_service.redemptions import Redemptions
-from loyalty_service.store import CARD_REQUESTS, LEDGER, WALLETS
+from loyalty_service.store import CARD_REQUESTS, LEDGER
 from loyalty_service.tenancy import MembershipEnds
 from mobi_contracts.events.loyalty import RedemptionRefused, RedemptionRefusedData
 from mobi_contracts.events.subscriber import SubscriberOwnerChanged, SubscriberOwnerChangedData
@@ -163,5 +164,5 @@ async def test_a_months_points_expire_once_whatever_the_runs_and_their_times(
     assert (
         len(expiries) == 1 and expiries[0]["_id"].startswith(f"expire:{A}:") and expiries[0]["delta"] == -1300
     )
-    wallet = await store[WALLETS].find_one({"_id": A})
-    assert wallet is not None and await ledger_sum(store) == wallet["points"]
+    wallet = await current_wallet(store, A)
+    assert wallet is not None and await ledger_sum(store) == wallet.points
