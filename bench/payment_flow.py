@@ -22,7 +22,12 @@ Store operations per payment: every command the services send to the store is co
 counters around the creation phase and around the timed phase (pay -> credited), and prints
 the commands per payment of each.
 
-    python bench/payment_flow.py [--concurrency 50] [--payments 50] [--runs 50,2000]
+    python bench/payment_flow.py [--concurrency 50] [--runs 50,2000] [--usage-rate 0]
+
+`--usage-rate N`: while the top-ups are paid and credited, the operator's charging system
+(`ocs-mediation`, an outside party) sends N `UsageRecorded` a second on network.usage.v1 for
+the subscribers being topped up, so the account consumer credits top-ups while it applies
+usage (the issue's "usage records arriving at half the ledger's measured capacity").
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+from mobi_contracts.topics import NETWORK_USAGE
 from servicekit.internal_keys import caller_headers
 from servicekit.kafka.access import KafkaAccess
 
@@ -155,7 +162,38 @@ async def provision(targets: list[str], concurrency: int) -> None:
         await asyncio.gather(*(one(t) for t in targets))
 
 
-async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
+async def usage_feed(targets: list[str], rate: int, stop: asyncio.Event, sent: list[int]) -> None:
+    """The charging system's feed: `rate` small data sessions a second, in 10 sends a second."""
+    producer = AIOKafkaProducer(**KafkaAccess.local("ocs-mediation").aiokafka(), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        per_tick = max(1, rate // 10)
+        while not stop.is_set():
+            tick = time.perf_counter()
+            for _ in range(per_tick):
+                number = random.choice(targets)
+                event = UsageRecorded.new(
+                    subject=number,
+                    producer="ocs-mediation",
+                    correlation_id="bench-usage",
+                    data=UsageRecordedData(
+                        usage_id=f"bench-{uuid.uuid4().hex}",
+                        kind="data",
+                        quantity=64,
+                        unit="kilobytes",
+                        charge_vnd=0,
+                        started_at=datetime.now().astimezone(),
+                    ),
+                )
+                await producer.send(NETWORK_USAGE.name, event.model_dump_json().encode(), key=number.encode())
+                sent[0] += 1
+            await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - tick)))
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def run(payments: int, concurrency: int, usage_rate: int = 0) -> dict[str, list[float]]:
     # The bench's own address (127.0.0.3) is exempt from the gateway's per-client rate limit.
     bench = httpx.AsyncHTTPTransport(
         local_address="127.0.0.3", limits=httpx.Limits(max_connections=concurrency)
@@ -179,6 +217,12 @@ async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
         before_create = await store_operations()
         started = await asyncio.gather(*(limited(create(client, auth, t)) for t in targets))
         before_pay = await store_operations()
+        stop_usage, usage_sent = asyncio.Event(), [0]
+        feed = (
+            asyncio.create_task(usage_feed(targets, usage_rate, stop_usage, usage_sent))
+            if usage_rate
+            else None
+        )
         t0 = time.perf_counter()
         paid = await asyncio.gather(
             *(
@@ -190,11 +234,16 @@ async def run(payments: int, concurrency: int) -> dict[str, list[float]]:
         ids = [p["payment_id"] for p in started]
         await wait_for_credits(watcher, ids, timeout=300)
         elapsed = time.perf_counter() - t0
+        stop_usage.set()
+        if feed is not None:
+            await feed
         await asyncio.sleep(1.0)  # the bookkeeping that follows a credit (outbox marks, landed marks)
         after = await store_operations()
         notes = (await provider.get("/sandbox/notifications")).json()
     watch.cancel()
     result = split(watcher, ids, notes, elapsed)
+    if usage_rate:
+        result["usage records sent during the run, per second"] = [usage_sent[0] / elapsed]
     for name, ops in per_payment(before_create, before_pay, payments).items():
         result[f"store ops/payment, creating ({name})"] = [ops]
     for name, ops in per_payment(before_pay, after, payments).items():
@@ -240,7 +289,13 @@ def split(
 
 
 def report(payments: int, concurrency: int, r: dict[str, list[float]]) -> None:
-    print(f"\n{payments} card top-ups, {concurrency} at a time: {r['throughput'][0]:.1f} credited/s")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg()[:2])
+    print(
+        f"\n{payments} card top-ups, {concurrency} at a time: {r['throughput'][0]:.1f} credited/s"
+        f" (load {load})"
+    )
+    for key in (k for k in r if k.startswith("usage records")):
+        print(f"  {key}: {r[key][0]:.0f}")
     print(f"  {'stage (ms)':14} {'p50':>8} {'p99':>8} {'max':>8}")
     for stage in STAGES:
         v = r[stage]
@@ -258,9 +313,10 @@ async def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--runs", default="50,2000", help="payments per run, comma separated")
+    parser.add_argument("--usage-rate", type=int, default=0, help="UsageRecorded per second meanwhile")
     args = parser.parse_args()
     for payments in (int(n) for n in args.runs.split(",")):
-        report(payments, args.concurrency, await run(payments, args.concurrency))
+        report(payments, args.concurrency, await run(payments, args.concurrency, args.usage_rate))
 
 
 if __name__ == "__main__":
