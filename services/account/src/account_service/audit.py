@@ -127,12 +127,7 @@ class LedgerAudit:
 
     async def _heads(self, journal: list[Doc]) -> list[Doc]:
         """Each subscriber's last decision of `journal`, with its state after (one by id each)."""
-        last: dict[str, Doc] = {}
-        for decision in journal:
-            held = last.get(decision["msisdn"])
-            if held is None or decision["seq"] > held["seq"]:
-                last[decision["msisdn"]] = decision
-        found = await self.accounts.find_by_ids(JOURNAL, [d["_id"] for d in last.values()])
+        found = await self.accounts.find_by_ids(JOURNAL, [d["_id"] for d in last_decisions(journal)])
         return [{k: v for k, v in doc.items() if k in HEAD} for doc in found.values()]
 
     async def _recent(
@@ -179,10 +174,24 @@ async def _by_hours(store: Store, collection: str, field: str, hours: list[str])
     return [doc for docs in found for doc in docs]
 
 
-def check_balances(balances: Iterable[Doc], journal: Iterable[Doc], heads: Iterable[Doc]) -> list[str]:
+def last_decisions(journal: Iterable[Doc]) -> list[Doc]:
+    last: dict[str, Doc] = {}
+    for decision in journal:
+        held = last.get(decision["msisdn"])
+        if held is None or decision["seq"] > held["seq"]:
+            last[decision["msisdn"]] = decision
+    return list(last.values())
+
+
+def check_balances(
+    balances: Iterable[Doc], journal: Iterable[Doc], heads: Iterable[Doc] | None = None
+) -> list[str]:
     """The journal as the truth: unbroken, never below zero, its last state (`heads`: each
-    subscriber's last decision with `state_after`) its sums; and each snapshot (`balances`,
-    read before the journal) the sums of the decisions up to its seq."""
+    subscriber's last decision with `state_after`; by default the last of `journal`) its sums;
+    and each snapshot (`balances`, read before the journal) the sums of the decisions up to
+    its seq."""
+    journal = list(journal)
+    heads = last_decisions(journal) if heads is None else heads
     decisions: dict[str, list[Doc]] = defaultdict(list)
     found = []
     for decision in journal:
