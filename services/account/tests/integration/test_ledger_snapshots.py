@@ -8,16 +8,20 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
+from redis.asyncio import Redis
 
 from account_service.audit import check_balances
 from account_service.balance_state import current_balances
 from account_service.domain.snapshots import SnapshotPolicy
 from account_service.ledger import LedgerService
+from account_service.queries import AccountQueries
 from account_service.store import BALANCES, INDEXES, JOURNAL, SUBSCRIBERS
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+from servicekit.cache import VersionedCache
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
@@ -184,3 +188,26 @@ async def test_never_below_zero_across_batches_restarts_and_replays_with_lagging
     entries = [e for d in await store[JOURNAL].find({}).to_list() for e in d["entries"]]
     assert entries and all(e["balance_after"] >= 0 for e in entries)
     assert await journal_is_the_truth(store) == []
+
+
+async def test_the_app_reads_the_journals_state_on_a_cache_miss_and_an_older_put_never_hides_it(
+    store: Store, publisher: EventPublisher, topic: Topic, redis: Redis, unique: str
+) -> None:
+    cache = VersionedCache(redis, f"test-balances-{unique}", 60)
+    lazy = SnapshotPolicy(every=2, seconds=3_600)
+    ledger = LedgerService(store, publisher, topic, cache=cache, snapshots=lazy)
+    await ledger.apply([topup_recorded(A, 10_000, "C1"), topup_recorded(A, 5_000, "C2")])
+    await ledger.apply([usage(A, 4_000, "CU1")])  # the snapshot stays at seq 2 (15,000)
+    snapshot = await store[BALANCES].find_one({"_id": A})
+    assert snapshot is not None and (snapshot["seq"], snapshot["main"]) == (2, 15_000)
+    cached = VersionedCache.parse(await cache.get_raw(A))
+    assert cached is not None and cached[0] == 3, "the ledger put the state, versioned by its seq"
+
+    await redis.delete(cache.redis_key(A))  # expired, or Redis lost it
+    queries = AccountQueries(store, cache)
+    assert (await queries.balances(A))["main"] == {"balance_vnd": 11_000}
+    refilled = VersionedCache.parse(await cache.get_raw(A))
+    assert refilled is not None and refilled[0] == 3
+    stale = orjson.dumps({"_id": A, **orjson.loads(refilled[1]), "main": 15_000})
+    await cache.put(A, 2, stale)  # a slow reader that read the snapshot alone
+    assert (await queries.balances(A))["main"] == {"balance_vnd": 11_000}
