@@ -16,9 +16,10 @@ batch:
 
 1. decide every event on the subscriber's last state (kept in memory between batches, else
    its snapshot), giving seq N+1, N+2, ...;
-2. insert the batch's journal documents in one ordered `insert_many`; a subscriber whose
-   first refused decision meets an existing key is dropped from the run and the rest is
-   inserted again (one call per refusal), and that subscriber is settled carefully;
+2. insert the batch's journal documents: each subscriber's first decision in one unordered
+   `insert_many` (it names at once every subscriber whose state was stale or whose event is
+   a replay), the rest of the claimed runs in one ordered `insert_many` (a subscriber refused
+   there is dropped and the rest inserted again); refused subscribers are settled carefully;
 3. project the top-up and charge history rows, write the balance snapshots that are due (at
    most a budget per batch, domain.snapshots: a snapshot follows the journal lazily and may
    lag it), refresh the read cache (versioned by seq), publish the events.
@@ -336,19 +337,25 @@ class LedgerService:
     async def _journal(self, subscribers: dict[str, _Subscriber]) -> set[_Subscriber]:
         """Insert the batch's decisions; the subscribers whose decisions met an existing key
         (a replay, a duplicate publish, or a state that was stale: another writer, or a
-        snapshot behind its journal)."""
-        docs = [doc for sub in subscribers.values() for doc in sub.decided]
-        refused: set[str] = set()
-        # Ordered: nothing after a refused document is inserted, so a subscriber's inserted
-        # decisions always form an unbroken run from its state. The refused subscriber's
-        # decisions are dropped and the rest inserted again: one call per refusal, plus one.
-        while docs:
-            inserted = await self.store.insert_run(JOURNAL, docs)
-            if inserted == len(docs):
+        snapshot behind its journal), to be settled carefully.
+
+        A subscriber's first decision is the one a stale state or a replay meets: the firsts
+        go in one unordered insert, which names every refused subscriber at once (after a
+        restart or in a replay, most of a batch). The rest of each claimed run goes in one
+        ordered insert: nothing after a refused document is inserted, so a subscriber's
+        inserted decisions always form an unbroken run; a refused subscriber (a rare race)
+        is dropped and the rest inserted again, one call per refusal."""
+        firsts = [sub.decided[0] for sub in subscribers.values() if sub.decided]
+        claimed = [doc["msisdn"] for doc in await self.store.insert_fresh(JOURNAL, firsts)]
+        refused = {doc["msisdn"] for doc in firsts} - set(claimed)
+        rest = [doc for number in claimed for doc in subscribers[number].decided[1:]]
+        while rest:
+            inserted = await self.store.insert_run(JOURNAL, rest)
+            if inserted == len(rest):
                 break
-            number = docs[inserted]["msisdn"]
+            number = rest[inserted]["msisdn"]
             refused.add(number)
-            docs = [doc for doc in docs[inserted:] if doc["msisdn"] != number]
+            rest = [doc for doc in rest[inserted:] if doc["msisdn"] != number]
         return {subscribers[number] for number in refused}
 
     async def _settle_carefully(self, sub: _Subscriber, now: datetime) -> None:
