@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -87,6 +88,38 @@ async def test_a_restart_with_a_lagging_snapshot_decides_on_the_journal_not_the_
     await restarted.apply([usage(A, 1_000, "RU4")])
     refused = await store[JOURNAL].find_one({"_id": "usage:RU4"})
     assert refused is not None and refused["entries"] == [] and refused["refused"] is not None
+    assert await journal_is_the_truth(store) == []
+
+
+class WatchedLedger(LedgerService):
+    """The real ledger, noting which subscribers it settles carefully."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.careful: list[str] = []
+
+    async def _settle_carefully(self, sub: Any, now: datetime) -> None:
+        self.careful.append(sub.start.state.msisdn)
+        await super()._settle_carefully(sub, now)
+
+
+async def test_a_restart_settles_carefully_only_the_subscribers_whose_snapshot_lags(
+    store: Store, publisher: EventPublisher, topic: Topic
+) -> None:
+    lagging, current = NUMBERS[:3], NUMBERS[3:9]
+    policy = SnapshotPolicy(every=2, seconds=3_600)
+    before = LedgerService(store, publisher, topic, snapshots=policy)
+    await before.apply([topup_recorded(n, 1_000, f"W{i}-{n}") for i in range(2) for n in lagging + current])
+    await before.apply([topup_recorded(n, 1_000, f"W2-{n}") for n in lagging])  # snapshots now lag
+
+    restarted = WatchedLedger(store, publisher, topic, snapshots=policy)
+    await restarted.apply([topup_recorded(n, 1_000, f"W3-{n}") for n in current + lagging])
+    assert sorted(restarted.careful) == sorted(lagging), "the others decided in the batch's inserts"
+    for number in lagging:
+        assert await seqs_of(store, number) == [1, 2, 3, 4]
+        assert (await current_balances(store, number)).main == 4_000
+    for number in current:
+        assert await seqs_of(store, number) == [1, 2, 3]
     assert await journal_is_the_truth(store) == []
 
 
