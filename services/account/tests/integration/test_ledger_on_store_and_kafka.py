@@ -171,7 +171,7 @@ async def test_a_crash_between_the_journal_and_publishing_is_completed_once_on_r
     await ledger.apply([topup(A, 10_000, "T8")])
     original = ledger._project
 
-    async def dies(*args: object) -> None:
+    async def dies(applied: object) -> None:
         raise RuntimeError("process died after the journal insert")
 
     ledger._project = dies  # type: ignore[method-assign]

@@ -45,6 +45,7 @@ def usage(subject: str, charge: int, usage_id: str) -> UsageRecorded:
             started_at=datetime.now(UTC) - timedelta(minutes=1),
         ),
         producer="tests",
+        correlation_id=f"c-{usage_id}",
     )
 
 
@@ -170,7 +171,7 @@ async def test_snapshots_are_written_within_the_budget_most_behind_first_and_cat
     store: Store, publisher: EventPublisher, topic: Topic
 ) -> None:
     ledger = LedgerService(store, publisher, topic, snapshots=SnapshotPolicy(every=1, budget=3))
-    first = [topup_recorded(A, 1_000, f"B{n}") for n in range(5)]
+    first: list[AnyEvent] = [topup_recorded(A, 1_000, f"B{n}") for n in range(5)]
     first += [topup_recorded(n, 1_000, f"B-{n}") for n in NUMBERS[:8]]
     await ledger.apply(first)
     assert await store[BALANCES].count_documents({}) == 3
