@@ -29,8 +29,9 @@ class Account:
     state: Balances
     rev: int | None = None  # the snapshot document's version; None: no snapshot yet
     snapshot_seq: int = 0  # the seq the snapshot holds (state.seq - snapshot_seq: how far behind)
-    # When the snapshot was written (None: never; the ledger then counts from when it first held it).
-    snapshot_at: datetime | None = None
+    # When the state first moved past its snapshot (the first decision the snapshot lacks, as far
+    # as this process knows); None while the snapshot holds the state.
+    lagging_since: datetime | None = None
     as_of: datetime | None = None  # when the state was decided (what the app shows as "as of")
 
     @property
@@ -38,16 +39,16 @@ class Account:
         return self.state.seq - self.snapshot_seq
 
     def decided(self, state: Balances, at: datetime) -> Account:
-        return replace(self, state=state, as_of=at)
+        return replace(self, state=state, as_of=at, lagging_since=self.lagging_since or at)
 
-    def snapshotted(self, at: datetime) -> Account:
-        return replace(self, rev=(self.rev or 0) + 1, snapshot_seq=self.state.seq, snapshot_at=at)
+    def snapshotted(self) -> Account:
+        return replace(self, rev=(self.rev or 0) + 1, snapshot_seq=self.state.seq, lagging_since=None)
 
 
 def from_snapshot(doc: Doc) -> Account:
     state = from_document(doc)
     at = doc.get("updated_at")
-    return Account(state, rev=int(doc["rev"]), snapshot_seq=state.seq, snapshot_at=at, as_of=at)
+    return Account(state, rev=int(doc["rev"]), snapshot_seq=state.seq, as_of=at)
 
 
 def opening(number: str, plan: str = "prepaid") -> Account:

@@ -46,7 +46,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -445,12 +445,12 @@ class LedgerService:
     async def _write_snapshots(self, now: datetime) -> None:
         """Snapshots that are due (domain.snapshots), in bulk. A snapshot written meanwhile by
         another writer (a rebalance overlap) only makes us forget the state: the journal decided."""
-        lags = (Lag(n, a.behind, a.snapshot_at or now) for n in self._lagging for a in (self._states[n],))
+        lags = (Lag(n, a.behind, a.lagging_since or now) for n in self._lagging for a in (self._states[n],))
         due = [self._states[n] for n in self.snapshots.due(lags, now)]
         written = await self.store.bounded_all(self._write_snapshot(a, now) for a in due)
         for account, ok in zip(due, written, strict=True):
             if ok:
-                self._remember(account.snapshotted(now))
+                self._remember(account.snapshotted())
             else:
                 self._forget_number(account.state.msisdn)
 
@@ -473,8 +473,6 @@ class LedgerService:
 
     def _remember(self, account: Account) -> None:
         number = account.state.msisdn
-        if account.snapshot_at is None:  # no snapshot yet: it is due `seconds` from now
-            account = replace(account, snapshot_at=datetime.now(UTC))
         self._states[number] = account
         self._states.move_to_end(number)
         if account.behind > 0:

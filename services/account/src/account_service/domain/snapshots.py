@@ -3,9 +3,10 @@
 The journal is the truth of a subscriber's balances (each decision keeps the state after it);
 the `balances` document is a snapshot of that truth at some seq, written lazily so that a
 decision costs an append, not an update. A snapshot is due when it is `every` decisions
-behind, or behind at all and older than `seconds`; at most `budget` are written per batch,
-the most behind first, and the rest wait for a later batch (a lagging snapshot costs a reader
-one more indexed find, never a wrong answer).
+behind, or has been behind for `seconds` (so an idle subscriber's next decision writes
+nothing at once); at most `budget` are written per batch, the most behind first, and the rest
+wait for a later batch (a lagging snapshot costs a reader one more indexed find, never a
+wrong answer).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Lag:
 
     msisdn: str
     behind: int  # decisions journaled since the snapshot's seq
-    since: datetime  # when the snapshot was written (or its subscriber first decided on)
+    since: datetime  # since when it has been behind (the first decision it lacks)
 
 
 @dataclass(frozen=True)
