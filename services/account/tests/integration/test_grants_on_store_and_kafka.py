@@ -207,7 +207,6 @@ async def test_charges_through_the_consumer_on_kafka_stop_at_zero_and_a_replay_c
         await publisher.publish(source.name, [*charges, *charges[:4]])  # some delivered twice
         await eventually(lambda: all_read(group.name, source.name, 16))
     before = await balance_doc(store, PREPAID)
-    snapshot = await store[BALANCES].find_one({"_id": PREPAID})
     assert before["main"] == 0
     assert await store[CHARGES].count_documents({"msisdn": PREPAID}) == 7
     # The whole topic again, by a consumer with no memory and an empty inbox (an operator's
