@@ -42,6 +42,7 @@ are decided afresh. A crash anywhere redelivers the batch; replaying a whole top
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import uuid
 from collections import OrderedDict
@@ -442,11 +443,20 @@ class LedgerService:
 
         await self.store.bounded_all(mark(e) for e in bills)
 
+    async def flush_snapshots(self, limit: int = 500) -> None:
+        """On shutdown: the most lagging snapshots, however recent, at most `limit` (a restart
+        then finds them current; the rest cost it one careful pass each)."""
+        lagging = (self._states[n] for n in self._lagging)
+        await self._write(heapq.nlargest(limit, lagging, key=lambda a: a.behind), datetime.now(UTC))
+
     async def _write_snapshots(self, now: datetime) -> None:
-        """Snapshots that are due (domain.snapshots), in bulk. A snapshot written meanwhile by
-        another writer (a rebalance overlap) only makes us forget the state: the journal decided."""
+        """Snapshots that are due (domain.snapshots), in bulk."""
         lags = (Lag(n, a.behind, a.lagging_since or now) for n in self._lagging for a in (self._states[n],))
-        due = [self._states[n] for n in self.snapshots.due(lags, now)]
+        await self._write([self._states[n] for n in self.snapshots.due(lags, now)], now)
+
+    async def _write(self, due: list[Account], now: datetime) -> None:
+        """A snapshot written meanwhile by another writer (a rebalance overlap) only makes us
+        forget the state: the journal decided."""
         written = await self.store.bounded_all(self._write_snapshot(a, now) for a in due)
         for account, ok in zip(due, written, strict=True):
             if ok:

@@ -69,6 +69,7 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     service.provide("queries", AccountQueries(service.store, balances))
     snapshots = SnapshotPolicy(settings.snapshot_every, settings.snapshot_seconds, settings.snapshot_budget)
     ledger = LedgerService(service.store, service.publisher, cache=balances, snapshots=snapshots)
+    service.on_shutdown(ledger.flush_snapshots)  # after the consumer stopped, before the store closes
     payments = Store(
         settings.mongodb_url, settings.payment_database, app_name=f"{settings.service_name}-audit"
     )

@@ -245,3 +245,19 @@ async def test_the_app_reads_the_journals_state_on_a_cache_miss_and_an_older_put
     stale = orjson.dumps({"_id": A, **orjson.loads(refilled[1]), "main": 15_000})
     await cache.put(A, 2, stale)  # a slow reader that read the snapshot alone
     assert (await queries.balances(A))["main"] == {"balance_vnd": 11_000}
+
+
+async def test_a_shutdown_flushes_the_lagging_snapshots_most_behind_first(
+    store: Store, publisher: EventPublisher, topic: Topic
+) -> None:
+    ledger = LedgerService(store, publisher, topic, snapshots=SnapshotPolicy(every=100, seconds=3_600))
+    await ledger.apply([topup_recorded(n, 1_000, f"F-{n}") for n in NUMBERS[:4]])
+    await ledger.apply([topup_recorded(NUMBERS[0], 1_000, "F2")])
+    assert await store[BALANCES].count_documents({}) == 0, "nothing due yet"
+    await ledger.flush_snapshots(limit=1)
+    assert [d["_id"] async for d in store[BALANCES].find({})] == [NUMBERS[0]]
+    await ledger.flush_snapshots()
+    for doc in await store[BALANCES].find({}).to_list():
+        assert (doc["main"], doc["seq"]) == ((2_000, 2) if doc["_id"] == NUMBERS[0] else (1_000, 1))
+    assert await store[BALANCES].count_documents({}) == 4
+    assert await journal_is_the_truth(store) == []
