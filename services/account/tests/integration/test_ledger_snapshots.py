@@ -30,7 +30,7 @@ from servicekit.testing import make_topic, topup_recorded
 
 pytestmark = pytest.mark.integration
 A = "84901330001"
-NUMBERS = [f"8490133{n:04d}" for n in range(1, 13)]
+NUMBERS = [f"8490134{n:04d}" for n in range(1, 13)]
 
 
 def usage(subject: str, charge: int, usage_id: str) -> UsageRecorded:
