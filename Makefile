@@ -4,7 +4,7 @@ LOCAL := deploy/local
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status logs where install infra topics test test-unit soak lint fmt docs ledger-check bench bench-store bench-bus-auth bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty clean
+.PHONY: up down status logs where install infra topics test test-unit soak lint fmt docs ledger-check bench bench-store bench-bus-auth bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty bench-ledger clean
 
 up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
 	@$(LOCAL)/platform.sh up
@@ -55,7 +55,7 @@ ledger-check:  ## prove the money invariants on the running platform (exit 1 on 
 docs:          ## regenerate docs/asyncapi.json, docs/events/*.schema.json and the chart's Kafka ACLs from contracts
 	@$(VENV)/python -m servicekit.catalogue
 
-bench: bench-store bench-consumer bench-api bench-otp bench-payment bench-stores
+bench: bench-store bench-consumer bench-api bench-otp bench-payment bench-stores bench-ledger
 
 bench-store:   ## FerretDB on PostgreSQL vs SQLite, per operation
 	@bench/store_backends.sh
@@ -81,6 +81,9 @@ bench-stores:  ## nearest-store lookups through the gateway vs a brute-force sca
 bench-loyalty: ## loyalty: TopupRecorded -> points ledger entries vs bare consume; transfers through the gateway
 	@$(VENV)/python bench/loyalty_earning.py
 	@$(VENV)/python bench/loyalty_transfers.py
+
+bench-ledger:  ## account ledger: usage records applied/s vs a bare loop appending the same journal (target >= 0.5x)
+	@$(VENV)/python bench/ledger_usage.py --old
 
 bench-grants:  ## account ledger: VAS data-pack charges and loyalty rewards vs top-ups
 	@$(VENV)/python bench/ledger_grants.py

@@ -3,7 +3,7 @@ aiokafka `getmany` loop doing the same work, on the same broker and store, in on
 
 Timed from the first batch handed to the work (group join and start-up excluded) to the
 last one applied. Both paths: consume TopupRecorded -> skip ids the inbox has seen -> apply to balances
-(one versioned write per subscriber per batch, outbox in the document) -> ledger and
+(one ordered journal insert, outbox in the decision, lazy balance snapshots) -> ledger and
 top-up rows (insert_many) -> publish BalanceChanged -> remember ids -> commit once per batch.
 The difference is the kit (FastStream batch subscriber, poison isolation, metrics).
 

@@ -1,7 +1,8 @@
 """A read cache in Redis that never goes back in time.
 
-Each entry carries the version (`rev`) of the document it copies, and is replaced only by a
-newer version (one Lua script, atomic in Redis). The single writer of a document (e.g. the
+Each entry carries the version of the state it copies (a document's `rev`; the account
+ledger's balances use the decision's `seq`), and is replaced only by a newer version (one Lua
+script, atomic in Redis). The single writer of a document (e.g. the
 account ledger consumer) puts every new version before it commits its batch, so a reader
 never sees an older state than the store had when the writer's batch was done; a reader
 that misses fills the entry from the store, and a slow reader cannot overwrite what the

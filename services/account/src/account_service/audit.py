@@ -3,11 +3,12 @@
 The account service runs the check over the last hours every `audit_interval_seconds`; the
 command runs it over everything.
 
-1. balances: every balance equals the sum of its journal entries, account by account (main,
-   promotions, data buckets, voice and SMS allowances, whatever created them: top-ups, usage,
-   VAS charges and packs,
-   loyalty rewards), no entry ever left an account below zero, and its journal is an unbroken
-   run of decisions 1..seq;
+1. balances: the journal is the truth of a subscriber's balances. Its decisions run 1..max
+   unbroken; the state after the last one equals the sum of the entries 1..max, account by
+   account (main, promotions, data buckets, voice and SMS allowances, whatever created them:
+   top-ups, usage, VAS charges and packs, loyalty rewards); no entry ever left an account
+   below zero; and the balance snapshot equals the sums of the entries 1..its seq (a snapshot
+   behind the journal is normal, one ahead of it is a finding);
 2. topups: every top-up the payment service settled as succeeded (card or scratch card) is
    credited exactly once: one journal decision for its key, crediting its amount to the
    target's main account; and nothing is credited that the payment service did not settle;
@@ -102,25 +103,32 @@ class LedgerAudit:
     async def run(self, now: datetime | None = None, recent: timedelta | None = None) -> Report:
         now = now or datetime.now(UTC)
         if recent is None:
-            # Balances before the journal: every decision up to a balance's seq is then read
-            # (the journal is written first); later ones are in flight (see check_balances).
+            # Snapshots before the journal: every decision up to a snapshot's seq is then read
+            # (the journal is written first).
             balances = await self.accounts[BALANCES].find({}).to_list()
             journal = await self.accounts[JOURNAL].find({}, LEAN).to_list()
+            heads = await self._heads(journal)
             finals = await self.payments[PAYMENT_FINALS].find({}, {"evidence": 0}).to_list()
             uses = await self.payments[SCRATCH_USES].find({}).to_list()
             credited = journal
         else:
             journal, balances, finals, uses, credited = await self._recent(now - recent, now)
+            heads = await self._heads(journal)
         report = Report()
         report.counted = {
             "balances": len(balances),
             "decisions": len(journal),
             "payments settled": len(finals),
         }
-        report.findings["balances"] = check_balances(balances, journal, now - self.grace)
+        report.findings["balances"] = check_balances(balances, journal, heads)
         report.findings["topups"] = check_topups(credited, finals, uses, now - self.grace)
         report.findings["events"] = check_events(finals, now - self.grace)
         return report
+
+    async def _heads(self, journal: list[Doc]) -> list[Doc]:
+        """Each subscriber's last decision of `journal`, with its state after (one by id each)."""
+        found = await self.accounts.find_by_ids(JOURNAL, [d["_id"] for d in last_decisions(journal)])
+        return [{k: v for k, v in doc.items() if k in HEAD} for doc in found.values()]
 
     async def _recent(
         self, since: datetime, now: datetime
@@ -158,6 +166,7 @@ class LedgerAudit:
 
 
 LEAN = {"state_after": 0, "views": 0, "events": 0}  # what the checks do not read
+HEAD = ("_id", "msisdn", "seq", "state_after")  # what they read of a subscriber's last decision
 
 
 async def _by_hours(store: Store, collection: str, field: str, hours: list[str]) -> list[Doc]:
@@ -165,41 +174,65 @@ async def _by_hours(store: Store, collection: str, field: str, hours: list[str])
     return [doc for docs in found for doc in docs]
 
 
+def last_decisions(journal: Iterable[Doc]) -> list[Doc]:
+    last: dict[str, Doc] = {}
+    for decision in journal:
+        held = last.get(decision["msisdn"])
+        if held is None or decision["seq"] > held["seq"]:
+            last[decision["msisdn"]] = decision
+    return list(last.values())
+
+
 def check_balances(
-    balances: Iterable[Doc], journal: Iterable[Doc], applied_by: datetime | None = None
+    balances: Iterable[Doc], journal: Iterable[Doc], heads: Iterable[Doc] | None = None
 ) -> list[str]:
-    """Decisions beyond a balance's seq were journaled after it was read (or wait to be rolled
-    forward by the consumer): the balance is checked against decisions 1..seq, and one still
-    beyond it when made before `applied_by` is a finding (a crash nothing rolled forward)."""
-    balances = list(balances)
-    read_at = {doc["_id"]: int(doc.get("seq", 0)) for doc in balances}
-    sums: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    seqs: dict[str, list[int]] = defaultdict(list)
+    """The journal as the truth: unbroken, never below zero, its last state (`heads`: each
+    subscriber's last decision with `state_after`; by default the last of `journal`) its sums;
+    and each snapshot (`balances`, read before the journal) the sums of the decisions up to
+    its seq."""
+    journal = list(journal)
+    heads = last_decisions(journal) if heads is None else heads
+    decisions: dict[str, list[Doc]] = defaultdict(list)
     found = []
     for decision in journal:
-        if decision["seq"] > read_at.get(decision["msisdn"], decision["seq"]):
-            at = decision.get("at")
-            if applied_by is not None and at is not None and at < applied_by:
-                found.append(f"{decision['_id']}: journaled at {at:%Y-%m-%d %H:%M:%S} but not applied")
-            continue
-        seqs[decision["msisdn"]].append(decision["seq"])
+        decisions[decision["msisdn"]].append(decision)
         for entry in decision.get("entries", []):
-            sums[decision["msisdn"]][entry["account"]] += entry["delta"]
             if entry.get("balance_after", 0) < 0:
                 found.append(f"{decision['_id']}: took {entry['account']} to {entry['balance_after']}")
+    for number, mine in decisions.items():
+        seqs = sorted(d["seq"] for d in mine)
+        if seqs != list(range(1, seqs[-1] + 1)):
+            found.append(f"{number}: journal seqs {seqs[-5:]} do not run 1..{seqs[-1]}")
+    for head in heads:
+        upto = _sums_upto(decisions[head["msisdn"]], head["seq"])
+        state = _accounts_of(head.get("state_after", {}))
+        found += _differences(f"{head['msisdn']} state after seq {head['seq']}", state, upto)
     for doc in balances:
-        number = doc["_id"]
-        held = _accounts_of(doc)
-        summed = {k: v for k, v in sums.get(number, {}).items() if v or k in held}
-        for account in sorted(set(held) | set(summed)):
-            balance, total = held.get(account, 0), summed.get(account, 0)
-            if balance != total:
-                found.append(f"{number} {account}: balance {balance} != journal sum {total}")
-        if sorted(seqs.get(number, [])) != list(range(1, int(doc.get("seq", 0)) + 1)):
-            found.append(
-                f"{number}: journal seqs {sorted(seqs.get(number, []))[-5:]} do not run 1..{doc.get('seq')}"
-            )
+        number, seq = doc["_id"], int(doc.get("seq", 0))
+        last = max((d["seq"] for d in decisions.get(number, [])), default=0)
+        if seq > last:
+            found.append(f"{number}: snapshot at seq {seq} is ahead of its journal (1..{last})")
+            continue
+        found += _differences(f"{number}", _accounts_of(doc), _sums_upto(decisions.get(number, []), seq))
     return found
+
+
+def _sums_upto(decisions: Iterable[Doc], seq: int) -> dict[str, int]:
+    sums: dict[str, int] = defaultdict(int)
+    for decision in decisions:
+        if decision["seq"] <= seq:
+            for entry in decision.get("entries", []):
+                sums[entry["account"]] += entry["delta"]
+    return sums
+
+
+def _differences(what: str, held: dict[str, int], sums: dict[str, int]) -> list[str]:
+    summed = {k: v for k, v in sums.items() if v or k in held}
+    return [
+        f"{what} {account}: balance {held.get(account, 0)} != journal sum {summed.get(account, 0)}"
+        for account in sorted(set(held) | set(summed))
+        if held.get(account, 0) != summed.get(account, 0)
+    ]
 
 
 def _accounts_of(doc: Doc) -> dict[str, int]:

@@ -3,38 +3,46 @@ below zero. Top-ups credit, usage debits (domain.balances); VAS charges and refu
 changes and loyalty rewards are decided the same way (domain.grants), and their answers
 (BalanceChanged, BalanceChangeRejected, RedemptionGranted/Refused) are in the decision.
 
-Runs inside the `account-service` consumer group, the only writer of `balances`
-documents: Kafka gives each subscriber's partition to one consumer, so one subscriber's
-events are applied by one task, in order (FerretDB would lose concurrent writes to one
-document; on MongoDB the versioned write also makes a second writer fail, not corrupt).
+Runs inside the `account-service` consumer group: Kafka gives each subscriber's partition to
+one consumer, so one subscriber's events are decided by one task, in order.
 
-Exactly once, with no window and no Redis: every decision about an event (a credit, a
-debit, a refusal) is a journal document whose `_id` is the event's business key
+The journal is the truth, and a decision costs an append. Every decision about an event (a
+credit, a debit, a refusal) is a journal document whose `_id` is the event's business key
 (`topup:<id>`, `usage:<id>`, `vas:<charge id>`, `redemption:<id>`, ...) and which holds the
-subscriber's next sequence number, the ledger entries, the state after it and the events it
-implies. The journal has a unique
-index on (msisdn, seq), so it is the claim: a second decision on the same event, or on the
-same state, cannot be inserted. Per batch:
+subscriber's next sequence number, the ledger entries, the state after it (`state_after`)
+and the events it implies. The journal has a unique index on (msisdn, seq), so it is the
+claim: a second decision on the same event, or on the same state, cannot be inserted. Per
+batch:
 
-1. decide every event on the subscriber's last state (kept in memory between batches;
-   a stale copy only costs a retry, see 3), giving seq N+1, N+2, ...;
-2. insert the batch's journal documents in one ordered `insert_many`;
-3. write each subscriber's balance document once (versioned `$set` of the new state and seq);
-4. project the top-up and charge history rows, publish the events, refresh the read cache.
+1. decide every event on the subscriber's last state (kept in memory between batches, else
+   its snapshot), giving seq N+1, N+2, ...;
+2. insert the batch's journal documents: each subscriber's first decision in one unordered
+   `insert_many` (it names at once every subscriber whose state was stale or whose event is
+   a replay), the rest of the claimed runs in one ordered `insert_many` (a subscriber refused
+   there is dropped and the rest inserted again); refused subscribers are settled carefully;
+3. project the top-up and charge history rows, write the balance snapshots that are due (at
+   most a budget per batch, domain.snapshots: a snapshot follows the journal lazily and may
+   lag it), refresh the read cache (versioned by seq), publish the events.
 
-When step 2 meets an existing key (a replay, a duplicate publish, or a crash between 2 and
-3), or the batch ends a tenancy of the subscriber (SubscriberOwnerChanged, ...Terminated,
-...PortedOut: the previous tenancy's balances go, domain.tenancy, decided on the journal as
-it stands), the subscriber is settled carefully, one event at a time: journal documents beyond the
-balance's seq are rolled forward (they were decided on exactly that state), events whose key
-is in the journal are replays (their stored events are published again, nothing else
-changes), the rest are decided afresh. A crash anywhere redelivers the batch; replaying a
-whole topic from offset 0 changes no balance.
+No balance document is written in the hot path: the `balances` document is a snapshot, and a
+subscriber's current state is the snapshot rolled forward to its newest journal decision
+(balance_state). A snapshot moved by another writer (a rebalance overlap) only makes this
+consumer forget its copy of the state: the journal decided, nothing is lost.
+
+When step 2 meets an existing key (a replay, a duplicate publish, a stale state after a restart
+or a rebalance), or the batch ends a tenancy of the subscriber (SubscriberOwnerChanged,
+...Terminated, ...PortedOut: the previous tenancy's balances go, domain.tenancy, decided on the
+journal as it stands), the subscriber is settled carefully, one event at a time, on the state
+the journal holds (one indexed find for its newest decision): events whose key is in the
+journal are replays (their stored events are published again, nothing else changes), the rest
+are decided afresh. A crash anywhere redelivers the batch; replaying a whole topic from offset
+0 changes no balance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import uuid
 from collections import OrderedDict
@@ -43,7 +51,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pymongo.errors import DuplicateKeyError
 
 from mobi_contracts import AnyEvent, Topic, parse_event
@@ -78,6 +85,7 @@ from servicekit.mongo import Conflict, Doc, Store, insert_versioned, save_versio
 from servicekit.outbox import outbox_entries
 from servicekit.tenancy import EPOCH
 
+from .balance_state import Account, cache_entry, current_account, snapshots_of
 from .domain.balances import (
     ANNOUNCED_UNITS,
     Balances,
@@ -85,7 +93,6 @@ from .domain.balances import (
     Outcome,
     apply_usage,
     credit_main,
-    from_document,
     to_document,
 )
 from .domain.grants import (
@@ -99,6 +106,7 @@ from .domain.grants import (
     refund_vas,
 )
 from .domain.provisioning import owner_since_of
+from .domain.snapshots import Lag, SnapshotPolicy
 from .domain.tenancy import end_tenancy, kept_by_tenancy
 from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
 
@@ -166,14 +174,6 @@ def is_ledger_decision(event: AnyEvent) -> bool:
     return type(event) in DECIDED
 
 
-@dataclass
-class Account:
-    """A subscriber's balances as stored: the state and the document version."""
-
-    state: Balances
-    rev: int | None  # None: no balance document yet
-
-
 @dataclass(eq=False)  # compared by identity: kept in sets
 class _Subscriber:
     account: Account
@@ -184,7 +184,7 @@ class _Subscriber:
     kept: dict[str, int] = field(default_factory=dict)  # what a tenancy's end leaves (domain.tenancy)
     charges: dict[str, Doc] = field(default_factory=dict)  # journaled VAS charges being refunded
     decided: list[Doc] = field(default_factory=list)  # journal documents of this batch
-    applied: list[Doc] = field(default_factory=list)  # applied, rolled forward or replayed, in order
+    applied: list[Doc] = field(default_factory=list)  # decided or replayed, in order (published)
 
 
 class LedgerService:
@@ -194,12 +194,15 @@ class LedgerService:
         publisher: EventPublisher,
         topic: Topic = ACCOUNT_EVENTS,
         cache: VersionedCache | None = None,
+        snapshots: SnapshotPolicy | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.topic = topic
         self.cache = cache
+        self.snapshots = snapshots or SnapshotPolicy()
         self._states: OrderedDict[str, Account] = OrderedDict()
+        self._lagging: set[str] = set()  # remembered subscribers whose snapshot is behind
 
     async def apply(self, events: list[AnyEvent]) -> None:
         balance_events = [e for e in events if is_ledger_decision(e)]
@@ -217,28 +220,28 @@ class LedgerService:
         try:
             careful = await self._journal(subscribers) | ending
             settled = [s for s in subscribers.values() if s not in careful]
-            # The history rows of decisions already journaled go in beside the balance writes
-            # (a write that fails is completed by the retry, which finds them journaled).
+            for sub in settled:
+                sub.applied.extend(sub.decided)  # journaled: decided, nothing else to write
             await asyncio.gather(
-                self.store.bounded_all(self._save(s) for s in settled),
                 *(self._settle_carefully(s, now) for s in careful),
                 self._project([doc for s in settled for doc in s.decided]),
                 self._mark_bills_paid(bills),
             )
-        except (Conflict, DuplicateKeyError) as exc:
-            # Another writer moved a balance we held (a rebalance overlap): read again, retry.
-            for number in subscribers:
-                self._states.pop(number, None)
+        except DuplicateKeyError as exc:
+            # Another writer extended a subscriber we were settling (a rebalance overlap): retry.
+            self._forget(subscribers)
             raise TransientError(str(exc)) from exc
         except BaseException:
-            for number in subscribers:  # what was written is read again on the retry
-                self._states.pop(number, None)
+            self._forget(subscribers)  # what was journaled is read again on the retry
             raise
+        for sub in subscribers.values():
+            self._remember(sub.account)
         # What readers see is in place before the events announce it, and the history rows and
         # the plan before the cached balances show the change (the app reads them together).
         await asyncio.gather(
             self._project([doc for s in careful for doc in s.applied]),
             self._project_plans([doc for s in subscribers.values() for doc in s.applied]),
+            self._write_snapshots(now),
         )
         await self._refresh_cache(subscribers.values())
         applied = [doc for sub in subscribers.values() for doc in sub.applied]
@@ -249,7 +252,9 @@ class LedgerService:
     async def _load(self, events: Sequence[AnyEvent]) -> dict[str, _Subscriber]:
         numbers = list(dict.fromkeys(e.subject for e in events))
         known = {n: self._states[n] for n in numbers if n in self._states}
-        loaded = await self._read_accounts([n for n in numbers if n not in known])
+        # A snapshot may lag its journal: the first decision on it then meets the unique
+        # (msisdn, seq) index and the subscriber is settled carefully (see _journal).
+        loaded = await snapshots_of(self.store, [n for n in numbers if n not in known])
         subscribers = {}
         for number in numbers:
             account = known.get(number) or loaded[number]
@@ -265,22 +270,6 @@ class LedgerService:
             if doc["msisdn"] in subscribers:
                 subscribers[doc["msisdn"]].charges[doc["_id"]] = doc
         return subscribers
-
-    async def _read_accounts(self, numbers: list[str]) -> dict[str, Account]:
-        if not numbers:
-            return {}
-        docs = await self.store.find_by_ids(BALANCES, numbers)
-        missing = [n for n in numbers if n not in docs]
-        plans = await self.store.find_by_ids(SUBSCRIBERS, missing) if missing else {}
-        accounts = {}
-        for number in numbers:
-            doc = docs.get(number)
-            if doc:
-                accounts[number] = Account(from_document(doc), doc["rev"])
-            else:
-                plan = plans.get(number, {}).get("plan", "prepaid")
-                accounts[number] = Account(Balances(msisdn=number, plan=plan), None)
-        return accounts
 
     def _decide(self, sub: _Subscriber, event: AnyEvent, now: datetime) -> Doc:
         before = sub.account.state
@@ -321,7 +310,7 @@ class LedgerService:
         else:  # pragma: no cover - filtered by apply()
             raise ValueError(f"no balance rule for {event.event_type}")
         after = state.next_decision()
-        sub.account = Account(after, sub.account.rev)
+        sub.account = sub.account.decided(after, now)
         return self._journal_document(event, outcome, after, now)
 
     def _journal_document(self, cause: AnyEvent, outcome: Outcome, after: Balances, now: datetime) -> Doc:
@@ -347,42 +336,43 @@ class LedgerService:
     # -- writing ---------------------------------------------------------------------------------
 
     async def _journal(self, subscribers: dict[str, _Subscriber]) -> set[_Subscriber]:
-        """Insert the batch's decisions; the subscribers whose decisions met an existing key."""
-        docs = [doc for sub in subscribers.values() for doc in sub.decided]
-        if not docs:
-            return set()
-        # Ordered: nothing after a refused document is inserted, so a subscriber's inserted
-        # decisions always form an unbroken run from its stored seq.
-        first_refused = await self.store.insert_run(JOURNAL, docs)
-        refused = {doc["msisdn"] for doc in docs[first_refused:]}
+        """Insert the batch's decisions; the subscribers whose decisions met an existing key
+        (a replay, a duplicate publish, or a state that was stale: another writer, or a
+        snapshot behind its journal), to be settled carefully.
+
+        A subscriber's first decision is the one a stale state or a replay meets: the firsts
+        go in one unordered insert, which names every refused subscriber at once (after a
+        restart or in a replay, most of a batch). The rest of each claimed run goes in one
+        ordered insert: nothing after a refused document is inserted, so a subscriber's
+        inserted decisions always form an unbroken run; a refused subscriber (a rare race)
+        is dropped and the rest inserted again, one call per refusal."""
+        firsts = [sub.decided[0] for sub in subscribers.values() if sub.decided]
+        claimed = [doc["msisdn"] for doc in await self.store.insert_fresh(JOURNAL, firsts)]
+        refused = {doc["msisdn"] for doc in firsts} - set(claimed)
+        rest = [doc for number in claimed for doc in subscribers[number].decided[1:]]
+        while rest:
+            inserted = await self.store.insert_run(JOURNAL, rest)
+            if inserted == len(rest):
+                break
+            number = rest[inserted]["msisdn"]
+            refused.add(number)
+            rest = [doc for doc in rest[inserted:] if doc["msisdn"] != number]
         return {subscribers[number] for number in refused}
 
-    async def _save(self, sub: _Subscriber) -> None:
-        await self._write_balance(sub.start, sub.account.state)
-        sub.account = Account(sub.account.state, (sub.start.rev or 0) + 1)
-        sub.applied.extend(sub.decided)
-
-    async def _write_balance(self, stored: Account, state: Balances) -> None:
-        changes = {**to_document(state), "updated_at": datetime.now(UTC)}
-        if stored.rev is None:
-            await insert_versioned(self.store, BALANCES, {"_id": state.msisdn, **changes})
-        else:
-            await save_versioned(self.store, BALANCES, state.msisdn, stored.rev, changes)
-
     async def _settle_carefully(self, sub: _Subscriber, now: datetime) -> None:
-        """One subscriber whose batch met the journal: roll forward, skip replays, decide the rest."""
+        """One subscriber whose batch met the journal: decide on the journal's state (the
+        snapshot rolled forward to its newest decision), publish replays again, decide the rest
+        one at a time."""
         number = sub.start.state.msisdn
-        account = (await self._read_accounts([number]))[number]
-        account = await self._roll_forward(account, sub)
+        account = await current_account(self.store, number)
+        if account is None:
+            account = (await snapshots_of(self.store, [number]))[number]
         keys = [idempotency_key(e) for e in sub.events]
         journal = await self.store.find_by_ids(JOURNAL, keys)
-        already = {doc["_id"] for doc in sub.applied}  # rolled forward just now
         for event, key in zip(sub.events, keys, strict=True):
             doc = journal.get(key)
-            if key in already:
-                continue
             if doc is not None:
-                if doc["seq"] > account.state.seq:  # an unbroken run cannot leave a gap
+                if doc["seq"] > account.state.seq:  # journaled since we read the state
                     raise TransientError(f"journal {key} at seq {doc['seq']} is ahead of {number}")
                 sub.applied.append(doc)  # a replay: publish its events again, change nothing
                 continue
@@ -391,7 +381,8 @@ class LedgerService:
                 sub.kept = await self._kept_since(number, event.data, account.state.seq)
             doc = self._decide(sub, event, now)
             await self.store[JOURNAL].insert_one(doc)
-            account = await self._advance(account, doc)
+            account = sub.account
+            journal[key] = doc  # the same key again in this batch is a replay of it
             sub.applied.append(doc)
         sub.account = account
 
@@ -404,23 +395,6 @@ class LedgerService:
             .to_list()
         )
         return kept_by_tenancy(recent, ended.changed_at)
-
-    async def _roll_forward(self, account: Account, sub: _Subscriber) -> Account:
-        """Apply journal documents a crash left beyond the balance (decided on exactly its state)."""
-        while True:
-            doc = await self.store[JOURNAL].find_one(
-                {"msisdn": account.state.msisdn, "seq": account.state.seq + 1}
-            )
-            if doc is None:
-                return account
-            log.warning("rolling a journal decision forward", extra={"key": doc["_id"], "seq": doc["seq"]})
-            account = await self._advance(account, doc)
-            sub.applied.append(doc)
-
-    async def _advance(self, account: Account, doc: Doc) -> Account:
-        state = from_document({"_id": account.state.msisdn, **doc["state_after"]})
-        await self._write_balance(account, state)
-        return Account(state, (account.rev or 0) + 1)
 
     # -- after the state is written ----------------------------------------------------------------
 
@@ -469,27 +443,63 @@ class LedgerService:
 
         await self.store.bounded_all(mark(e) for e in bills)
 
+    async def flush_snapshots(self, limit: int = 500) -> None:
+        """On shutdown: the most lagging snapshots, however recent, at most `limit` (a restart
+        then finds them current; the rest cost it one careful pass each)."""
+        lagging = (self._states[n] for n in self._lagging)
+        await self._write(heapq.nlargest(limit, lagging, key=lambda a: a.behind), datetime.now(UTC))
+
+    async def _write_snapshots(self, now: datetime) -> None:
+        """Snapshots that are due (domain.snapshots), in bulk."""
+        lags = (Lag(n, a.behind, a.lagging_since or now) for n in self._lagging for a in (self._states[n],))
+        await self._write([self._states[n] for n in self.snapshots.due(lags, now)], now)
+
+    async def _write(self, due: list[Account], now: datetime) -> None:
+        """A snapshot written meanwhile by another writer (a rebalance overlap) only makes us
+        forget the state: the journal decided."""
+        written = await self.store.bounded_all(self._write_snapshot(a, now) for a in due)
+        for account, ok in zip(due, written, strict=True):
+            if ok:
+                self._remember(account.snapshotted())
+            else:
+                self._forget_number(account.state.msisdn)
+
+    async def _write_snapshot(self, account: Account, now: datetime) -> bool:
+        state = account.state
+        changes = {**to_document(state), "updated_at": now}
+        try:
+            if account.rev is None:
+                await insert_versioned(self.store, BALANCES, {"_id": state.msisdn, **changes})
+            else:
+                await save_versioned(self.store, BALANCES, state.msisdn, account.rev, changes)
+        except Conflict:
+            log.info("snapshot moved by another writer", extra={"msisdn": state.msisdn})
+            return False
+        return True
+
     async def _refresh_cache(self, subscribers: Iterable[_Subscriber]) -> None:
-        touched = [s.account for s in subscribers]
-        for account in touched:
-            self._remember(account)
         if self.cache is not None:
-            await self.cache.put_many(
-                [(a.state.msisdn, a.rev or 0, cached_balances(a)) for a in touched if a.rev is not None]
-            )
+            await self.cache.put_many([cache_entry(s.account) for s in subscribers])
 
     def _remember(self, account: Account) -> None:
-        self._states[account.state.msisdn] = account
-        self._states.move_to_end(account.state.msisdn)
+        number = account.state.msisdn
+        self._states[number] = account
+        self._states.move_to_end(number)
+        if account.behind > 0:
+            self._lagging.add(number)
+        else:
+            self._lagging.discard(number)
         while len(self._states) > STATE_MEMORY:
-            self._states.popitem(last=False)
+            forgotten, _ = self._states.popitem(last=False)
+            self._lagging.discard(forgotten)  # its journal keeps it; a snapshot waits for its return
 
+    def _forget_number(self, number: str) -> None:
+        self._states.pop(number, None)
+        self._lagging.discard(number)
 
-def cached_balances(account: Account, as_of: datetime | None = None) -> bytes:
-    """The balance document as the read side renders it (see AccountQueries.balances)."""
-    return orjson.dumps(
-        {"_id": account.state.msisdn, **to_document(account.state), "updated_at": as_of or datetime.now(UTC)}
-    )
+    def _forget(self, subscribers: Iterable[str]) -> None:
+        for number in subscribers:
+            self._forget_number(number)
 
 
 def _entry(key: str, change: Change) -> Doc:

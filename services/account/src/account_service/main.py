@@ -14,6 +14,7 @@ from . import api
 from .audit import AuditSchedule, LedgerAudit
 from .auth_flow import AuthService
 from .domain.otp import OtpPolicy
+from .domain.snapshots import SnapshotPolicy
 from .handlers import ledger_handler
 from .ledger import LedgerService
 from .otp_queue import OtpQueue, OtpSender
@@ -66,7 +67,9 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     service.background(sender.run_forever)
     balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
     service.provide("queries", AccountQueries(service.store, balances))
-    ledger = LedgerService(service.store, service.publisher, cache=balances)
+    snapshots = SnapshotPolicy(settings.snapshot_every, settings.snapshot_seconds, settings.snapshot_budget)
+    ledger = LedgerService(service.store, service.publisher, cache=balances, snapshots=snapshots)
+    service.on_shutdown(ledger.flush_snapshots)  # after the consumer stopped, before the store closes
     payments = Store(
         settings.mongodb_url, settings.payment_database, app_name=f"{settings.service_name}-audit"
     )

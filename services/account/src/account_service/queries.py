@@ -16,10 +16,10 @@ from servicekit.errors import not_found
 from servicekit.mongo import Store
 from servicekit.tenancy import of_tenancy, since_filter
 
+from .balance_state import cache_entry, current_account, rendered
 from .domain.balances import from_document
 from .domain.paging import NEWEST_FIRST, Cursor, older_than
-from .ledger import Account, cached_balances
-from .store import BALANCES, BILLS, CHARGES, SUBSCRIBERS, TOPUPS
+from .store import BILLS, CHARGES, SUBSCRIBERS, TOPUPS
 
 Page = tuple[list[dict[str, Any]], str | None]
 
@@ -38,20 +38,22 @@ class AccountQueries:
     async def _balance_document(
         self, msisdn: str, prefetched: Mapping[str, bytes | None]
     ) -> dict[str, Any] | None:
-        """The balance document: from the read cache (the ledger consumer puts every new
-        version there before it commits; in `prefetched` when the caller fetched it with the
-        session check), else from the store, filling the cache."""
+        """The current balances: from the read cache (the ledger consumer puts every touched
+        subscriber's state there before it commits its batch; in `prefetched` when the caller
+        fetched it with the session check), else from the store (the snapshot rolled forward
+        to the journal's newest decision: balance_state), filling the cache."""
         if self.cache is not None:
             key = self.cache.redis_key(msisdn)
             cached = prefetched[key] if key in prefetched else await self.cache.get_raw(msisdn)
             hit = VersionedCache.parse(cached)
             if hit is not None:
                 return _from_cache(hit[1])
-        doc = await self.store[BALANCES].find_one({"_id": msisdn})
-        if doc is not None and self.cache is not None:
-            account = Account(from_document(doc), int(doc["rev"]))
-            await self.cache.put(msisdn, int(doc["rev"]), cached_balances(account, doc.get("updated_at")))
-        return doc
+        account = await current_account(self.store, msisdn)
+        if account is None:
+            return None
+        if self.cache is not None:
+            await self.cache.put(*cache_entry(account))
+        return rendered(account)
 
     def balance_cache_keys(self, msisdn: str) -> list[str]:
         """For `caller_prefetching`: the cached balances come with the session check."""

@@ -28,6 +28,11 @@ class AccountSettings(KitSettings):
     demo_subscribers: int = 3000
     # Balances read from Redis (kept current by the ledger consumer; see servicekit.cache).
     balance_cache_ttl_seconds: int = 6 * 3600
+    # Balance snapshots follow the journal lazily (domain.snapshots): one is written when it is
+    # this many decisions behind, or has been behind this long; at most this many per batch.
+    snapshot_every: int = 50
+    snapshot_seconds: float = 30.0
+    snapshot_budget: int = 50
     # The money invariants (audit.py) are checked every this often; they read the payment
     # service's database, read-only.
     audit_interval_seconds: float = 300.0

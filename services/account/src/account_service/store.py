@@ -7,7 +7,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 SUBSCRIBERS = "subscribers"  # registry of the operator's numbers: plan, name, status, owner_since
 # Provisioning decisions, _id "<msisdn>:<seq>" (the claim), with the lifecycle event (outbox).
 SUBSCRIBER_CHANGES = "subscriber_changes"
-BALANCES = "balances"  # one per subscriber; written only by the ledger consumer
+# One per subscriber: a snapshot of the journal's state at some seq, written lazily by the ledger
+# consumer (the journal is the truth: balance_state).
+BALANCES = "balances"
 # One decision per event that touched balances (credit, debit or refusal), _id = its business
 # key; unique (msisdn, seq): the exactly-once claim and the ledger (see ledger.py).
 JOURNAL = "journal"

@@ -3,8 +3,8 @@
     python ledger_worker.py SOURCE_TOPIC SINK_TOPIC GROUP DATABASE [PAUSE_FILE]
 
 Runs the kit's consumer with the real LedgerService on the given topics and database. With
-PAUSE_FILE, every balance write first touches that file and waits 0.3 s: the test kills
-the process there, after the batch's journal insert and before its balances are written.
+PAUSE_FILE, every batch first touches that file and waits 0.3 s after its journal insert:
+the test kills the process there, before the batch's snapshots, cache and events are written.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from account_service.ledger import Account, LedgerService
+from account_service.ledger import LedgerService
 from account_service.store import INDEXES
 from mobi_contracts import ConsumerGroup, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
@@ -36,11 +37,11 @@ class PausingLedger(LedgerService):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.pause_file = pause_file
 
-    async def _write_balance(self, stored: Account, state: object) -> None:  # type: ignore[override]
+    async def _write_snapshots(self, now: datetime) -> None:
         if self.pause_file is not None:
             self.pause_file.touch()
             await asyncio.sleep(0.3)
-        await super()._write_balance(stored, state)  # type: ignore[arg-type]
+        await super()._write_snapshots(now)
 
 
 async def main(source: str, sink: str, group_name: str, database: str, pause: str | None) -> None:

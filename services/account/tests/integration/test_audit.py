@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from account_service.audit import PAYMENT_FINALS, LedgerAudit
+from account_service.domain.snapshots import SnapshotPolicy
 from account_service.ledger import LedgerService
 from account_service.store import BALANCES, INDEXES, JOURNAL
 from mobi_contracts import Topic
@@ -25,7 +26,8 @@ A = "84901119001"
 async def ledger(store: Store, publisher: EventPublisher, unique: str) -> LedgerService:
     await store.ensure_indexes(INDEXES)
     topic: Topic = await make_topic(f"test.audit.{unique}", (BalanceChanged, BalanceChangeRejected))
-    return LedgerService(store, publisher, topic)
+    # A snapshot after every decision: the tests edit it by hand.
+    return LedgerService(store, publisher, topic, snapshots=SnapshotPolicy(every=1))
 
 
 async def settled_topup(payments: Store, payment_id: str, amount: int, at: datetime) -> None:
@@ -118,3 +120,34 @@ async def test_a_decision_missing_from_the_journal_breaks_the_run_of_seqs(
     for findings in await both_checks(store, payments):
         assert any("do not run 1..3" in f for f in findings["balances"])
         assert any("PAYSEQ1" in f for f in findings["topups"])
+
+
+async def test_a_state_after_that_is_not_its_journal_sum_is_found(
+    ledger: LedgerService, store: Store, payments: Store
+) -> None:
+    now = datetime.now(UTC)
+    for n, amount in enumerate((1_000, 2_000)):
+        await settled_topup(payments, f"PAYSTATE{n}", amount, now)
+        await ledger.apply([topup_recorded(A, amount, f"PAYSTATE{n}")])
+    await store[JOURNAL].update_one({"_id": "topup:PAYSTATE1"}, {"$set": {"state_after.main": 9_000}})
+    for findings in await both_checks(store, payments):
+        assert findings["balances"] == [f"{A} state after seq 2 main: balance 9000 != journal sum 3000"]
+
+
+async def test_a_snapshot_behind_its_journal_is_normal_but_one_ahead_of_it_is_found(
+    store: Store, publisher: EventPublisher, payments: Store, unique: str
+) -> None:
+    await store.ensure_indexes(INDEXES)
+    topic = await make_topic(f"test.audit-lag.{unique}", (BalanceChanged, BalanceChangeRejected))
+    lazy = LedgerService(store, publisher, topic, snapshots=SnapshotPolicy(every=2, seconds=3600))
+    now = datetime.now(UTC)
+    for n, amount in enumerate((1_000, 2_000, 4_000)):
+        await settled_topup(payments, f"PAYLAG{n}", amount, now)
+        await lazy.apply([topup_recorded(A, amount, f"PAYLAG{n}")])
+    snapshot = await store[BALANCES].find_one({"_id": A})
+    assert snapshot is not None and (snapshot["seq"], snapshot["main"]) == (2, 3_000)
+    for findings in await both_checks(store, payments):
+        assert findings == {"balances": [], "topups": [], "events": []}
+    await store[BALANCES].update_one({"_id": A}, {"$set": {"seq": 4}})  # ahead of every decision
+    for findings in await both_checks(store, payments):
+        assert findings["balances"] == [f"{A}: snapshot at seq 4 is ahead of its journal (1..3)"]

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from account_service.audit import LedgerAudit
+from account_service.balance_state import current_balances
+from account_service.domain.snapshots import SnapshotPolicy
 from account_service.ledger import LedgerService
 from account_service.store import BALANCES, INDEXES, JOURNAL, SUBSCRIBERS
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
@@ -30,7 +32,8 @@ async def ledger(store: Store, publisher: EventPublisher, unique: str) -> Ledger
         f"test.audit-grants.{unique}",
         (BalanceChanged, BalanceChangeRejected, RedemptionGranted, RedemptionRefused),
     )
-    ledger = LedgerService(store, publisher, topic)
+    # A snapshot after every decision: the tests edit it by hand.
+    ledger = LedgerService(store, publisher, topic, snapshots=SnapshotPolicy(every=1))
     await ledger.apply(
         [
             topup_recorded(A, 50_000, "AUDIT-G1"),  # not the payment service's: not a top-up finding
@@ -80,25 +83,26 @@ async def test_an_entry_that_took_an_account_below_zero_is_found(
         assert found == ["vas:pack-1: took main to -1"]
 
 
-async def test_a_decision_in_flight_is_not_judged_but_one_never_applied_is_found(
-    ledger: LedgerService, store: Store, payments: Store
+async def test_grants_decided_beyond_a_lagging_snapshot_are_judged_on_the_journal(
+    ledger: LedgerService, store: Store, payments: Store, publisher: EventPublisher
 ) -> None:
-    doc = await store[BALANCES].find_one({"_id": A})
-    assert doc is not None
-    now = datetime.now(UTC)
-    beyond = {
-        "_id": "vas:in-flight",
-        "msisdn": A,
-        "seq": doc["seq"] + 1,
-        "at": now,
-        "hour": now.strftime("%Y%m%d%H"),
-        "kind": "vas_charge",
-        "entries": [{"account": "main", "delta": -1_000, "balance_after": doc["main"] - 1_000}],
-    }
-    await store[JOURNAL].insert_one(beyond)  # journaled, its balance write not yet done
-    patient = LedgerAudit(store, payments, grace=timedelta(minutes=2))
-    assert (await patient.run()).findings["balances"] == []
-    later = now + timedelta(minutes=5)
-    assert (await patient.run(later)).findings["balances"] == [
-        f"vas:in-flight: journaled at {beyond['at']:%Y-%m-%d %H:%M:%S} but not applied"
-    ]
+    snapshot = await store[BALANCES].find_one({"_id": A})
+    assert snapshot is not None
+    never = SnapshotPolicy(every=1_000, seconds=3_600)
+    lazy = LedgerService(store, publisher, ledger.topic, snapshots=never)
+    await lazy.apply(
+        [
+            vas_charge(A, "pack-2", 5_000, bucket_kb=1_024, code="D1"),
+            redeemed(A, "rdm-audit-3", kind="airtime", amount_vnd=2_000),
+        ]
+    )
+    assert await store[BALANCES].find_one({"_id": A}) == snapshot, "the snapshot lags"
+    assert (await current_balances(store, A)).main == 45_000 - 5_000 + 2_000
+    assert await balance_findings(store, payments) == [[], []]
+    charge = await store[JOURNAL].find_one({"_id": "vas:pack-2"})
+    assert charge is not None
+    doubled = [e | {"delta": 2_048} if e["account"] == "data:D1-pack-2" else e for e in charge["entries"]]
+    await store[JOURNAL].update_one({"_id": "vas:pack-2"}, {"$set": {"entries": doubled}})  # by hand
+    head = f"{A} state after seq {snapshot['seq'] + 2}"
+    for found in await balance_findings(store, payments):
+        assert found == [f"{head} data:D1-pack-2: balance 1024 != journal sum 2048"]

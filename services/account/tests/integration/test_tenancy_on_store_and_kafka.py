@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from account_service.audit import check_balances
+from account_service.balance_state import current_balances
 from account_service.ledger import LedgerService
 from account_service.store import BALANCES, INDEXES, JOURNAL, SUBSCRIBERS
 from mobi_contracts import AnyEvent, Topic, parse_event
@@ -76,8 +77,8 @@ async def test_the_previous_tenancys_balances_close_once_keeping_a_new_owners_to
     await ledger.apply([ended])
     await ledger.apply([ended])  # redelivered
     await ledger.apply([ended.model_copy(update={"event_id": uuid.uuid4()})])  # published again
-    doc = await store[BALANCES].find_one({"_id": N})
-    assert doc is not None and (doc["main"], doc["data"], doc["promos"]) == (50_000, [], [])
+    state = await current_balances(store, N)
+    assert (state.main, state.data, state.promos) == (50_000, (), ())
     closing = await store[JOURNAL].find({"msisdn": N, "kind": "tenancy_end"}).to_list()
     assert [d["_id"] for d in closing] == [f"tenancy:{N}:2"]
     assert sorted((e["account"], e["delta"]) for e in closing[0]["entries"]) == [
@@ -123,5 +124,5 @@ async def test_what_a_previous_owner_agreed_to_is_never_charged_or_granted_to_th
     refused = [e for e in published if isinstance(e, BalanceChangeRejected)]
     assert [(e.data.reason, e.data.requested_delta) for e in refused] == [("no_such_account", -5_000)]
     assert [e.data.reason for e in published if isinstance(e, RedemptionRefused)] == ["not_eligible"]
-    doc = await store[BALANCES].find_one({"_id": N})
-    assert doc is not None and doc["main"] == 20_000 + 30_000 - 5_000, "only the new owner's VAS was charged"
+    state = await current_balances(store, N)
+    assert state.main == 20_000 + 30_000 - 5_000, "only the new owner's VAS was charged"
