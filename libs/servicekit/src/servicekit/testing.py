@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from mobi_contracts import AnyEvent, ConsumerGroup, Topic
 from mobi_contracts.events.loyalty import PointsRedeemed, PointsRedeemedData, RedemptionReward
+from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
 from mobi_contracts.events.payment import TopupMethod, TopupRecorded, TopupRecordedData
 from mobi_contracts.events.vas import DataBucketGrant, VasChargeRequested, VasChargeRequestedData
 
@@ -222,6 +223,26 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def usage_recorded(
+    subject: str, charge_vnd: int, usage_id: str | None = None, producer: str = "tests"
+) -> UsageRecorded:
+    """A rated one-minute call as the charging system reports it."""
+    usage_id = usage_id or f"U-{uuid.uuid4().hex[:12]}"
+    return UsageRecorded.new(
+        subject=subject,
+        data=UsageRecordedData(
+            usage_id=usage_id,
+            kind="voice",
+            quantity=60,
+            unit="seconds",
+            charge_vnd=charge_vnd,
+            started_at=datetime.now(UTC) - timedelta(minutes=1),
+        ),
+        producer=producer,
+        correlation_id=f"c-{usage_id}",
+    )
 
 
 def topup_recorded(

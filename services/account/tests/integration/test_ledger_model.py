@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -24,11 +23,11 @@ from account_service.ledger import LedgerService
 from account_service.store import BALANCES, INDEXES, JOURNAL
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
-from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+from mobi_contracts.events.network import UsageRecorded
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import kafka_access, make_topic, topup_recorded
+from servicekit.testing import kafka_access, make_topic, topup_recorded, usage_recorded
 
 pytestmark = pytest.mark.integration
 POLICY = SnapshotPolicy(every=2, seconds=3_600, budget=1)  # snapshots lag, and catch up slowly
@@ -116,19 +115,7 @@ class LedgerModel(RuleBasedStateMachine):
 
 
 def usage(subject: str, charge: int) -> UsageRecorded:
-    return UsageRecorded.new(
-        subject=subject,
-        data=UsageRecordedData(
-            usage_id=(usage_id := f"MU-{uuid.uuid4().hex[:12]}"),
-            kind="voice",
-            quantity=60,
-            unit="seconds",
-            charge_vnd=charge,
-            started_at=datetime.now(UTC) - timedelta(minutes=1),
-        ),
-        producer="tests",
-        correlation_id=f"c-{usage_id}",
-    )
+    return usage_recorded(subject, charge)
 
 
 def test_the_ledger_promise_holds_across_batches_restarts_redeliveries_and_overlaps(mongodb_url: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from account_service.balance_state import current_balances
@@ -11,11 +9,11 @@ from account_service.ledger import LedgerService
 from account_service.store import CHARGES, INDEXES, JOURNAL, SUBSCRIBERS, TOPUPS
 from mobi_contracts import Envelope, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
-from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+from mobi_contracts.events.network import UsageRecorded
 from mobi_contracts.events.payment import TopupRecorded
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import kafka_access, make_topic, read_all, topup_recorded
+from servicekit.testing import kafka_access, make_topic, read_all, topup_recorded, usage_recorded
 
 pytestmark = pytest.mark.integration
 A, B = "84901110001", "84901110002"
@@ -26,19 +24,7 @@ def topup(subject: str, amount: int, topup_id: str) -> TopupRecorded:
 
 
 def call(subject: str, charge: int, usage_id: str) -> UsageRecorded:
-    return UsageRecorded.new(
-        subject=subject,
-        data=UsageRecordedData(
-            usage_id=usage_id,
-            kind="voice",
-            quantity=60,
-            unit="seconds",
-            charge_vnd=charge,
-            started_at=datetime.now(UTC) - timedelta(minutes=1),
-        ),
-        producer="tests",
-        correlation_id=f"c-{usage_id}",
-    )
+    return usage_recorded(subject, charge, usage_id)
 
 
 class FailingOncePublisher(EventPublisher):

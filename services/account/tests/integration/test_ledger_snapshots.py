@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,12 +21,12 @@ from account_service.queries import AccountQueries
 from account_service.store import BALANCES, INDEXES, JOURNAL, SUBSCRIBERS
 from mobi_contracts import AnyEvent, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
-from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+from mobi_contracts.events.network import UsageRecorded
 from servicekit.cache import VersionedCache
 from servicekit.kafka.errors import TransientError
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Store
-from servicekit.testing import make_topic, topup_recorded
+from servicekit.testing import make_topic, topup_recorded, usage_recorded
 
 pytestmark = pytest.mark.integration
 A = "84901330001"
@@ -34,19 +34,7 @@ NUMBERS = [f"8490134{n:04d}" for n in range(1, 13)]
 
 
 def usage(subject: str, charge: int, usage_id: str) -> UsageRecorded:
-    return UsageRecorded.new(
-        subject=subject,
-        data=UsageRecordedData(
-            usage_id=usage_id,
-            kind="voice",
-            quantity=60,
-            unit="seconds",
-            charge_vnd=charge,
-            started_at=datetime.now(UTC) - timedelta(minutes=1),
-        ),
-        producer="tests",
-        correlation_id=f"c-{usage_id}",
-    )
+    return usage_recorded(subject, charge, usage_id)
 
 
 @pytest.fixture
