@@ -205,6 +205,11 @@ class Store:
             await self.bounded(self.db[collection].insert_many(list(docs[start : start + chunk])))
         return len(docs)
 
+    async def update_where(self, collection: str, query: Doc, update: Doc) -> int:
+        """One update command for every matching document (a single statement: FerretDB takes
+        it, while a bulk of many update statements wedges it); how many matched."""
+        return int((await self.bounded(self.db[collection].update_many(query, update))).matched_count)
+
     async def delete_where(self, collection: str, query: Doc) -> int:
         """One delete command for every matching document (a single statement, unlike a bulk
         of updates, which wedges FerretDB)."""

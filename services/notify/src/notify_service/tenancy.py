@@ -27,7 +27,10 @@ class TenancyEnds:
         self.directory = directory
 
     async def apply(self, events: list[AnyEvent]) -> None:
-        await self.store.bounded_all(self._forget(e) for e in latest_tenancy_ends(events))
+        # One at a time (rare): each store call inside is bounded by the Store already, so an
+        # outer bounded_all would wait on itself once a batch held more ends than its gate.
+        for event in latest_tenancy_ends(events):
+            await self._forget(event)
 
     async def _forget(self, event: AnyEvent) -> None:
         msisdn, boundary = event.subject, event.data.changed_at

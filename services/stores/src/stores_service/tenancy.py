@@ -19,12 +19,15 @@ class TenancyEnds:
         self.store = store
 
     async def apply(self, events: list[AnyEvent]) -> None:
-        await self.store.bounded_all(self._close(e) for e in latest_tenancy_ends(events))
+        # One at a time (rare): each store call inside is bounded by the Store already.
+        for event in latest_tenancy_ends(events):
+            await self._close(event)
 
     async def _close(self, event: AnyEvent) -> None:
         boundary, change_id = event.data.changed_at, event.data.change_id
         await record_tenancy(self.store, TENANCIES, event.subject, boundary, change_id)
-        await self.store[FEEDBACK].update_many(
+        await self.store.update_where(
+            FEEDBACK,
             {"msisdn": event.subject, "created_at": {"$lt": boundary}, "hidden": {"$ne": True}},
             {"$set": {"hidden": True, "hidden_by": change_id}},
         )

@@ -24,14 +24,13 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter
-from pymongo.errors import BulkWriteError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from mobi_contracts import Topic
 from mobi_contracts.events.vas import PackGrant, VasChargeRequestedV2, VasChargeRequestedV2Data
 from servicekit.kafka.publisher import EventPublisher
-from servicekit.mongo import DUPLICATE_KEY, Doc, Store
+from servicekit.mongo import Doc, Store
 from servicekit.outbox import outbox_entries
 
 from .store import CHARGES, SENDS
@@ -70,21 +69,6 @@ def request_event(claim: Doc, topic: Topic) -> dict[str, Any]:
     return outbox_entries(topic, [event])[0]
 
 
-async def insert_claims(store: Store, collection: str, docs: Sequence[Doc]) -> list[Doc]:
-    """Insert many at once; the documents that were new (a duplicate key was claimed before)."""
-    if not docs:
-        return []
-    try:
-        await store[collection].insert_many(list(docs), ordered=False)
-        return list(docs)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        taken = {e["index"] for e in errors}
-        return [doc for i, doc in enumerate(docs) if i not in taken]
-
-
 class ChargeDesk:
     def __init__(
         self, store: Store, publisher: EventPublisher, redis: Redis, topic: Topic, service: str
@@ -97,7 +81,7 @@ class ChargeDesk:
 
     async def claim(self, slots: Sequence[Doc]) -> list[Doc]:
         """Decide periods: the slots that were new (the others were decided before)."""
-        return await insert_claims(self.store, CHARGES, slots)
+        return await self.store.insert_fresh(CHARGES, slots)
 
     async def slots(self, subscription_id: str) -> list[Doc]:
         """A subscription's slots, newest first (read by subscription)."""
@@ -113,7 +97,7 @@ class ChargeDesk:
             return []
         now = datetime.now(UTC)
         tickets = [{"_id": c["_id"], "verdict": "send", "at": now} for c in wanted]
-        new = {t["_id"] for t in await insert_claims(self.store, SENDS, tickets)}
+        new = {t["_id"] for t in await self.store.insert_fresh(SENDS, tickets)}
         others = [c["_id"] for c in wanted if c["_id"] not in new]
         earlier = await self.store.find_by_ids(SENDS, others) if others else {}
         go = [c for c in wanted if c["_id"] in new or earlier.get(c["_id"], {}).get("verdict") == "send"]
@@ -146,7 +130,7 @@ class ChargeDesk:
             return []
         now = datetime.now(UTC)
         voids = [{"_id": s["_id"], "verdict": "void", "at": now} for s in waiting]
-        voided = {t["_id"] for t in await insert_claims(self.store, SENDS, voids)}
+        voided = {t["_id"] for t in await self.store.insert_fresh(SENDS, voids)}
         on_their_way = [s for s in waiting if s["_id"] not in voided]
         if on_their_way:
             tickets = await self.store.find_by_ids(SENDS, [s["_id"] for s in on_their_way])
