@@ -37,6 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, IndexModel
 
+from account_service.balance_state import Account, cache_entry
 from account_service.domain.balances import Balances, to_document
 from account_service.domain.snapshots import SnapshotPolicy
 from account_service.ledger import LedgerService
@@ -46,6 +47,7 @@ from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
 from servicekit.app import tune_gc
 from servicekit.buckets import hour_of
+from servicekit.cache import VersionedCache
 from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.admin import ensure_topics
 from servicekit.kafka.consumer import EventConsumer
@@ -100,8 +102,11 @@ def records(count: int, subscribers: int) -> list[UsageRecorded]:
     ]
 
 
-async def seed(store: Store, subscribers: int) -> None:
-    """Every subscriber registered, with an opening decision (seq 1) and its snapshot."""
+async def seed(store: Store, subscribers: int, cache: VersionedCache | None = None) -> None:
+    """Every subscriber registered, with an opening decision (seq 1), its snapshot, and (for
+    the ledger) its read-cache entry as the ledger leaves it after a decision: the platform's
+    state for a subscriber active within the cache's TTL. The consumer under test remembers
+    nobody: it resumes each subscriber from the cache, as after a restart or a rebalance."""
     now = datetime.now(UTC)
     owners = numbers(subscribers)
     await store.ensure_indexes(INDEXES)
@@ -131,6 +136,31 @@ async def seed(store: Store, subscribers: int) -> None:
             for n, s in zip(owners, states, strict=True)
         ],
     )
+    if cache is not None:
+        opened = [
+            Account(Balances(msisdn=n, main=OPENING, seq=1), rev=1, snapshot_seq=1, as_of=now) for n in owners
+        ]
+        for start in range(0, len(opened), 1000):
+            await cache.put_many([cache_entry(a) for a in opened[start : start + 1000]])
+
+
+def cache_prefix(store: Store) -> str:
+    return f"bench-balances-{store.db.name}"
+
+
+async def seed_and_run(
+    kind: str, store: Store, subscribers: int, run: Callable[[Store], Awaitable[float]]
+) -> float:
+    redis = create_redis(REDIS)
+    cache = VersionedCache(redis, cache_prefix(store), 3600)
+    try:
+        await seed(store, subscribers, None if kind == "bare" else cache)
+        return await run(store)
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{cache_prefix(store)}:*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+        await redis.aclose()
 
 
 def journal_shaped(event: UsageRecorded, seq: int, main: int, now: datetime) -> Doc:
@@ -210,13 +240,19 @@ async def bare(source: Topic, store: Store, count: int, tag: str) -> float:
 
 
 async def ledger(
-    source: Topic, sink: Topic, store: Store, count: int, tag: str, policy: SnapshotPolicy | None
+    source: Topic,
+    sink: Topic,
+    store: Store,
+    count: int,
+    tag: str,
+    policy: SnapshotPolicy | None,
 ) -> float:
     group = ConsumerGroup(name=f"bench-ledger-{tag}", topics=(source,), handles=(UsageRecorded,))
     await ensure_topics(access(), [group.dead_letter])
     redis, publisher = create_redis(REDIS), EventPublisher(access(), "bench")
     await publisher.start()
-    service = LedgerService(store, publisher, sink, snapshots=policy)
+    cache = VersionedCache(redis, cache_prefix(store), 3600)  # seeded: see seed()
+    service = LedgerService(store, publisher, sink, cache=cache, snapshots=policy)
     done, applied, started = asyncio.Event(), 0, 0.0
 
     async def counting(events: list[AnyEvent]) -> None:
@@ -269,8 +305,7 @@ async def one_round(args: argparse.Namespace, round_no: int) -> dict[str, float]
             store = Store(MONGO, f"bench_ledger_{kind}_{tag}", app_name="bench")
             await store.connect()
             try:
-                await seed(store, args.subscribers)
-                rates[kind] = await run(store)
+                rates[kind] = await seed_and_run(kind, store, args.subscribers, run)
             finally:
                 await store.client.drop_database(store.db.name)
                 await store.close()

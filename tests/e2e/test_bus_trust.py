@@ -18,7 +18,7 @@ from servicekit.kafka.acls import OPS
 from servicekit.testing import KAFKA, kafka_access
 
 pytestmark = pytest.mark.e2e
-SERVICES = sorted({g.name for g in CONSUMER_GROUPS})
+SERVICES = sorted({g.owner for g in CONSUMER_GROUPS})
 OUTSIDE_PARTIES = ["campaign-tools", "ocs-mediation"]
 
 
@@ -56,7 +56,7 @@ async def test_a_client_with_a_wrong_password_is_not_let_in() -> None:
 async def test_a_principal_cannot_write_a_topic_it_does_not_produce(principal: str) -> None:
     options = kafka_access(principal).aiokafka()
     others = [t.name for t in TOPICS if principal not in t.producers]
-    others += [g.dead_letter.name for g in CONSUMER_GROUPS if g.name != principal]
+    others += [g.dead_letter.name for g in CONSUMER_GROUPS if g.owner != principal]
     outcomes = {topic: await try_write(options, topic) for topic in others}
     assert set(outcomes.values()) == {"unauthorized"}, outcomes
 

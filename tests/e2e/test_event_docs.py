@@ -30,7 +30,7 @@ async def test_every_consumed_and_produced_channel_shows_the_event_schema(servic
     schemas = spec["components"]["schemas"]
     messages = spec["components"]["messages"]
     expected = {f"{produced.name}:{e.EVENT_TYPE}" for e in produced.events} if produced else set()
-    for group in (g for g in CONSUMER_GROUPS if g.name == service):
+    for group in (g for g in CONSUMER_GROUPS if g.owner == service):
         expected |= {
             f"{t.name}:{e.EVENT_TYPE}:consume" for t in group.topics for e in group.handles if e in t.events
         }

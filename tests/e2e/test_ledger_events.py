@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
-from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, NETWORK_USAGE
+from mobi_contracts.topics import ACCOUNT_USAGE_GROUP, NETWORK_USAGE
 from servicekit.kafka.publisher import EventPublisher
 from servicekit.testing import eventually, kafka_client_options, topup_recorded
 
@@ -22,7 +22,7 @@ from .conftest import header_login
 from .payments import main_balance, top_up
 
 pytestmark = pytest.mark.e2e
-DLQ = ACCOUNT_LEDGER_GROUP.dead_letter.name
+DLQ = ACCOUNT_USAGE_GROUP.dead_letter.name  # the ledger's usage lane reads network.usage
 
 
 def call(msisdn: str, charge: int, producer: str = "ocs-mediation") -> UsageRecorded:

@@ -15,7 +15,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
-from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, PAYMENT_CREDITS_GROUP, ConsumerGroup
+from mobi_contracts.topics import (
+    ACCOUNT_LEDGER_GROUP,
+    ACCOUNT_USAGE_GROUP,
+    PAYMENT_CREDITS_GROUP,
+    ConsumerGroup,
+)
 from servicekit.kafka.acls import OPS
 from servicekit.kafka.admin import partitions_of, reset_to_earliest
 from servicekit.redis_client import create_redis
@@ -95,23 +100,26 @@ async def consumed_since_start(port: int, group: str) -> float:
 
 
 async def test_replaying_every_money_consumer_from_the_earliest_offset_changes_nothing() -> None:
-    groups = {"account": ACCOUNT_LEDGER_GROUP, "payment": PAYMENT_CREDITS_GROUP}
-    for group in groups.values():
-        await eventually(lambda g=group: caught_up(g), timeout=60)
+    apps = {"account": (ACCOUNT_LEDGER_GROUP, ACCOUNT_USAGE_GROUP), "payment": (PAYMENT_CREDITS_GROUP,)}
+    ports = {"account": 8101, "payment": 8103}
+    for groups in apps.values():
+        for group in groups:
+            await eventually(lambda g=group: caught_up(g), timeout=60)
     before = await money_state()
     redis = create_redis(REDIS)
-    for app, group in groups.items():
+    for app, groups in apps.items():
         platform("stop-app", app)
         try:
-            await reset_to_earliest(kafka_access(OPS), group.name, [t.name for t in group.topics])
-            # As if Redis had lost its data too: the store alone must stop the replay.
-            forgotten = [key async for key in redis.scan_iter(match=f"inbox:{group.name}:*")]
-            if forgotten:
-                await redis.delete(*forgotten)
+            for group in groups:
+                await reset_to_earliest(kafka_access(OPS), group.name, [t.name for t in group.topics])
+                # As if Redis had lost its data too: the store alone must stop the replay.
+                forgotten = [key async for key in redis.scan_iter(match=f"inbox:{group.name}:*")]
+                if forgotten:
+                    await redis.delete(*forgotten)
         finally:
             platform("start-app")
     await redis.aclose()
-    for (app, group), port in zip(groups.items(), (8101, 8103), strict=True):
+    for app, group, port in ((a, g, ports[a]) for a, gs in apps.items() for g in gs):
         await eventually(lambda g=group: caught_up(g), timeout=120)
         records, _, _ = await offsets(group)
         assert await consumed_since_start(port, group.name) >= records, f"{app} did not replay its topics"

@@ -208,9 +208,14 @@ class ConsumerGroup:
     name: str
     topics: tuple[Topic, ...]
     handles: tuple[type[AnyEvent], ...]
+    # The service that consumes as this group (its Kafka principal); the group's name unless a
+    # service runs more than one group (the account ledger's lanes).
+    owner: str = ""
     dead_letter: Topic = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.owner:
+            object.__setattr__(self, "owner", self.name)
         dlq = Topic(
             name=f"dlq.{self.name}",
             description=(
@@ -218,7 +223,7 @@ class ConsumerGroup:
                 "headers dlq-topic, dlq-partition, dlq-offset, dlq-error, dlq-reason, dlq-attempts."
             ),
             events=(),
-            producer=self.name,
+            producer=self.owner,
             partitions=1,
             retention_ms=30 * DAY_MS,
             key="the original message's key",
@@ -226,13 +231,17 @@ class ConsumerGroup:
         object.__setattr__(self, "dead_letter", dlq)
 
 
+# The account ledger decides in two lanes, each its own group of the account service: money in
+# and what a subscriber asks for (top-ups, bills, VAS, rewards, tenancy ends), and the charging
+# system's usage feed, the operator's highest-volume stream. A top-up never waits behind a
+# backlog of usage; both lanes decide on the one journal, whose unique (msisdn, seq) serialises
+# their decisions on a subscriber (services/account ledger.py).
 ACCOUNT_LEDGER_GROUP = ConsumerGroup(
     name="account-service",
-    topics=(PAYMENT_EVENTS, NETWORK_USAGE, VAS_EVENTS, LOYALTY_EVENTS, SUBSCRIBER_LIFECYCLE),
+    topics=(PAYMENT_EVENTS, VAS_EVENTS, LOYALTY_EVENTS, SUBSCRIBER_LIFECYCLE),
     handles=(
         TopupRecorded,
         BillPaid,
-        UsageRecorded,
         VasChargeRequested,
         VasChargeRequestedV2,
         VasRefundRequested,
@@ -240,6 +249,13 @@ ACCOUNT_LEDGER_GROUP = ConsumerGroup(
         PointsRedeemed,
         *TENANCY_ENDED_EVENTS,
     ),
+)
+
+ACCOUNT_USAGE_GROUP = ConsumerGroup(
+    name="account-usage",
+    topics=(NETWORK_USAGE,),
+    handles=(UsageRecorded,),
+    owner="account-service",
 )
 
 PAYMENT_CREDITS_GROUP = ConsumerGroup(
@@ -310,6 +326,7 @@ STORES_GROUP = ConsumerGroup(
 # New services declare their groups above this line and add them here, one per line.
 CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
     ACCOUNT_LEDGER_GROUP,
+    ACCOUNT_USAGE_GROUP,
     PAYMENT_CREDITS_GROUP,
     LOYALTY_GROUP,
     NOTIFY_GROUP,

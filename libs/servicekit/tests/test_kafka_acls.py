@@ -23,16 +23,23 @@ def test_only_a_topics_producers_may_write_it() -> None:
         assert writers(topic.name) == set(topic.producers), topic.name
 
 
-def test_only_the_group_that_owns_a_dead_letter_topic_writes_it() -> None:
+def test_only_the_service_that_owns_a_dead_letter_topic_writes_it() -> None:
     for group in CONSUMER_GROUPS:
-        assert writers(group.dead_letter.name) == {group.name}
+        assert writers(group.dead_letter.name) == {group.owner}
 
 
-def test_a_group_reads_exactly_the_topics_it_consumes_and_its_own_group() -> None:
-    for group in CONSUMER_GROUPS:
-        mine = [g for g in grants(local=False) if g.principal == group.name and g.operation == "read"]
-        assert {g.name for g in mine if g.resource == "topic"} == {t.name for t in group.topics}
-        assert {g.name for g in mine if g.resource == "group"} == {group.name}
+def test_a_service_reads_exactly_the_topics_its_groups_consume_and_its_own_groups() -> None:
+    for owner in {g.owner for g in CONSUMER_GROUPS}:
+        groups = [g for g in CONSUMER_GROUPS if g.owner == owner]
+        mine = [g for g in grants(local=False) if g.principal == owner and g.operation == "read"]
+        assert {g.name for g in mine if g.resource == "topic"} == {t.name for g in groups for t in g.topics}
+        assert {g.name for g in mine if g.resource == "group"} == {g.name for g in groups}
+
+
+def test_the_account_ledgers_usage_lane_is_a_group_of_the_account_service() -> None:
+    lane = next(g for g in CONSUMER_GROUPS if g.name == "account-usage")
+    assert lane.owner == "account-service"
+    assert "account-usage" not in principals(local=False)
 
 
 def test_ops_reads_everything_and_writes_nothing() -> None:
@@ -61,5 +68,5 @@ def test_no_grant_uses_a_wildcard_but_the_operators_reads() -> None:
 def test_every_producer_and_group_has_a_principal_and_admin_is_one() -> None:
     names = set(principals(local=False))
     assert {p for t in TOPICS for p in t.producers} <= names
-    assert {g.name for g in CONSUMER_GROUPS} <= names
+    assert {g.owner for g in CONSUMER_GROUPS} <= names
     assert ADMIN in names

@@ -52,6 +52,19 @@ class VersionedCache:
         raw = await self.redis.get(self._key(key))
         return raw if isinstance(raw, bytes) else None
 
+    async def get_many(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+        """The entries of `keys` that exist, in one round trip."""
+        if not keys:
+            return {}
+        raws = await self.redis.mget([self._key(k) for k in keys])
+        found = {key: self.parse(raw) for key, raw in zip(keys, raws, strict=True)}
+        return {key: hit for key, hit in found.items() if hit is not None}
+
+    async def drop(self, keys: Sequence[str]) -> None:
+        """Forget entries (the next reader fills them from the store)."""
+        if keys:
+            await self.redis.delete(*(self._key(k) for k in keys))
+
     async def put(self, key: str, version: int, payload: bytes) -> None:
         await self._put(keys=[self._key(key)], args=[version, payload, self.ttl])
 

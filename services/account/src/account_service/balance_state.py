@@ -114,11 +114,41 @@ def rendered(account: Account, as_of: datetime | None = None) -> dict[str, Any]:
     return {"_id": account.state.msisdn, **to_document(account.state), "updated_at": at}
 
 
-def cached_balances(account: Account, as_of: datetime | None = None) -> bytes:
-    """`rendered`, as the read cache keeps it (versioned by the state's seq)."""
-    return orjson.dumps(rendered(account, as_of))
+def cached_balances(account: Account, as_of: datetime | None = None, *, resumable: bool = True) -> bytes:
+    """`rendered`, as the read cache keeps it (versioned by the state's seq), with the snapshot
+    it stands on when `resumable` (the ledger resumes from the entry: `from_cached`; readers
+    ignore it)."""
+    doc = rendered(account, as_of)
+    if resumable:
+        doc["snapshot"] = {"rev": account.rev, "seq": account.snapshot_seq}
+    return orjson.dumps(doc)
 
 
-def cache_entry(account: Account) -> tuple[str, int, bytes]:
+def cache_entry(account: Account, *, resumable: bool = True) -> tuple[str, int, bytes]:
     """A read-cache entry: versioned by seq, so an older put never hides a newer state."""
-    return account.state.msisdn, account.state.seq, cached_balances(account)
+    return account.state.msisdn, account.state.seq, cached_balances(account, resumable=resumable)
+
+
+def parse_cached(payload: bytes) -> dict[str, Any]:
+    """A read-cache entry as the balances document it renders (dates parsed)."""
+    doc: dict[str, Any] = orjson.loads(payload)
+    for item in (*doc.get("promos", ()), *doc.get("data", ()), *doc.get("allowances", ())):
+        item["expires_at"] = datetime.fromisoformat(item["expires_at"])
+    doc["updated_at"] = datetime.fromisoformat(doc["updated_at"])
+    return doc
+
+
+def from_cached(payload: bytes) -> Account | None:
+    """The state a read-cache entry holds, on the snapshot it names: where the ledger resumes a
+    subscriber it does not remember without reading the store (an entry may lag the journal:
+    the journal's unique (msisdn, seq) then refuses the first decision on it, and the
+    subscriber is settled on the journal). None for an entry without its snapshot (older)."""
+    doc = parse_cached(payload)
+    snapshot = doc.get("snapshot")
+    if not isinstance(snapshot, dict):
+        return None
+    state = from_document(doc)
+    rev = snapshot.get("rev")
+    account = Account(state, rev=None if rev is None else int(rev), snapshot_seq=int(snapshot["seq"]))
+    at = doc["updated_at"]
+    return replace(account, as_of=at, lagging_since=at if account.behind > 0 else None)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mobi_contracts.topics import ACCOUNT_EVENTS, ACCOUNT_LEDGER_GROUP, SUBSCRIBER_LIFECYCLE
+from mobi_contracts.topics import (
+    ACCOUNT_EVENTS,
+    ACCOUNT_LEDGER_GROUP,
+    ACCOUNT_USAGE_GROUP,
+    SUBSCRIBER_LIFECYCLE,
+)
 from servicekit.app import Service
 from servicekit.auth import TokenSigner
 from servicekit.cache import VersionedCache
@@ -68,8 +73,12 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
     service.provide("queries", AccountQueries(service.store, balances))
     snapshots = SnapshotPolicy(settings.snapshot_every, settings.snapshot_seconds, settings.snapshot_budget)
+    # One ledger per lane (contracts: ACCOUNT_LEDGER_GROUP, ACCOUNT_USAGE_GROUP), each remembering
+    # the states it decided; the journal serialises their decisions on a subscriber.
     ledger = LedgerService(service.store, service.publisher, cache=balances, snapshots=snapshots)
-    service.on_shutdown(ledger.flush_snapshots)  # after the consumer stopped, before the store closes
+    usage_ledger = LedgerService(service.store, service.publisher, cache=balances, snapshots=snapshots)
+    for lane in (ledger, usage_ledger):
+        service.on_shutdown(lane.flush_snapshots)  # after the consumers stopped, before the store closes
     payments = Store(
         settings.mongodb_url, settings.payment_database, app_name=f"{settings.service_name}-audit"
     )
@@ -79,6 +88,7 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     service.background(audit.run_forever)
     service.on_shutdown(payments.close)
     service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(ledger))
+    service.consume(ACCOUNT_USAGE_GROUP, ledger_handler(usage_ledger))
     service.document_publishing(ACCOUNT_EVENTS)
     service.document_publishing(SUBSCRIBER_LIFECYCLE)
     service.include_router(api.auth)

@@ -8,15 +8,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from servicekit.auth import Caller
 from servicekit.cache import VersionedCache
 from servicekit.errors import not_found
 from servicekit.mongo import Store
 from servicekit.tenancy import of_tenancy, since_filter
 
-from .balance_state import cache_entry, current_account, rendered
+from .balance_state import cache_entry, current_account, parse_cached, rendered
 from .domain.balances import from_document
 from .domain.paging import NEWEST_FIRST, Cursor, older_than
 from .store import BILLS, CHARGES, SUBSCRIBERS, TOPUPS
@@ -47,7 +45,7 @@ class AccountQueries:
             cached = prefetched[key] if key in prefetched else await self.cache.get_raw(msisdn)
             hit = VersionedCache.parse(cached)
             if hit is not None:
-                return _from_cache(hit[1])
+                return parse_cached(hit[1])
         account = await current_account(self.store, msisdn)
         if account is None:
             return None
@@ -150,11 +148,3 @@ def issued_at(bill: dict[str, Any]) -> datetime | None:
         return datetime.strptime(f"{bill['period']}-01", "%Y-%m-%d").replace(tzinfo=UTC)
     except (KeyError, ValueError):
         return None
-
-
-def _from_cache(payload: bytes) -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(payload)
-    for item in (*doc.get("promos", ()), *doc.get("data", ()), *doc.get("allowances", ())):
-        item["expires_at"] = datetime.fromisoformat(item["expires_at"])
-    doc["updated_at"] = datetime.fromisoformat(doc["updated_at"])
-    return doc

@@ -12,6 +12,7 @@ from account_service.domain.balances import (
     Balances,
     Change,
     DataBucket,
+    Outcome,
     PromoAccount,
     apply_usage,
     fit,
@@ -242,7 +243,7 @@ def test_a_plan_change_for_a_number_not_live_in_the_registry_changes_nothing() -
 
 
 def test_two_refund_ids_for_one_charge_are_one_decision() -> None:
-    from account_service.ledger import idempotency_key
+    from account_service.decisions import idempotency_key
     from mobi_contracts.events.vas import VasRefundRequested, VasRefundRequestedData
 
     def refund(refund_id: str) -> VasRefundRequested:
@@ -264,13 +265,36 @@ def test_two_refund_ids_for_one_charge_are_one_decision() -> None:
 
 
 def test_allowance_entries_are_journaled_but_only_money_and_data_are_announced() -> None:
-    from account_service.ledger import _events_for
-    from servicekit.testing import topup_recorded
+    from account_service.announcements import announced
+    from account_service.decisions import journal_document
+    from servicekit.testing import vas_charge_requested
 
     minutes = new_allowance("V50-1", "voice", "V50", 600, NOW + timedelta(days=30))
-    _, outcome = charge_vas(
+    after, outcome = charge_vas(
         Balances(N, main=60_000), status="active", amount=50_000, grants=[minutes], description="V50"
     )
-    cause = topup_recorded(N, 1, "t-1")  # any cause: only the entries matter here
-    announced = list(_events_for(N, cause, "vas:sub-X:0", outcome, NOW))
-    assert [e.data.unit for e in announced] == ["vnd"]  # type: ignore[union-attr]
+    doc = journal_document(vas_charge_requested(N, "sub-X:0", 50_000), outcome, after.next_decision(), NOW)
+    assert [e["unit"] for e in doc["entries"]] == ["vnd", "seconds"]
+    assert [e.data.unit for e in announced(doc)] == ["vnd"]  # type: ignore[union-attr]
+
+
+def test_a_decisions_events_derived_again_are_the_same_events_and_older_decisions_send_what_they_stored() -> (
+    None
+):
+    from account_service.announcements import implied_events
+    from account_service.decisions import journal_document
+    from mobi_contracts.topics import ACCOUNT_EVENTS
+    from servicekit.testing import usage_recorded
+
+    after, outcome = a_call_beyond_the_balance()
+    doc = journal_document(usage_recorded(N, 9_000, "u-1"), outcome, after.next_decision(), NOW)
+    first, again = implied_events(doc, ACCOUNT_EVENTS), implied_events(dict(doc), ACCOUNT_EVENTS)
+    assert first == again and [e["headers"]["event-type"] for e in first] == ["BalanceChangeRejected"]
+    stored = [{**first[0], "value": "as stored"}]
+    assert implied_events({**doc, "events": stored}, ACCOUNT_EVENTS) == stored
+
+
+def a_call_beyond_the_balance() -> tuple[Balances, Outcome]:
+    return apply_usage(
+        Balances(N, main=1_000), kind="voice", quantity=60, charge_vnd=9_000, now=NOW, description="v"
+    )

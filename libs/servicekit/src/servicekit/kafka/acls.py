@@ -53,7 +53,7 @@ def principals(
 ) -> list[str]:
     """Every principal that needs a password: producers, consumer groups, ops, admin (and the
     local harnesses). The broker's own is made when its storage is formatted."""
-    names = {p for t in topics for p in t.producers} | {g.name for g in groups} | {OPS, ADMIN}
+    names = {p for t in topics for p in t.producers} | {g.owner for g in groups} | {OPS, ADMIN}
     if local:
         names |= set(LOCAL_PRINCIPALS)
     return sorted(names)
@@ -67,12 +67,12 @@ def grants(
         for producer in topic.producers:
             found |= _writes(producer, topic.name)
     for group in groups:
-        found.add(Grant(group.name, "group", group.name, "read"))
-        found |= _writes(group.name, group.dead_letter.name)
+        found.add(Grant(group.owner, "group", group.name, "read"))
+        found |= _writes(group.owner, group.dead_letter.name)
         for topic in group.topics:
             found |= {
-                Grant(group.name, "topic", topic.name, "read"),
-                Grant(group.name, "topic", topic.name, "describe"),
+                Grant(group.owner, "topic", topic.name, "read"),
+                Grant(group.owner, "topic", topic.name, "describe"),
             }
     found |= {
         Grant(OPS, "topic", WILDCARD, "read"),
