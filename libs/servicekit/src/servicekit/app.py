@@ -35,7 +35,7 @@ from .auth import TokenVerifier
 from .http import RequestContextMiddleware, install_error_handlers
 from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
 from .kafka.inbox import Inbox
-from .kafka.publisher import EventPublisher, producer_broker
+from .kafka.publisher import EventPublisher, producer_broker, restart_this_process
 from .logs import configure_logging
 from .metrics import REGISTRY, SERVICE_READY
 from .mongo import Store
@@ -95,6 +95,7 @@ class Service:
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at debug
         )
         self.publisher = EventPublisher(self.broker, self.name)
+        self.publisher.on_broken_producer = restart_this_process
         # Never started: it only describes what the service consumes and produces, with the
         # event schemas, for its AsyncAPI document.
         self.docs_broker = KafkaBroker(settings.kafka_bootstrap)

@@ -92,6 +92,9 @@ class Store:
             appname=app_name or None,
             tz_aware=True,
             serverSelectionTimeoutMS=5000,
+            # No reply in 2 minutes is an error, not a wait forever: a consumer stuck on a wedged
+            # store connection outlived Kafka's max.poll.interval (5 min) and lost its partitions.
+            socketTimeoutMS=120_000,
             maxPoolSize=50,
             event_listeners=[_CommandCounter(app_name or database)],
         )

@@ -16,15 +16,32 @@ subscribers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from aiokafka.errors import OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 from faststream.kafka import KafkaBroker
 
 from mobi_contracts import AnyEvent
 
 from ..metrics import EVENTS_PUBLISHED
 from .access import KafkaAccess
+
+log = logging.getLogger(__name__)
+
+# The idempotent producer's own state is broken (seen after a broker restart under load: every
+# send then failed with OutOfOrderSequenceNumber for half an hour, outboxes unsent and the service
+# still ready). A new producer fixes it and the process owns one producer: restart the process.
+BROKEN_PRODUCER = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced)
+
+
+def restart_this_process() -> None:
+    """Graceful shutdown (SIGTERM: readiness off, consumers stop uncommitted, the supervisor or
+    Kubernetes starts it again)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def event_headers(event: AnyEvent) -> list[tuple[str, bytes]]:
@@ -59,6 +76,18 @@ class EventPublisher:
             producer_broker(broker, service, logger=None) if isinstance(broker, KafkaAccess) else broker
         )
         self._started = False
+        # What to do when the producer is broken (BROKEN_PRODUCER); a service restarts itself,
+        # tools and tests just see the error.
+        self.on_broken_producer: Any = None
+
+    async def _acknowledged(self, futures: Sequence[Awaitable[Any]]) -> None:
+        try:
+            await asyncio.gather(*futures)
+        except BROKEN_PRODUCER as exc:
+            log.critical("the Kafka producer is broken: restarting", extra={"error": repr(exc)})
+            if self.on_broken_producer is not None:
+                self.on_broken_producer()
+            raise
 
     async def start(self) -> None:
         """Connect the producer (the broker's subscribers are started separately, later)."""
@@ -95,7 +124,7 @@ class EventPublisher:
             for event in events
         ]
         if futures:
-            await asyncio.gather(*futures)
+            await self._acknowledged(futures)
             EVENTS_PUBLISHED.labels(self.service, topic).inc(len(futures))
 
     async def publish_serialized(self, entries: Sequence[dict[str, Any]]) -> None:
@@ -110,7 +139,7 @@ class EventPublisher:
             for e in entries
         ]
         if futures:
-            await asyncio.gather(*futures)
+            await self._acknowledged(futures)
             counts: dict[str, int] = {}
             for e in entries:
                 counts[e["topic"]] = counts.get(e["topic"], 0) + 1
