@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the local platform needs into the git-ignored cache (.cache/).
 # Idempotent: each step checks for its result first, so a second run costs seconds.
-# Usage: install.sh [python|kafka|ferretdb|system|helm|all]...
+# Usage: install.sh [python|kafka|ferretdb|system|helm|checkov|all]...
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -60,6 +60,17 @@ install_helm() {
   GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.19.0}"
 }
 
+# checkov (static analysis of the chart's manifests, tests/deploy/test_helm_checks.py): a tool of
+# its own, in its own environment under .cache/checkov (its dependency tree is large and pins
+# versions the workspace does not need), pinned like the rest.
+install_checkov() {
+  local bin="$CACHE/checkov/bin/checkov"
+  [[ -x "$bin" && "$("$bin" --version 2>/dev/null)" == "$CHECKOV_VERSION" ]] && return 0
+  log "installing checkov $CHECKOV_VERSION (PyPI, its own environment)"
+  UV_TOOL_DIR="$CACHE/checkov/tools" UV_TOOL_BIN_DIR="$CACHE/checkov/bin" \
+    "$UV" tool install --force --python 3.11 "checkov==$CHECKOV_VERSION" >/dev/null
+}
+
 apt_install() {
   local missing=() p
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -89,7 +100,8 @@ for step in "${steps[@]}"; do
     ferretdb) install_ferretdb ;;
     system) install_system ;;
     helm) install_helm ;;
-    all) install_system; install_python; install_kafka; install_ferretdb; install_helm ;;
+    checkov) install_checkov ;;
+    all) install_system; install_python; install_kafka; install_ferretdb; install_helm; install_checkov ;;
     *) die "unknown install step: $step" ;;
   esac
 done
