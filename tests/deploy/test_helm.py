@@ -276,7 +276,9 @@ def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> No
         assert env["HTTP_HOST"] == "0.0.0.0"
         # Secrets as files of SECRETS_DIR, one per settings field.
         assert env["SECRETS_DIR"] == "/etc/mymobifone/secrets"
-        assert {"name": "secrets", "mountPath": "/etc/mymobifone/secrets", "readOnly": True} in c["volumeMounts"]
+        assert {"name": "secrets", "mountPath": "/etc/mymobifone/secrets", "readOnly": True} in c[
+            "volumeMounts"
+        ]
         files = secret_files(deployment)
         for path, key in [
             ("mongodb_url", "mongodb-url"),
@@ -412,7 +414,9 @@ def test_only_the_vas_service_mounts_the_content_providers_keys() -> None:
     for name in SERVICES:
         files = secret_files(one(docs, "Deployment", f"{PREFIX}-{name}"))
         providers = {path for path in files if path.startswith("content_provider_keys/")}
-        assert providers == ({f"content_provider_keys/{p}" for p in PROVIDERS} if name == "vas" else set()), name
+        assert providers == ({f"content_provider_keys/{p}" for p in PROVIDERS} if name == "vas" else set()), (
+            name
+        )
 
 
 def test_a_disabled_service_gets_no_keys() -> None:

@@ -39,7 +39,18 @@ pytestmark = pytest.mark.skipif(
 
 
 def render(*sets: str) -> list[dict]:
-    args = [HELM, "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE, "-f", str(CI_VALUES)]
+    args = [
+        HELM,
+        "template",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        KUBE,
+        "-f",
+        str(CI_VALUES),
+    ]
     for item in sets:
         args += ["--set", item]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -110,7 +121,18 @@ def test_strict_validation_catches_an_unknown_field(manifests: list[dict]) -> No
 
 def run_checkov(tmp_path: Path) -> list[dict]:
     result = subprocess.run(
-        [HELM, "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE, "-f", str(CI_VALUES)],
+        [
+            HELM,
+            "template",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NAMESPACE,
+            "--kube-version",
+            KUBE,
+            "-f",
+            str(CI_VALUES),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -120,9 +142,9 @@ def run_checkov(tmp_path: Path) -> list[dict]:
     (tmp_path / "manifests" / "chart.yaml").write_text(result.stdout)
     # Offline: no download of the vendor's guidelines or mappings (this machine has no route there).
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_NO_UPDATE": "1"}
+    options = ["--framework", "kubernetes", "--skip-download", "--quiet", "--compact", "-o", "json"]
     scan = subprocess.run(
-        [str(CHECKOV), "-d", "manifests", "--framework", "kubernetes", "--skip-download", "--quiet"]
-        + ["--compact", "-o", "json"],
+        [str(CHECKOV), "-d", "manifests", *options],
         capture_output=True,
         text=True,
         timeout=600,
@@ -139,7 +161,9 @@ def run_checkov(tmp_path: Path) -> list[dict]:
     ]
 
 
-@pytest.mark.skipif(not CHECKOV.is_file(), reason="checkov is not installed (deploy/local/install.sh checkov)")
+@pytest.mark.skipif(
+    not CHECKOV.is_file(), reason="checkov is not installed (deploy/local/install.sh checkov)"
+)
 def test_checkov_finds_nothing_beyond_the_listed_skips(tmp_path: Path) -> None:
     skips = yaml.safe_load(SKIPS.read_text())
     assert all(skip["reason"].strip() for skip in skips)
@@ -176,7 +200,9 @@ def test_every_container_has_cpu_and_memory_requests_and_limits(manifests: list[
                 assert {"cpu", "memory"} <= set(resources.get(part, {})), (name_of(doc), c["name"], part)
 
 
-def test_every_container_runs_as_a_high_non_root_uid_read_only_and_unprivileged(manifests: list[dict]) -> None:
+def test_every_container_runs_as_a_high_non_root_uid_read_only_and_unprivileged(
+    manifests: list[dict],
+) -> None:
     for doc, pod in pods(manifests):
         pod_context = pod["spec"].get("securityContext", {})
         for c in all_containers(pod):
@@ -218,7 +244,9 @@ def test_every_pod_is_isolated_by_a_network_policy(manifests: list[dict]) -> Non
         if doc["metadata"].get("annotations", {}).get("helm.sh/hook"):
             # A hook's pods start before the release's plain objects exist: its policy must be
             # a hook created before it.
-            assert any(p["metadata"].get("annotations", {}).get("helm.sh/hook") for p in matching), name_of(doc)
+            assert any(p["metadata"].get("annotations", {}).get("helm.sh/hook") for p in matching), name_of(
+                doc
+            )
 
 
 def test_every_long_running_workload_has_a_disruption_budget(manifests: list[dict]) -> None:
@@ -252,7 +280,9 @@ def test_an_image_digest_pins_the_image() -> None:
     digest = "sha256:" + "ab" * 32
     docs = render(f"services.account.image.digest={digest}", f"gateway.image.digest={digest}")
     images = {
-        (doc["metadata"]["name"], c["name"]): c["image"] for doc, pod in pods(docs) for c in all_containers(pod)
+        (doc["metadata"]["name"], c["name"]): c["image"]
+        for doc, pod in pods(docs)
+        for c in all_containers(pod)
     }
     assert images[(f"{RELEASE}-mymobifone-account", "account")] == (
         f"registry.example.com/mymobifone/account-service@{digest}"

@@ -121,7 +121,9 @@ def test_secrets_come_from_files_in_the_secrets_dir_dicts_from_subdirectories(
 def test_an_environment_variable_wins_over_the_secrets_dir_and_a_missing_dir_stops_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SECRETS_DIR", str(secret_volume(tmp_path / "volume", {"redis_url": "redis://file:6379/0"})))
+    monkeypatch.setenv(
+        "SECRETS_DIR", str(secret_volume(tmp_path / "volume", {"redis_url": "redis://file:6379/0"}))
+    )
     monkeypatch.setenv("REDIS_URL", "redis://env:6379/0")
     assert PaymentLike().redis_url == "redis://env:6379/0"
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "not-mounted"))
@@ -130,7 +132,9 @@ def test_an_environment_variable_wins_over_the_secrets_dir_and_a_missing_dir_sto
 
 
 def test_secrets_in_files_are_held_to_the_same_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    volume = secret_volume(tmp_path, {"gateway_key": STRONG, "kafka_password": STRONG, "provider_hash_secret": "short"})
+    volume = secret_volume(
+        tmp_path, {"gateway_key": STRONG, "kafka_password": STRONG, "provider_hash_secret": "short"}
+    )
     monkeypatch.setenv("SECRETS_DIR", str(volume))
     with pytest.raises(ValidationError, match="provider_hash_secret is shorter than 32 bytes"):
         PaymentLike(environment="production", smsc_password="Zq8!kP2w")

@@ -45,7 +45,10 @@ class KitSettings(BaseSettings):
         if not secrets_dir:
             return (init_settings, env_settings, dotenv_settings, file_secret_settings)
         files = NestedSecretsSettingsSource(
-            file_secret_settings, secrets_dir=secrets_dir, secrets_dir_missing="error", secrets_nested_subdir=True
+            file_secret_settings,
+            secrets_dir=secrets_dir,
+            secrets_dir_missing="error",
+            secrets_nested_subdir=True,
         )
         return (init_settings, env_settings, dotenv_settings, files)
 
