@@ -488,6 +488,8 @@ def local_render(tmp_path: Path, **env: str) -> str:
         "GATEWAY_UPSTREAM_TEMPLATE": f"{PREFIX}-{{name}}.{NAMESPACE}.svc:8000",
         "CARRIER_PROXY_CIDRS": "10.20.0.0/16 100.64.12.0/24",
         "RATE_LIMIT_EXEMPT_CIDRS": "",
+        "GATEWAY_ZERO_RATED_PORT": "8090",
+        "GATEWAY_ZERO_RATED_HOST": "app-api.mobifone.vn",
     }
     base.update(env)
     out = tmp_path / "local"
@@ -506,9 +508,12 @@ def test_gateway_config_is_the_local_renderers_output(tmp_path: Path) -> None:
         "gateway.bodyLimit=128k",
         "gateway.rateLimitExemptCidrs={192.0.2.10/32}",
         "gateway.metrics.enabled=false",
+        "zeroRating.enabled=false",
     )
     assert nginx_conf(docs) == local_render(
         tmp_path,
+        GATEWAY_ZERO_RATED_PORT="",
+        GATEWAY_ZERO_RATED_HOST="",
         SERVICES="account vas payment notify stores",
         GATEWAY_RATE="50",
         GATEWAY_AUTH_BURST="3",

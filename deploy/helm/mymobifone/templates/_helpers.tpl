@@ -264,12 +264,16 @@ mv "$out.tmp" "$out"
 {{- $line := regexReplaceAll "#.*$" $raw "" | trim -}}
 {{- if $line -}}
 {{- $f := regexSplit "\\s+" $line -1 -}}
-{{- if ne (len $f) 4 -}}{{- fail (printf "routes.tsv: bad line %q" $raw) -}}{{- end -}}
+{{- if ne (len $f) 5 -}}{{- fail (printf "routes.tsv: bad line %q" $raw) -}}{{- end -}}
 {{- $match := index $f 0 -}}
 {{- $path := index $f 1 -}}
 {{- $svc := index $f 2 -}}
 {{- $zone := index $f 3 -}}
+{{- $audience := index $f 4 -}}
 {{- $lines := list (printf "        location %s %s {" (get $ops $match) $path) (printf "            set $gw_service %s;" $svc) -}}
+{{- if ne $audience "app" -}}
+{{- $lines = concat $lines (list "            if ($gw_zero_rated) {" "                return 404;" "            }") -}}
+{{- end -}}
 {{- if include "mymobifone.serviceEnabled" (list $root $svc) -}}
 {{- $lines = append $lines (printf "            limit_req zone=gw_%s burst=%v nodelay;" $zone (get $bursts $zone)) -}}
 {{- $lines = append $lines (printf "            proxy_pass http://gw_%s;" $svc) -}}
@@ -337,6 +341,9 @@ mv "$out.tmp" "$out"
   | replace "@UPSTREAMS@" (include "mymobifone.gateway.upstreams" .)
   | replace "@ROUTES@" (include "mymobifone.gateway.routes" .)
   | replace "@STATUS_SERVER@" $statusServer
+  | replace "@ZERO_RATED_LISTEN@" (include "mymobifone.zeroRated.listen" .)
+  | replace "@ZERO_RATED_PORT_MAP@" (include "mymobifone.zeroRated.portMap" .)
+  | replace "@ZERO_RATED_HOST_MAP@" (include "mymobifone.zeroRated.hostMap" .)
 -}}
 {{- end -}}
 
@@ -450,4 +457,75 @@ topologySpreadConstraints:
       protocol: UDP
     - port: 53
       protocol: TCP
+{{- end -}}
+
+
+{{/* Zero-rated app traffic ---------------------------------------------------------------
+     The gateway's second listener (zeroRating.port) answers only zeroRating.host and only the
+     app's routes (routes.tsv audience "app"); as deploy/gateway/render.py renders it. */}}
+{{- define "mymobifone.zeroRated.check" -}}
+{{- $z := .Values.zeroRating -}}
+{{- if $z.enabled -}}
+{{- if not (regexMatch "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$" (toString $z.host)) -}}
+{{- fail (printf "zeroRating.host %q: expected a lower-case host name, e.g. app-api.mobifone.vn" (toString $z.host)) -}}
+{{- end -}}
+{{- if eq (int $z.port) (int .Values.gateway.port) -}}
+{{- fail "zeroRating.port must differ from gateway.port (the carrier sees only the zero-rated one)" -}}
+{{- end -}}
+{{- range $address := $z.addresses -}}
+{{- if not (regexMatch "^([0-9]{1,3}\\.){3}[0-9]{1,3}$|^[0-9a-fA-F:]+:[0-9a-fA-F:]*$" (toString $address)) -}}
+{{- fail (printf "zeroRating.addresses: %q is not an IP address" (toString $address)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.zeroRated.listen" -}}
+{{- if .Values.zeroRating.enabled -}}
+{{- include "mymobifone.zeroRated.check" . -}}
+{{- printf "        listen %v;  # zero-rated: %s and the app's routes only" (int .Values.zeroRating.port) .Values.zeroRating.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.zeroRated.portMap" -}}
+{{- if .Values.zeroRating.enabled -}}
+{{- printf "        %v 1;" (int .Values.zeroRating.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.zeroRated.hostMap" -}}
+{{- if .Values.zeroRating.enabled -}}
+{{- printf "        \"1:%s\" 0;" .Values.zeroRating.host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The app's routes (routes.tsv audience "app"), as published to the carrier: a list of
+     "<match> <path>" as YAML. */}}
+{{- define "mymobifone.zeroRated.routes" -}}
+{{- $routes := list -}}
+{{- range $raw := splitList "\n" (.Files.Get "files/gateway/routes.tsv") -}}
+{{- $line := regexReplaceAll "#.*$" $raw "" | trim -}}
+{{- if $line -}}
+{{- $f := regexSplit "\\s+" $line -1 -}}
+{{- if eq (index $f 4) "app" -}}
+{{- $routes = append $routes (dict "match" (index $f 0) "path" (index $f 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $routes -}}
+{{- end -}}
+
+{{/* What the carrier zero-rates: the host, the addresses and ports of the zero-rated Service,
+     the paths answered there. As JSON. */}}
+{{- define "mymobifone.zeroRated.published" -}}
+{{- $z := .Values.zeroRating -}}
+{{- $published := dict
+  "host" $z.host
+  "addresses" ($z.addresses | default list)
+  "ports" (list (int $z.service.port))
+  "protocol" "TCP"
+  "service" (printf "%s-gateway-zero-rated" (include "mymobifone.fullname" .))
+  "routes" (include "mymobifone.zeroRated.routes" . | fromYamlArray)
+-}}
+{{- toPrettyJson $published -}}
 {{- end -}}
