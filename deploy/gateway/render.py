@@ -83,7 +83,8 @@ def parse_routes(text: str) -> list[Route]:
             continue
         fields = line.split()
         if len(fields) != 5:
-            raise RenderError(f"routes.tsv:{number}: expected 'match path service limit audience', got {raw!r}")
+            expected = "match path service limit audience"
+            raise RenderError(f"routes.tsv:{number}: expected '{expected}', got {raw!r}")
         match, path, service, zone, audience = fields
         if match not in MATCHES:
             raise RenderError(f"routes.tsv:{number}: match must be one of {sorted(MATCHES)}")

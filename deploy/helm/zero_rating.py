@@ -32,7 +32,7 @@ def published(values: list[Path], release: str = "mymobifone", namespace: str = 
     """The chart's published list for these values (helm template, no cluster needed)."""
     args = [helm(), "template", release, str(CHART), "-n", namespace, "--kube-version", "1.31.0"]
     args += [arg for path in values for arg in ("-f", str(path))]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)  # noqa: S603
     for doc in yaml.safe_load_all(result.stdout):
         if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-zero-rating"):
             return dict(json.loads(doc["data"]["zero-rating.json"]))
@@ -40,7 +40,8 @@ def published(values: list[Path], release: str = "mymobifone", namespace: str = 
 
 
 def markdown(listing: dict) -> str:
-    addresses = ", ".join(f"`{a}`" for a in listing["addresses"]) or "(none reserved yet: zeroRating.addresses)"
+    addresses = ", ".join(f"`{a}`" for a in listing["addresses"])
+    addresses = addresses or "(none reserved yet: zeroRating.addresses)"
     ports = ", ".join(str(p) for p in listing["ports"])
     kinds = {"exact": "exactly", "prefix": "and everything under it", "regex": "regular expression"}
     lines = [

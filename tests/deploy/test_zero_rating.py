@@ -80,7 +80,10 @@ def test_the_published_list_is_what_the_gateway_serves_on_the_zero_rated_host() 
     assert service["spec"]["selector"].items() <= gateway["spec"]["template"]["metadata"]["labels"].items()
     conf = one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]["nginx.conf"]
     assert f"        listen {ports['zero-rated']};  # zero-rated" in conf
-    assert f"    map $server_port $gw_zero_rated {{\n        default 0;\n        {ports['zero-rated']} 1;\n" in conf
+    port_map = (
+        f"    map $server_port $gw_zero_rated {{\n        default 0;\n        {ports['zero-rated']} 1;\n"
+    )
+    assert port_map in conf
     assert f'        "~^1:" 1;\n        "1:{listing["host"]}" 0;\n' in conf
     # The published paths: exactly the routes not refused on the zero-rated listener.
     served = {key for key, body in locations(conf).items() if "if ($gw_zero_rated)" not in body}

@@ -748,9 +748,8 @@ def test_the_zero_rated_listener_answers_no_other_host(zero_rated: tuple[Gateway
             assert_gateway_error(client.get("/api/v1/me/balances"), 421, "misdirected_request")
     # An absolute-form request (as to a forward proxy) names its own host: refused too.
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            f"GET http://example.com/api/v1/me HTTP/1.1\r\nHost: {ZERO_RATED_HOST}\r\nConnection: close\r\n\r\n".encode()
-        )
+        head = f"GET http://example.com/api/v1/me HTTP/1.1\r\nHost: {ZERO_RATED_HOST}\r\n"
+        sock.sendall(f"{head}Connection: close\r\n\r\n".encode())
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
