@@ -57,7 +57,11 @@ install_ferretdb() {
 install_helm() {
   [[ -x "$BIN/helm" ]] && return 0
   log "building helm (go module proxy)"
-  GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.19.0}"
+  # Helm's release builds stamp the Kubernetes version it assumes without a cluster (helm
+  # template, lint); a plain `go install` leaves v1.20, which the chart's kubeVersion refuses.
+  local k8s="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=31"
+  k8s+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=31"
+  GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false go install -ldflags "$k8s" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.19.0}"
 }
 
 # checkov (static analysis of the chart's manifests, tests/deploy/test_helm_checks.py): a tool of
