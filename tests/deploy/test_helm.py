@@ -702,14 +702,21 @@ def test_topics_job_runs_before_install_and_upgrade() -> None:
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     [c] = job["spec"]["template"]["spec"]["containers"]
     assert c["command"][:3] == ["python", "-m", "servicekit.kafka.admin"]
-    assert c["command"][-2:] == ["--replication-factor", "3"]
+    assert option(c["command"], "--replication-factor") == "3"
     assert env_of(c)["KAFKA_BOOTSTRAP"].startswith("kafka-0")
 
 
-def test_topics_replication_factor_is_a_value() -> None:
-    job = one(render("topics.replicationFactor=5"), "Job", f"{PREFIX}-topics")
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_topics_replication_factor_partitions_and_retention_are_values() -> None:
+    sets = ("topics.replicationFactor=5", "topics.partitions=12", "topics.retentionHours=72")
+    job = one(render(*sets), "Job", f"{PREFIX}-topics")
     [c] = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"][-1] == "5"
+    assert option(c["command"], "--replication-factor") == "5"
+    assert option(c["command"], "--partitions") == "12"
+    assert option(c["command"], "--retention-hours") == "72"
 
 
 def test_packaged_chart_carries_the_shared_files(tmp_path: Path) -> None:
