@@ -21,8 +21,8 @@ VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 README = (CHART / "README.md").read_text()
 
 
-def load_capacity() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("capacity", ROOT / "deploy" / "helm" / "capacity.py")
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "helm" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -30,7 +30,8 @@ def load_capacity() -> ModuleType:
     return module
 
 
-capacity = load_capacity()
+capacity = load("capacity")
+shard_keys = load("shard_keys")
 
 
 def test_the_charts_topic_defaults_are_the_models() -> None:
@@ -85,7 +86,7 @@ def test_every_consumer_group_and_every_busy_topic_is_in_the_model() -> None:
 
 
 def test_every_collection_of_every_service_has_a_shard_key() -> None:
-    for service, keys in capacity.SHARD_KEYS.items():
+    for service, keys in shard_keys.SHARD_KEYS.items():
         store = importlib.import_module(f"{service}_service.store")
         assert set(keys) == set(store.INDEXES), service
         for collection, (key, why) in keys.items():
