@@ -35,6 +35,9 @@ Optional (default):
   GATEWAY_TEMP_DIR ($GATEWAY_RUN_DIR/temp) parent of nginx's temp dirs (must exist)
   GATEWAY_NJS_MODULE (/usr/lib/nginx/modules/ngx_http_js_module.so, Debian's libnginx-mod-http-js;
       the official nginx images: /etc/nginx/modules/ngx_http_js_module.so)
+  GATEWAY_ZERO_RATED_PORT, GATEWAY_ZERO_RATED_HOST ("", "")  both or neither: a second listener
+      answering only that Host and only the app's routes (routes.tsv audience "app"), for the
+      traffic the carrier does not charge (docs/zero-rating.md)
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ NJS = HERE / "gateway.js"
 KNOWN_SERVICES = ("account", "vas", "payment", "loyalty", "notify", "stores")
 MATCHES = {"exact": "=", "prefix": "^~", "regex": "~"}
 ZONES = ("api", "auth", "webhook")
+AUDIENCES = ("app", "partner")
+HOSTNAME = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+"
 
 
 class RenderError(Exception):
@@ -66,6 +71,7 @@ class Route:
     path: str
     service: str
     zone: str
+    audience: str
 
 
 def parse_routes(text: str) -> list[Route]:
@@ -76,15 +82,18 @@ def parse_routes(text: str) -> list[Route]:
         if not line:
             continue
         fields = line.split()
-        if len(fields) != 4:
-            raise RenderError(f"routes.tsv:{number}: expected 'match path service limit', got {raw!r}")
-        match, path, service, zone = fields
+        if len(fields) != 5:
+            expected = "match path service limit audience"
+            raise RenderError(f"routes.tsv:{number}: expected '{expected}', got {raw!r}")
+        match, path, service, zone, audience = fields
         if match not in MATCHES:
             raise RenderError(f"routes.tsv:{number}: match must be one of {sorted(MATCHES)}")
         if service not in KNOWN_SERVICES:
             raise RenderError(f"routes.tsv:{number}: unknown service {service!r}")
         if zone not in ZONES:
             raise RenderError(f"routes.tsv:{number}: limit must be one of {ZONES}")
+        if audience not in AUDIENCES:
+            raise RenderError(f"routes.tsv:{number}: audience must be one of {AUDIENCES}")
         if match == "regex":
             if not (path.startswith("^/api/") and path.endswith("$")):
                 raise RenderError(f"routes.tsv:{number}: a regex route must be anchored ^/api/...$")
@@ -94,7 +103,7 @@ def parse_routes(text: str) -> list[Route]:
         if (match, path) in seen:
             raise RenderError(f"routes.tsv:{number}: duplicate route {match} {path}")
         seen.add((match, path))
-        routes.append(Route(match, path, service, zone))
+        routes.append(Route(match, path, service, zone, audience))
     return routes
 
 
@@ -162,6 +171,8 @@ def route_block(route: Route, deployed: bool, bursts: dict[str, str]) -> str:
         f"        location {MATCHES[route.match]} {route.path} {{",
         f"            set $gw_service {route.service};",
     ]
+    if route.audience != "app":
+        lines += ["            if ($gw_zero_rated) {", "                return 404;", "            }"]
     if deployed:
         lines.append(f"            limit_req zone=gw_{route.zone} burst={bursts[route.zone]} nodelay;")
         lines.append(f"            proxy_pass http://gw_{route.service};")
@@ -187,6 +198,24 @@ def status_server(status_port: int | None) -> str:
         "        }\n"
         "    }"
     )
+
+
+def zero_rated(listen_addr: str, gateway_port: int) -> dict[str, str]:
+    """The zero-rated listener's pieces of the template (all empty when it is off)."""
+    host = setting("GATEWAY_ZERO_RATED_HOST", "", f"|{HOSTNAME}", "a lower-case host name")
+    zr_port = port("GATEWAY_ZERO_RATED_PORT") if env("GATEWAY_ZERO_RATED_PORT", "") else None
+    if bool(host) != bool(zr_port):
+        raise RenderError("GATEWAY_ZERO_RATED_PORT and GATEWAY_ZERO_RATED_HOST go together")
+    if zr_port == gateway_port:
+        raise RenderError("GATEWAY_ZERO_RATED_PORT must differ from GATEWAY_PORT (the carrier sees only it)")
+    if zr_port is None:
+        return {"ZERO_RATED_LISTEN": "", "ZERO_RATED_PORT_MAP": "", "ZERO_RATED_HOST_MAP": ""}
+    listen = f"{listen_addr}:{zr_port}" if listen_addr else str(zr_port)
+    return {
+        "ZERO_RATED_LISTEN": f"        listen {listen};  # zero-rated: {host} and the app's routes only",
+        "ZERO_RATED_PORT_MAP": f"        {zr_port} 1;",
+        "ZERO_RATED_HOST_MAP": f'        "1:{host}" 0;',
+    }
 
 
 def gateway_keys(deployed: list[str]) -> str:
@@ -282,6 +311,7 @@ def render(routes_text: str, template: str) -> tuple[str, str]:
         "UPSTREAMS": "\n".join(upstreams),
         "ROUTES": route_text,
         "STATUS_SERVER": status_server(status_port),
+        **zero_rated(listen_addr, gateway_port),
     }
     for name in ("PID_FILE", "TEMP_DIR", "ERROR_LOG", "ACCESS_LOG", "KEY_INCLUDE", "NJS_MODULE"):
         checked(name, values[name], r"[A-Za-z0-9_./:@+-]+", "a path without spaces or quotes")

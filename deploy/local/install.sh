@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the local platform needs into the git-ignored cache (.cache/).
 # Idempotent: each step checks for its result first, so a second run costs seconds.
-# Usage: install.sh [python|kafka|ferretdb|system|helm|all]...
+# Usage: install.sh [python|kafka|ferretdb|system|helm|checkov|all]...
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -57,7 +57,22 @@ install_ferretdb() {
 install_helm() {
   [[ -x "$BIN/helm" ]] && return 0
   log "building helm (go module proxy)"
-  GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.19.0}"
+  # Helm's release builds stamp the Kubernetes version it assumes without a cluster (helm
+  # template, lint); a plain `go install` leaves v1.20, which the chart's kubeVersion refuses.
+  local k8s="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=31"
+  k8s+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=31"
+  GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false go install -ldflags "$k8s" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.19.0}"
+}
+
+# checkov (static analysis of the chart's manifests, tests/deploy/test_helm_checks.py): a tool of
+# its own, in its own environment under .cache/checkov (its dependency tree is large and pins
+# versions the workspace does not need), pinned like the rest.
+install_checkov() {
+  local bin="$CACHE/checkov/bin/checkov"
+  [[ -x "$bin" && "$("$bin" --version 2>/dev/null)" == "$CHECKOV_VERSION" ]] && return 0
+  log "installing checkov $CHECKOV_VERSION (PyPI, its own environment)"
+  UV_TOOL_DIR="$CACHE/checkov/tools" UV_TOOL_BIN_DIR="$CACHE/checkov/bin" \
+    "$UV" tool install --force --python 3.11 "checkov==$CHECKOV_VERSION" >/dev/null
 }
 
 apt_install() {
@@ -89,7 +104,8 @@ for step in "${steps[@]}"; do
     ferretdb) install_ferretdb ;;
     system) install_system ;;
     helm) install_helm ;;
-    all) install_system; install_python; install_kafka; install_ferretdb; install_helm ;;
+    checkov) install_checkov ;;
+    all) install_system; install_python; install_kafka; install_ferretdb; install_helm; install_checkov ;;
     *) die "unknown install step: $step" ;;
   esac
 done

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
+import importlib
 import os
 import re
 import secrets
@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -133,6 +134,17 @@ def env_of(c: dict) -> dict[str, object]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
 
 
+def volume(deployment: dict, name: str) -> dict:
+    [v] = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == name]
+    return v
+
+
+def secret_files(deployment: dict, volume_name: str = "secrets") -> dict[str, tuple[str, str]]:
+    """A Secret volume's files: path -> (Secret, key)."""
+    secret = volume(deployment, volume_name)["secret"]
+    return {item["path"]: (secret["secretName"], item["key"]) for item in secret["items"]}
+
+
 # --- lint and validation -----------------------------------------------------------------------
 
 
@@ -202,10 +214,8 @@ def test_ci_values_ship_no_usable_secret() -> None:
             assert "-----BEGIN" not in path.read_text(), path
     docs = render(values=CI_VALUES)
     assert not find(docs, "Secret")
-    env = env_of(container(one(docs, "Deployment", f"{PREFIX}-account"), "account"))
-    assert env["GATEWAY_KEY"] == {
-        "secretKeyRef": {"name": "mymobifone-ci-secrets", "key": "gateway-key-account"}
-    }
+    files = secret_files(one(docs, "Deployment", f"{PREFIX}-account"))
+    assert files["gateway_key"] == ("mymobifone-ci-secrets", "gateway-key-account")
 
 
 def test_an_smsc_password_may_be_short_but_not_a_default() -> None:
@@ -259,17 +269,24 @@ def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> No
         assert c["startupProbe"]["httpGet"]["path"] == "/health"
         assert c["resources"]["requests"]["cpu"] == "100m"
         assert c["resources"]["limits"]["memory"] == "512Mi"
+        assert c["resources"]["limits"]["cpu"] == "1"  # one Python process: one core at most
         assert c["envFrom"] == [{"configMapRef": {"name": f"{PREFIX}-config"}}]
         env = env_of(c)
         assert env["SERVICE_NAME"] == f"{name}-service"
         assert env["HTTP_HOST"] == "0.0.0.0"
-        for variable, key in [
-            ("MONGODB_URL", "mongodb-url"),
-            ("REDIS_URL", "redis-url"),
-            ("GATEWAY_KEY", f"gateway-key-{name}"),  # its own, never another service's
-            ("INTERNAL_KEY", f"internal-key-{name}"),
+        # Secrets as files of SECRETS_DIR, one per settings field.
+        assert env["SECRETS_DIR"] == "/etc/mymobifone/secrets"
+        assert {"name": "secrets", "mountPath": "/etc/mymobifone/secrets", "readOnly": True} in c[
+            "volumeMounts"
+        ]
+        files = secret_files(deployment)
+        for path, key in [
+            ("mongodb_url", "mongodb-url"),
+            ("redis_url", "redis-url"),
+            ("gateway_key", f"gateway-key-{name}"),  # its own, never another service's
+            ("internal_key", f"internal-key-{name}"),
         ]:
-            assert env[variable] == {"secretKeyRef": {"name": secret, "key": key}}
+            assert files[path] == (secret, key)
         assert env["JWT_PUBLIC_KEY_FILE"] == "/etc/mymobifone/jwt/jwt-public-key.pem"
         assert ("JWT_PRIVATE_KEY_FILE" in env) == (name == "account")
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
@@ -285,8 +302,9 @@ def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> No
     assert config["KAFKA_BOOTSTRAP"].startswith("kafka-0.kafka.data.svc:9092")
     payment = env_of(container(one(docs, "Deployment", f"{PREFIX}-payment"), "payment"))
     assert payment["ACCOUNT_INTERNAL_URL"] == f"http://{PREFIX}-account.{NAMESPACE}.svc:8000"
-    hash_secret = {"secretKeyRef": {"name": secret, "key": "provider-hash-secret"}}
-    assert payment["PROVIDER_HASH_SECRET"] == hash_secret
+    assert "PROVIDER_HASH_SECRET" not in payment
+    payment_files = secret_files(one(docs, "Deployment", f"{PREFIX}-payment"))
+    assert payment_files["provider_hash_secret"] == (secret, "provider-hash-secret")
 
 
 def secret_data(docs: list[dict]) -> dict[str, str]:
@@ -325,61 +343,87 @@ def test_given_keys_are_used_for_their_service_or_caller_only() -> None:
     assert account not in {v for k, v in data.items() if k != "gateway-key-account"}
 
 
-def expand(env: list[dict], values: dict[str, str]) -> dict[str, str]:
-    """A container's environment as Kubernetes sets it: secretKeyRef values from `values`
-    (the Secret's data), `$(VAR)` replaced by variables defined before it."""
-    result: dict[str, str] = {}
-    for item in env:
-        if "valueFrom" in item:
-            ref = item["valueFrom"].get("secretKeyRef")
-            if ref:
-                result[item["name"]] = values[ref["key"]]
-            continue
-        result[item["name"]] = re.sub(
-            r"\$\((\w+)\)", lambda m: result.get(m.group(1), m.group(0)), item["value"]
-        )
-    return result
+SETTINGS = {
+    "account": "account_service.settings:AccountSettings",
+    "vas": "vas_service.settings:VasSettings",
+    "payment": "payment_service.settings:PaymentSettings",
+    "loyalty": "loyalty_service.settings:LoyaltySettings",
+    "notify": "notify_service.settings:NotifySettings",
+    "stores": "stores_service.settings:StoresSettings",
+}
 
 
-def test_each_service_accepts_the_internal_keys_of_its_callers_only() -> None:
+def settings_from_pod(docs: list[dict], name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service's own settings class, loaded as in the pod: its SECRETS_DIR holding the files
+    the chart's Secret volume mounts (values from the Secret's data), its plain environment
+    (the config ConfigMap, then the container's env)."""
+    deployment = one(docs, "Deployment", f"{PREFIX}-{name}")
+    data = secret_data(docs)
+    directory = tmp_path / name
+    for path, (_, key) in secret_files(deployment).items():
+        (directory / path).parent.mkdir(parents=True, exist_ok=True)
+        (directory / path).write_text(data[key])
+    for variable in list(os.environ):
+        monkeypatch.delenv(variable)
+    env = dict(one(docs, "ConfigMap", f"{PREFIX}-config")["data"])
+    env |= {k: v for k, v in env_of(container(deployment, name)).items() if isinstance(v, str)}
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("SECRETS_DIR", str(directory))
+    module, cls = SETTINGS[name].split(":")
+    settings_cls = getattr(importlib.import_module(module), cls)
+    # The files the pod mounts from other Secrets (Kafka's password, the JWT key) are other tests'.
+    kafka_password = tmp_path / f"{name}-kafka-password"
+    kafka_password.write_text(secrets.token_urlsafe(32))
+    return settings_cls(jwt_public_key_file=None, kafka_password_file=kafka_password)
+
+
+def test_each_service_reads_its_own_keys_and_its_callers_keys_from_the_mounted_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = render()
     data = secret_data(docs)
     accepted = {}
     for name in SERVICES:
-        env = expand(container(one(docs, "Deployment", f"{PREFIX}-{name}"), name)["env"], data)
-        assert env["GATEWAY_KEY"] == data[f"gateway-key-{name}"]
-        assert env["INTERNAL_KEY"] == data[f"internal-key-{name}"]
-        accepted[name] = json.loads(env["INTERNAL_CALLER_KEYS"])
+        settings = settings_from_pod(docs, name, tmp_path, monkeypatch)
+        assert settings.environment == "production"
+        assert settings.mongodb_url == data["mongodb-url"]
+        assert settings.own_gateway_key == data[f"gateway-key-{name}"]
+        assert settings.own_internal_key == data[f"internal-key-{name}"]
+        accepted[name] = settings.accepted_internal_keys
         for caller, key in accepted[name].items():
             assert key == data[f"internal-key-{caller.removesuffix('-service')}"], (name, caller)
+        if name == "vas":
+            keys = {p: k.get_secret_value() for p, k in settings.content_provider_keys.items()}
+            assert keys == {p: data[f"provider-key-{p}"] for p in PROVIDERS}
+            assert len(set(keys.values())) == len(PROVIDERS)
+        if name == "account":
+            assert settings.otp_pepper.get_secret_value() == data["otp-pepper"]
+        if name == "notify":
+            assert settings.fcm_credentials.get_secret_value() == data["fcm-service-account-json"]
     assert set(accepted["account"]) == {"payment-service", "vas-service", "loyalty-service", "ops"}
     assert set(accepted["payment"]) == {"ops"}
     assert set(accepted["notify"]) == {"campaign-tools", "ops"}
-    assert set(accepted["vas"]) == {"ops"}  # partners come with their own keys, below
+    assert set(accepted["vas"]) == {"ops"}  # partners come with their own keys
     # The key payment calls with is the one account accepts from payment, and no other.
     assert accepted["account"]["payment-service"] == data["internal-key-payment"]
 
 
-def test_each_content_provider_has_its_own_key_and_only_the_vas_service_holds_them() -> None:
+def test_only_the_vas_service_mounts_the_content_providers_keys() -> None:
     docs = render()
-    data = secret_data(docs)
     for name in SERVICES:
-        env = expand(container(one(docs, "Deployment", f"{PREFIX}-{name}"), name)["env"], data)
-        if name != "vas":
-            assert "CONTENT_PROVIDER_KEYS" not in env, name
-            continue
-        keys = json.loads(env["CONTENT_PROVIDER_KEYS"])
-        assert sorted(keys) == sorted(PROVIDERS)
-        assert all(keys[p] == data[f"provider-key-{p}"] for p in PROVIDERS)
-        assert len(set(keys.values())) == len(PROVIDERS)
+        files = secret_files(one(docs, "Deployment", f"{PREFIX}-{name}"))
+        providers = {path for path in files if path.startswith("content_provider_keys/")}
+        assert providers == ({f"content_provider_keys/{p}" for p in PROVIDERS} if name == "vas" else set()), (
+            name
+        )
 
 
 def test_a_disabled_service_gets_no_keys() -> None:
     docs = render("services.stores.enabled=false")
     data = secret_data(docs)
     assert "gateway-key-stores" not in data and "internal-key-stores" not in data
-    config = one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]
-    assert "STORES" not in config["gateway-key.conf.template"]
+    assert "stores" not in secret_files(one(docs, "Deployment", f"{PREFIX}-gateway"), "keys")
 
 
 def test_existing_secret_is_used_instead_of_creating_one() -> None:
@@ -390,9 +434,9 @@ def test_existing_secret_is_used_instead_of_creating_one() -> None:
         values=None,
     )
     assert not find(docs, "Secret")
-    env = env_of(container(one(docs, "Deployment", f"{PREFIX}-account"), "account"))
-    assert env["MONGODB_URL"] == {"secretKeyRef": {"name": "platform-secrets", "key": "mongodb-url"}}
-    assert env["GATEWAY_KEY"] == {"secretKeyRef": {"name": "platform-secrets", "key": "gateway-key-account"}}
+    files = secret_files(one(docs, "Deployment", f"{PREFIX}-account"))
+    assert files["mongodb_url"] == ("platform-secrets", "mongodb-url")
+    assert files["gateway_key"] == ("platform-secrets", "gateway-key-account")
 
 
 def test_hpa_replaces_fixed_replicas() -> None:
@@ -444,6 +488,8 @@ def local_render(tmp_path: Path, **env: str) -> str:
         "GATEWAY_UPSTREAM_TEMPLATE": f"{PREFIX}-{{name}}.{NAMESPACE}.svc:8000",
         "CARRIER_PROXY_CIDRS": "10.20.0.0/16 100.64.12.0/24",
         "RATE_LIMIT_EXEMPT_CIDRS": "",
+        "GATEWAY_ZERO_RATED_PORT": "8090",
+        "GATEWAY_ZERO_RATED_HOST": "app-api.mobifone.vn",
     }
     base.update(env)
     out = tmp_path / "local"
@@ -462,9 +508,12 @@ def test_gateway_config_is_the_local_renderers_output(tmp_path: Path) -> None:
         "gateway.bodyLimit=128k",
         "gateway.rateLimitExemptCidrs={192.0.2.10/32}",
         "gateway.metrics.enabled=false",
+        "zeroRating.enabled=false",
     )
     assert nginx_conf(docs) == local_render(
         tmp_path,
+        GATEWAY_ZERO_RATED_PORT="",
+        GATEWAY_ZERO_RATED_HOST="",
         SERVICES="account vas payment notify stores",
         GATEWAY_RATE="50",
         GATEWAY_AUTH_BURST="3",
@@ -486,11 +535,8 @@ def test_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     conf = conf.replace("_temp_path /tmp/", f"_temp_path {tmp_path}/")
     assert "load_module /etc/nginx/modules/ngx_http_js_module.so;" in conf  # the nginx image's njs
     conf = conf.replace("/etc/nginx/modules/", "/usr/lib/nginx/modules/")  # Debian's (install.sh)
-    # The key file as the image's envsubst writes it.
-    key_conf = config["gateway-key.conf.template"]
-    for name in SERVICES:
-        key_conf = key_conf.replace(f"${{GATEWAY_KEY_{name.upper()}}}", f"key-of-{name}")
-    (tmp_path / "key.conf").write_text(key_conf)
+    # The key file as the pod's init container writes it (the chart's script, run here).
+    write_gateway_keys(config["gateway-keys.sh"], {name: f"key-of-{name}" for name in SERVICES}, tmp_path)
     (tmp_path / "gateway.js").write_text(config["gateway.js"])
     (tmp_path / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -503,6 +549,40 @@ def test_gateway_config_passes_nginx_t(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def write_gateway_keys(script: str, keys: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Runs the init container's script on key files laid out as the Secret volume mounts them;
+    it writes tmp_path/key.conf."""
+    keys_dir = tmp_path / "gateway-keys"
+    keys_dir.mkdir(exist_ok=True)
+    for name, key in keys.items():
+        (keys_dir / name).write_text(key)
+    (tmp_path / "gateway-keys.sh").write_text(script)
+    return subprocess.run(
+        ["sh", str(tmp_path / "gateway-keys.sh"), str(keys_dir), str(tmp_path / "key.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_the_gateway_key_file_maps_each_service_to_its_own_key_and_refuses_odd_keys(tmp_path: Path) -> None:
+    script = one(render(), "ConfigMap", f"{PREFIX}-gateway")["data"]["gateway-keys.sh"]
+    result = write_gateway_keys(script, {"account": "k-acc+/=.~_1", "vas": "k-vas"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "key.conf").read_text().splitlines()[1:] == [
+        "map $gw_service $gw_gateway_key {",
+        '    default "";',
+        '    account "k-acc+/=.~_1";',
+        '    vas "k-vas";',
+        "}",
+    ]
+    for bad in ('k"; default "x', "k ey", ""):
+        (tmp_path / "key.conf").unlink(missing_ok=True)
+        result = write_gateway_keys(script, {"account": bad}, tmp_path)
+        assert result.returncode != 0 and "gateway-key-account" in result.stderr, bad
+        assert not (tmp_path / "key.conf").exists()
+
+
 def test_gateway_deployment() -> None:
     docs = render()
     deployment = one(docs, "Deployment", f"{PREFIX}-gateway")
@@ -510,30 +590,23 @@ def test_gateway_deployment() -> None:
     assert nginx["args"] == ["nginx", "-c", "/etc/nginx/gateway/nginx.conf"]
     assert nginx["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert nginx["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    env = env_of(nginx)
-    for name in SERVICES:
-        key_ref = {"secretKeyRef": {"name": f"{PREFIX}-secrets", "key": f"gateway-key-{name}"}}
-        assert env[f"GATEWAY_KEY_{name.upper()}"] == key_ref
-    # The image's envsubst replaces exactly these variables (nginx's own $variables stay).
-    envsubst = re.compile(str(env["NGINX_ENVSUBST_FILTER"]))
-    assert {name for name in env if envsubst.search(name)} == {f"GATEWAY_KEY_{n.upper()}" for n in SERVICES}
-    assert not envsubst.search("GATEWAY_KEY") and not envsubst.search("HOSTNAME")
-    mounts = {m["mountPath"] for m in nginx["volumeMounts"]}
-    assert {
-        "/etc/nginx/gateway/nginx.conf",
-        "/etc/nginx/gateway/gateway.js",
-        "/etc/nginx/templates/gateway-key.conf.template",
-    } <= mounts
-    assert "/etc/nginx/conf.d" in mounts  # where the image's envsubst writes the keys
+    assert "env" not in nginx, "the keys are files, not environment variables"
+    keys = secret_files(deployment, "keys")
+    assert keys == {name: (f"{PREFIX}-secrets", f"gateway-key-{name}") for name in SERVICES}
+    [init] = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][:2] == ["sh", "/etc/nginx/gateway/gateway-keys.sh"]
+    assert init["command"][2:] == ["/etc/mymobifone/gateway-keys", "/etc/nginx/conf.d/gateway-key.conf"]
+    init_mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    assert init_mounts["/etc/mymobifone/gateway-keys"] == "keys"
+    assert init_mounts["/etc/nginx/conf.d"] == "rendered"
+    mounts = {m["mountPath"]: m for m in nginx["volumeMounts"]}
+    assert {"/etc/nginx/gateway/nginx.conf", "/etc/nginx/gateway/gateway.js"} <= set(mounts)
+    assert mounts["/etc/nginx/conf.d"]["name"] == "rendered"  # the init container's key file
+    assert mounts["/etc/nginx/conf.d"]["readOnly"] is True
+    assert volume(deployment, "rendered")["emptyDir"]["medium"] == "Memory"
     exporter = container(deployment, "exporter")
     assert "--nginx.scrape-uri=http://127.0.0.1:8081/nginx_status" in exporter["args"]
     config = one(docs, "ConfigMap", f"{PREFIX}-gateway")["data"]
-    # Each service's own key, chosen by the route's $gw_service; none for anything else.
-    template = config["gateway-key.conf.template"]
-    assert "map $gw_service $gw_gateway_key {" in template
-    assert '    default "";' in template
-    for name in SERVICES:
-        assert f'    {name} "${{GATEWAY_KEY_{name.upper()}}}";' in template
     assert config["gateway.js"] == (ROOT / "deploy" / "gateway" / "gateway.js").read_text()
     conf = config["nginx.conf"]
     assert "js_set $gw_msisdn_repeated gw.msisdnRepeated;" in conf
@@ -629,14 +702,21 @@ def test_topics_job_runs_before_install_and_upgrade() -> None:
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     [c] = job["spec"]["template"]["spec"]["containers"]
     assert c["command"][:3] == ["python", "-m", "servicekit.kafka.admin"]
-    assert c["command"][-2:] == ["--replication-factor", "3"]
+    assert option(c["command"], "--replication-factor") == "3"
     assert env_of(c)["KAFKA_BOOTSTRAP"].startswith("kafka-0")
 
 
-def test_topics_replication_factor_is_a_value() -> None:
-    job = one(render("topics.replicationFactor=5"), "Job", f"{PREFIX}-topics")
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_topics_replication_factor_partitions_and_retention_are_values() -> None:
+    sets = ("topics.replicationFactor=5", "topics.partitions=12", "topics.retentionHours=72")
+    job = one(render(*sets), "Job", f"{PREFIX}-topics")
     [c] = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"][-1] == "5"
+    assert option(c["command"], "--replication-factor") == "5"
+    assert option(c["command"], "--partitions") == "12"
+    assert option(c["command"], "--retention-hours") == "72"
 
 
 def test_packaged_chart_carries_the_shared_files(tmp_path: Path) -> None:

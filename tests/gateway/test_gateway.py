@@ -661,3 +661,122 @@ def test_reload_applies_a_new_service_set(gateway: Gateway) -> None:
         while client.get("/api/v1/stores/S1").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.get("/api/v1/stores/S1").json()["service"] == "stores"
+
+
+# --- Zero-rated app traffic (docs/zero-rating.md) -------------------------------------------------
+
+ZERO_RATED_HOST = "app-api.mobifone.vn"
+
+
+@pytest.fixture(scope="module")
+def zero_rated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, int]]:
+    """Every service deployed, and the zero-rated listener on a port of its own."""
+    zr_port = free_port()
+    gw, servers = start_gateway(
+        tmp_path_factory.mktemp("gw-zero-rated"),
+        " ".join(SERVICES),
+        SERVICES,
+        GATEWAY_ZERO_RATED_PORT=str(zr_port),
+        GATEWAY_ZERO_RATED_HOST=ZERO_RATED_HOST,
+    )
+    try:
+        yield gw, zr_port
+    finally:
+        stop_gateway(gw, servers)
+
+
+def zero_rated_client(port: int, host: str = ZERO_RATED_HOST, source: str = "127.0.0.1") -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=source)
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Host": host}, transport=transport, timeout=10
+    )
+
+
+def app_routes() -> list[tuple[str, str, str]]:
+    """(path to request, owning service, audience) for every route of routes.tsv."""
+    routes = []
+    for raw in (ROOT / "deploy" / "gateway" / "routes.tsv").read_text().splitlines():
+        line = raw.split("#", 1)[0].split()
+        if line:
+            match, path, service, _, audience = line
+            concrete = {"exact": path, "prefix": path + "x", "regex": "/api/v1/me/bills/b1/pay"}[match]
+            routes.append((concrete, service, audience))
+    return routes
+
+
+def test_the_zero_rated_host_answers_every_app_route(zero_rated: tuple[Gateway, int]) -> None:
+    _, port = zero_rated
+    app = [(path, service) for path, service, audience in app_routes() if audience == "app"]
+    assert len(app) > 20
+    with zero_rated_client(port) as client:
+        for path, service in app:
+            response = client.get(path)
+            assert response.status_code == 200, (path, response.text)
+            assert response.json()["service"] == service, path
+
+
+def test_the_zero_rated_host_refuses_partner_routes_and_everything_else(
+    zero_rated: tuple[Gateway, int],
+) -> None:
+    gateway, port = zero_rated
+    partner = [path for path, _, audience in app_routes() if audience == "partner"]
+    assert partner == ["/api/v1/payments/x"]
+    refused = [
+        "/api/v1/payments/provider/ipn?vnp_TxnRef=1",
+        "/api/v1/payments/provider/return",
+        "/internal/v1/subscribers/84901234567",
+        "/metrics",
+        "/docs",
+        "/",
+        "/api/v1/no-such-endpoint",
+    ]
+    with zero_rated_client(port) as client:
+        for path in refused:
+            assert_gateway_error(client.post(path), 404, "not_found")
+            assert_gateway_error(client.get(path), 404, "not_found")
+    # The same partner route on the normal host reaches the payment service.
+    with gateway.client() as client:
+        assert client.get("/api/v1/payments/provider/ipn").json()["service"] == "payment"
+
+
+def test_the_zero_rated_listener_answers_no_other_host(zero_rated: tuple[Gateway, int]) -> None:
+    """Anything but the app's host there would be free data for any site: refused before
+    routing, whatever the path."""
+    _, port = zero_rated
+    for host in ("example.com", "app-api.mobifone.vn.evil.example", "127.0.0.1", "mobifone.vn"):
+        with zero_rated_client(port, host) as client:
+            assert_gateway_error(client.get("/api/v1/me/balances"), 421, "misdirected_request")
+    # An absolute-form request (as to a forward proxy) names its own host: refused too.
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        head = f"GET http://example.com/api/v1/me HTTP/1.1\r\nHost: {ZERO_RATED_HOST}\r\n"
+        sock.sendall(f"{head}Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.split()[1] == b"421"
+    # A tunnel is no request nginx serves.
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.split()[1] in (b"400", b"405")
+
+
+def test_header_enrichment_works_on_the_zero_rated_host(zero_rated: tuple[Gateway, int]) -> None:
+    _, port = zero_rated
+    with zero_rated_client(port, source=CARRIER) as client:
+        got = upstream_headers(client.post("/api/v1/auth/header-login", headers={"X-MSISDN": MSISDN}))
+    assert got["x-msisdn"] == [MSISDN]
+    assert got["x-network"] == ["carrier"]
+    assert got["host"] == [ZERO_RATED_HOST]
+
+
+def test_the_normal_host_is_unchanged_by_the_zero_rated_listener(zero_rated: tuple[Gateway, int]) -> None:
+    gateway, _ = zero_rated
+    with gateway.client(headers={"Host": "api.mymobifone.example"}) as client:
+        assert client.get("/api/v1/me/balances").json()["service"] == "account"
+    with gateway.client(headers={"Host": ZERO_RATED_HOST}) as client:  # charged, but served
+        assert client.get("/api/v1/payments/provider/return").json()["service"] == "payment"

@@ -82,13 +82,24 @@ account vas payment loyalty notify stores
 {{- if and $own $own.enabled -}}true{{- end -}}
 {{- end -}}
 
+{{/* repository@digest when a digest is given (immutable: what was scanned is what runs),
+     else repository:tag. (dict "repository" .. "tag" .. "digest" ..) */}}
+{{- define "mymobifone.image" -}}
+{{- if .digest -}}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" .digest) -}}{{- fail (printf "image digest %q: expected sha256:<64 hex digits>" .digest) -}}{{- end -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "mymobifone.serviceImage" -}}
 {{- $root := index . 0 -}}
 {{- $name := index . 1 -}}
 {{- $cfg := index . 2 -}}
 {{- $repo := $cfg.image.repository | default (printf "%s/%s-service" $root.Values.image.registry $name) -}}
 {{- $tag := $cfg.image.tag | default $root.Values.image.tag | default $root.Chart.AppVersion -}}
-{{- printf "%s:%s" $repo $tag -}}
+{{- include "mymobifone.image" (dict "repository" $repo "tag" $tag "digest" ($cfg.image.digest | default "")) -}}
 {{- end -}}
 
 {{/* A generated key: the given value, else the one already in the cluster's Secret, else a new
@@ -197,16 +208,31 @@ account-service payment-service vas-service loyalty-service notify-service store
 {{- end -}}
 {{- end -}}
 
-{{/* The gateway's key file, rendered by the nginx image's envsubst from the pod's environment
-     (GATEWAY_KEY_<SERVICE> from the Secret), so no key sits in a ConfigMap. */}}
-{{- define "mymobifone.gateway.keyTemplate" -}}
-# The key each service requires in X-Gateway-Key (secrets).
-map $gw_service $gw_gateway_key {
-    default "";
-{{- range $name := splitList " " (include "mymobifone.enabledServices" .) | compact }}
-    {{ $name }} "${GATEWAY_KEY_{{ upper $name }}}";
-{{- end }}
-}
+{{/* The gateway's key file, written by an init container from the Secret's gateway-key-<service>
+     keys mounted as files (<dir>/<service>), into an in-memory emptyDir: no key sits in a
+     ConfigMap or travels as an environment variable. A key outside the characters the chart
+     allows (it goes inside nginx's quotes) stops the pod. Usage: sh gateway-keys.sh DIR OUT */}}
+{{- define "mymobifone.gateway.keyScript" -}}
+#!/bin/sh
+set -eu
+dir=$1 out=$2
+{
+  echo '# The key each service requires in X-Gateway-Key (the Secret, mounted as files).'
+  echo 'map $gw_service $gw_gateway_key {'
+  echo '    default "";'
+  for file in "$dir"/*; do
+    name=${file##*/}
+    key=$(cat "$file")
+    case $key in
+      "" | *[!A-Za-z0-9._~+/=-]*)
+        echo "gateway-key-$name: empty or not only A-Z a-z 0-9 . _ ~ + / = -" >&2
+        exit 1 ;;
+    esac
+    echo "    $name \"$key\";"
+  done
+  echo '}'
+} >"$out.tmp"
+mv "$out.tmp" "$out"
 {{- end -}}
 
 {{/* Gateway nginx.conf -------------------------------------------------------------------
@@ -238,12 +264,16 @@ map $gw_service $gw_gateway_key {
 {{- $line := regexReplaceAll "#.*$" $raw "" | trim -}}
 {{- if $line -}}
 {{- $f := regexSplit "\\s+" $line -1 -}}
-{{- if ne (len $f) 4 -}}{{- fail (printf "routes.tsv: bad line %q" $raw) -}}{{- end -}}
+{{- if ne (len $f) 5 -}}{{- fail (printf "routes.tsv: bad line %q" $raw) -}}{{- end -}}
 {{- $match := index $f 0 -}}
 {{- $path := index $f 1 -}}
 {{- $svc := index $f 2 -}}
 {{- $zone := index $f 3 -}}
+{{- $audience := index $f 4 -}}
 {{- $lines := list (printf "        location %s %s {" (get $ops $match) $path) (printf "            set $gw_service %s;" $svc) -}}
+{{- if ne $audience "app" -}}
+{{- $lines = concat $lines (list "            if ($gw_zero_rated) {" "                return 404;" "            }") -}}
+{{- end -}}
 {{- if include "mymobifone.serviceEnabled" (list $root $svc) -}}
 {{- $lines = append $lines (printf "            limit_req zone=gw_%s burst=%v nodelay;" $zone (get $bursts $zone)) -}}
 {{- $lines = append $lines (printf "            proxy_pass http://gw_%s;" $svc) -}}
@@ -311,6 +341,9 @@ map $gw_service $gw_gateway_key {
   | replace "@UPSTREAMS@" (include "mymobifone.gateway.upstreams" .)
   | replace "@ROUTES@" (include "mymobifone.gateway.routes" .)
   | replace "@STATUS_SERVER@" $statusServer
+  | replace "@ZERO_RATED_LISTEN@" (include "mymobifone.zeroRated.listen" .)
+  | replace "@ZERO_RATED_PORT_MAP@" (include "mymobifone.zeroRated.portMap" .)
+  | replace "@ZERO_RATED_HOST_MAP@" (include "mymobifone.zeroRated.hostMap" .)
 -}}
 {{- end -}}
 
@@ -381,4 +414,118 @@ topologySpreadConstraints:
     items:
       - key: {{ $sec.caKey | default "ca.crt" }}
         path: ca.crt
+{{- end -}}
+
+{{/* A service's secrets as files of its SECRETS_DIR: Secret key -> the settings field it fills
+     (servicekit KitSettings reads a file per field, a directory per dict field). Only its own
+     gateway and internal keys, the keys of the callers it accepts, its providers' keys and
+     its secretEnv keys (ENV_NAME: key -> file env_name). (list $ name cfg) */}}
+{{- define "mymobifone.serviceSecretFiles" -}}
+{{- $name := index . 1 -}}
+{{- $cfg := index . 2 -}}
+- key: mongodb-url
+  path: mongodb_url
+- key: redis-url
+  path: redis_url
+- key: gateway-key-{{ $name }}
+  path: gateway_key
+- key: {{ include "mymobifone.internalKeyName" (printf "%s-service" $name) }}
+  path: internal_key
+{{- range $caller := $cfg.internalCallers }}
+- key: {{ include "mymobifone.internalKeyName" $caller }}
+  path: internal_caller_keys/{{ $caller }}
+{{- end }}
+{{- range $provider := $cfg.contentProviders }}
+- key: provider-key-{{ $provider }}
+  path: content_provider_keys/{{ $provider }}
+{{- end }}
+{{- range $env, $key := $cfg.secretEnv }}
+- key: {{ $key }}
+  path: {{ lower $env }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress to the cluster's DNS. (.Values.networkPolicy) */}}
+{{- define "mymobifone.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml .dns.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml .dns.podSelector | nindent 8 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end -}}
+
+
+{{/* Zero-rated app traffic ---------------------------------------------------------------
+     The gateway's second listener (zeroRating.port) answers only zeroRating.host and only the
+     app's routes (routes.tsv audience "app"); as deploy/gateway/render.py renders it. */}}
+{{- define "mymobifone.zeroRated.check" -}}
+{{- $z := .Values.zeroRating -}}
+{{- if $z.enabled -}}
+{{- if not (regexMatch "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$" (toString $z.host)) -}}
+{{- fail (printf "zeroRating.host %q: expected a lower-case host name, e.g. app-api.mobifone.vn" (toString $z.host)) -}}
+{{- end -}}
+{{- if eq (int $z.port) (int .Values.gateway.port) -}}
+{{- fail "zeroRating.port must differ from gateway.port (the carrier sees only the zero-rated one)" -}}
+{{- end -}}
+{{- range $address := $z.addresses -}}
+{{- if not (regexMatch "^([0-9]{1,3}\\.){3}[0-9]{1,3}$|^[0-9a-fA-F:]+:[0-9a-fA-F:]*$" (toString $address)) -}}
+{{- fail (printf "zeroRating.addresses: %q is not an IP address" (toString $address)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.zeroRated.listen" -}}
+{{- if .Values.zeroRating.enabled -}}
+{{- include "mymobifone.zeroRated.check" . -}}
+{{- printf "        listen %v;  # zero-rated: %s and the app's routes only" (int .Values.zeroRating.port) .Values.zeroRating.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.zeroRated.portMap" -}}
+{{- if .Values.zeroRating.enabled -}}
+{{- printf "        %v 1;" (int .Values.zeroRating.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mymobifone.zeroRated.hostMap" -}}
+{{- if .Values.zeroRating.enabled -}}
+{{- printf "        \"1:%s\" 0;" .Values.zeroRating.host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The app's routes (routes.tsv audience "app"), as published to the carrier: a list of
+     "<match> <path>" as YAML. */}}
+{{- define "mymobifone.zeroRated.routes" -}}
+{{- $routes := list -}}
+{{- range $raw := splitList "\n" (.Files.Get "files/gateway/routes.tsv") -}}
+{{- $line := regexReplaceAll "#.*$" $raw "" | trim -}}
+{{- if $line -}}
+{{- $f := regexSplit "\\s+" $line -1 -}}
+{{- if eq (index $f 4) "app" -}}
+{{- $routes = append $routes (dict "match" (index $f 0) "path" (index $f 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $routes -}}
+{{- end -}}
+
+{{/* What the carrier zero-rates: the host, the addresses and ports of the zero-rated Service,
+     the paths answered there. As JSON. */}}
+{{- define "mymobifone.zeroRated.published" -}}
+{{- $z := .Values.zeroRating -}}
+{{- $published := dict
+  "host" $z.host
+  "addresses" ($z.addresses | default list)
+  "ports" (list (int $z.service.port))
+  "protocol" "TCP"
+  "service" (printf "%s-gateway-zero-rated" (include "mymobifone.fullname" .))
+  "routes" (include "mymobifone.zeroRated.routes" . | fromYamlArray)
+-}}
+{{- toPrettyJson $published -}}
 {{- end -}}

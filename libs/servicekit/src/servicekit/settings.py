@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 if TYPE_CHECKING:
     from .kafka.access import KafkaAccess
@@ -20,6 +26,31 @@ class KitSettings(BaseSettings):
     """Subclass per service: `class AccountSettings(KitSettings)` adds its own fields."""
 
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Secrets as files: with SECRETS_DIR set (a mounted Secret volume in a cluster), a file
+        named after a field holds its value (`mongodb_url`, `gateway_key`, `otp_pepper`) and a
+        directory named after a dict field one file per entry (`internal_caller_keys/ops`), so
+        no secret travels as an environment variable (those are visible in the pod spec, the
+        process table and crash dumps). An environment variable of the same name still wins."""
+        secrets_dir = os.environ.get("SECRETS_DIR", "")
+        if not secrets_dir:
+            return (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        files = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=secrets_dir,
+            secrets_dir_missing="error",
+            secrets_nested_subdir=True,
+        )
+        return (init_settings, env_settings, dotenv_settings, files)
 
     service_name: str = Field(description="e.g. account-service; also the consumer group prefix")
     environment: str = "local"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -30,7 +31,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
 from confluent_kafka import admin as rdk
 
-from mobi_contracts import CONSUMER_GROUPS, Topic, all_topics
+from mobi_contracts import CONSUMER_GROUPS, TOPICS, Topic, all_topics
 
 from .access import KafkaAccess, local_secrets_dir, password_path
 from .acls import ADMIN, OPS, Grant, grants, principals
@@ -61,6 +62,26 @@ def topic_configs(topic: Topic, replication_factor: int) -> dict[str, str]:
     broker's restart.
     """
     return {**topic.config(), "min.insync.replicas": str(max(1, min(2, replication_factor - 1)))}
+
+
+def sized(
+    topics: Iterable[Topic], partitions: int | None = None, retention_hours: int | None = None
+) -> list[Topic]:
+    """The declared topics at a cluster's size: every event topic with `partitions` (all of
+    them alike: a group's topics are co-partitioned, servicekit.kafka.assignor) and, when it
+    has the default retention, `retention_hours`; a topic declared to be kept longer (the
+    lifecycle's month) and the dead-letter topics (one partition, a month) stay as declared."""
+    events = {t.name for t in TOPICS}
+    default_retention = Topic.__dataclass_fields__["retention_ms"].default
+    result = []
+    for topic in topics:
+        if topic.name in events:
+            if partitions is not None:
+                topic = dataclasses.replace(topic, partitions=partitions)
+            if retention_hours is not None and topic.retention_ms == default_retention:
+                topic = dataclasses.replace(topic, retention_ms=retention_hours * 3600 * 1000)
+        result.append(topic)
+    return result
 
 
 def _admin_client(access: KafkaAccess) -> AIOKafkaAdminClient:
@@ -212,6 +233,12 @@ def main() -> None:
     parser.add_argument(
         "--topics-only", action="store_true", help="topics only (users and ACLs are the operator's)"
     )
+    parser.add_argument(
+        "--partitions", type=int, help="partitions of every event topic (default: the contracts', 3)"
+    )
+    parser.add_argument(
+        "--retention-hours", type=int, help="retention of the event topics kept the default 7 days"
+    )
     args = parser.parse_args()
     if args.acls:
         for grant in grants(local=False):
@@ -228,7 +255,8 @@ def main() -> None:
     admin = KafkaAccess.from_environment(ADMIN, args.bootstrap)
     if not args.topics_only:
         print(set_up_access(admin))
-    created = asyncio.run(ensure_topics(admin, all_topics(), args.replication_factor))
+    topics = sized(all_topics(), args.partitions, args.retention_hours)
+    created = asyncio.run(ensure_topics(admin, topics, args.replication_factor))
     names = ", ".join(created) if created else "none (all exist)"
     print(f"topics created: {names}")
 
