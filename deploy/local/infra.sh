@@ -16,8 +16,10 @@ kafka_up() {
   local s="$KAFKA_SECRETS_DIR" scram
   mkdir -p "$data"
   "$PY" -m servicekit.kafka.credentials "$s" >/dev/null
+  local proxied=()
+  [[ -z $KAFKA_PROXIED_PORT ]] || proxied=(--proxied-port "$KAFKA_PROXIED_PORT" --proxy-port "$KAFKA_PROXY_PORT")
   "$PY" -m servicekit.kafka.broker_config --secrets "$s" --log-dirs "$data/logs" --out "$conf" \
-    --port "$KAFKA_PORT" --controller-port "$KAFKA_CONTROLLER_PORT"
+    --port "$KAFKA_PORT" --controller-port "$KAFKA_CONTROLLER_PORT" "${proxied[@]}"
   if [[ ! -f "$data/logs/meta.properties" ]]; then
     log "formatting Kafka storage (SCRAM users admin and broker)"
     mapfile -t scram < <("$PY" -m servicekit.kafka.broker_config --secrets "$s" --log-dirs - --format-args)

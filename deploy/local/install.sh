@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the local platform needs into the git-ignored cache (.cache/).
 # Idempotent: each step checks for its result first, so a second run costs seconds.
-# Usage: install.sh [python|kafka|ferretdb|system|helm|all]...
+# Usage: install.sh [python|kafka|ferretdb|system|helm|toxiproxy|all]...
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -60,6 +60,15 @@ install_helm() {
   GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.19.0}"
 }
 
+# Toxiproxy (a fault-injecting TCP proxy with an HTTP API): the fault drill, make drill.
+install_toxiproxy() {
+  [[ -x "$BIN/toxiproxy-server" && $("$BIN/toxiproxy-server" -version 2>&1) == *"${TOXIPROXY_VERSION#v}"* ]] && return 0
+  log "building toxiproxy $TOXIPROXY_VERSION (go module proxy)"
+  GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false \
+    go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv -f "$BIN/server" "$BIN/toxiproxy-server"
+}
+
 apt_install() {
   local missing=() p
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -89,7 +98,8 @@ for step in "${steps[@]}"; do
     ferretdb) install_ferretdb ;;
     system) install_system ;;
     helm) install_helm ;;
-    all) install_system; install_python; install_kafka; install_ferretdb; install_helm ;;
+    toxiproxy) install_toxiproxy ;;
+    all) install_system; install_python; install_kafka; install_ferretdb; install_helm; install_toxiproxy ;;
     *) die "unknown install step: $step" ;;
   esac
 done
