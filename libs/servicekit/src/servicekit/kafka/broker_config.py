@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--controller-port", type=int, default=9093)
     parser.add_argument("--proxied-port", type=int, help="a second client listener, for a proxy (drill)")
-    parser.add_argument("--proxy-port", type=int, help="where the proxy listens: the second listener's address")
+    parser.add_argument("--proxy-port", type=int, help="the proxy's port (advertised)")
     parser.add_argument("--out", type=Path, help="write server.properties here (mode 0600)")
     parser.add_argument("--format-args", action="store_true", help="print the SCRAM arguments of the format")
     parser.add_argument("--admin-properties", type=Path, help="also write the admin's client properties here")
