@@ -62,7 +62,8 @@ install_helm() {
 
 # Toxiproxy (a fault-injecting TCP proxy with an HTTP API): the fault drill, make drill.
 install_toxiproxy() {
-  [[ -x "$BIN/toxiproxy-server" && $("$BIN/toxiproxy-server" -version 2>&1) == *"${TOXIPROXY_VERSION#v}"* ]] && return 0
+  # Built by go install it reports version "git": the module version is in the build info.
+  [[ -x "$BIN/toxiproxy-server" && $(go version -m "$BIN/toxiproxy-server" 2>/dev/null) == *"toxiproxy/v2"*"$TOXIPROXY_VERSION"* ]] && return 0
   log "building toxiproxy $TOXIPROXY_VERSION (go module proxy)"
   GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false \
     go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
