@@ -89,7 +89,6 @@ class Drill:
     async def run(self, faults: list[Fault]) -> list[Result]:
         if not self.platform.alive("supervisor"):
             raise RuntimeError("the supervisor is not running (make up starts it): kills would not heal")
-        await self._ensure_proxied_kafka_listener()
         await self.proxy.start(links(self.platform))
         results = []
         ocs = EventPublisher(
@@ -194,6 +193,7 @@ class Drill:
             await self.platform.run_script("platform.sh", "restart", self.proxied)
             self.proxied = self.proxied_pid = None
         if service is not None:
+            await self._ensure_proxied_kafka_listener()
             overrides = dict(link.setting() for link in links(self.platform))
             await self.platform.run_script("platform.sh", "restart", service, env=overrides)
             self.proxied, self.proxied_pid = service, self.platform.pid(service)
