@@ -116,12 +116,12 @@ class Drill:
         await wait_for(self.platform.all_ready, within=self.pacing.ready_timeout)
         await self._through_proxy(fault.through_proxy)
         members = [Member(self.platform) for _ in range(self.pacing.members)]
+        traffic = Traffic(members, ocs, self.pacing.pace)
         try:
             await asyncio.gather(*(m.join() for m in members))
             funded, _ = await books.settle(members, within=60)
             if not funded.clean:
                 raise RuntimeError(f"the subscribers' funding ({FUNDING}) did not arrive: {funded.findings}")
-            traffic = Traffic(members, ocs, self.pacing.pace)
             traffic.start()
             await asyncio.sleep(self.pacing.lead_in)
             started = time.monotonic()
@@ -139,6 +139,7 @@ class Drill:
             if not result.ledger_check:
                 result.findings += output.splitlines()
         finally:
+            await traffic.cancel()  # what is left when the drill itself failed
             await asyncio.gather(*(m.close() for m in members))
         return result
 

@@ -293,6 +293,13 @@ class Traffic:
             await self.sender
         await asyncio.gather(*self.tasks)
 
+    async def cancel(self) -> None:
+        """Abandons whatever is still running (after `stop`, nothing is)."""
+        running = [t for t in (self.sender, *self.tasks) if t is not None and not t.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
     @property
     def sent(self) -> int:
         return len(self.tasks)
