@@ -17,7 +17,8 @@ UV_VERSION="${UV_VERSION:-0.13.8}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 # The fault drill (make drill): a second broker listener on KAFKA_PROXIED_PORT that advertises
-# the broker at KAFKA_PROXY_PORT, where Toxiproxy forwards to it. Empty: no such listener.
+# the broker at KAFKA_PROXY_PORT, where Toxiproxy forwards to it. Empty: the port the drill
+# asked for before (kept in Kafka's data directory until make clean), else no such listener.
 KAFKA_PROXIED_PORT="${KAFKA_PROXIED_PORT:-}"
 KAFKA_PROXY_PORT="${KAFKA_PROXY_PORT:-19092}"
 TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.5.0}"

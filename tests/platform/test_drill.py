@@ -60,7 +60,7 @@ def test_a_wrong_balance_or_an_unanswered_operation_fails_the_count() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 async def test_the_short_drill_recovers_from_each_fault_losing_and_doubling_nothing(
     tmp_path: Path, healthy: object
 ) -> None:
@@ -73,7 +73,7 @@ async def test_the_short_drill_recovers_from_each_fault_losing_and_doubling_noth
         env=script_env(KAFKA_PROXIED_PORT="9094"),
         capture_output=True,
         text=True,
-        timeout=880,
+        timeout=1780,
         check=False,
     )
     print(done.stdout)

@@ -26,33 +26,40 @@ NETWORK = ("cut", "latency", "drop")
 @dataclass(frozen=True)
 class Fault:
     name: str
-    impose: Callable[[], Awaitable[None]]
+    impose: Callable[[], Awaitable[str | None]]  # what to note about it (None: nothing)
     through_proxy: str | None = None  # the service that must run through the proxy
 
 
 def kill(platform: Platform, service: str) -> Fault:
-    async def impose() -> None:
+    async def impose() -> str | None:
         platform.sigkill(service)
+        return None
 
     return Fault(f"kill {service}", impose)
 
 
 def restart(platform: Platform, part: str) -> Fault:
-    async def impose() -> None:
-        if part == "store":
-            # stop-app leaves a part stopped (the supervisor leaves it alone); ferretdb's start
-            # starts its PostgreSQL first.
-            await platform.run_script("platform.sh", "stop-app", "ferretdb")
-            await platform.run_script("platform.sh", "stop-app", "postgres")
-            await platform.run_script("platform.sh", "start", "ferretdb")
-        else:
-            await platform.run_script("platform.sh", "restart", part)
+    async def impose() -> str | None:
+        try:
+            if part == "store":
+                # stop-app leaves a part stopped (the supervisor leaves it alone); ferretdb's
+                # start starts its PostgreSQL first.
+                await platform.run_script("platform.sh", "stop-app", "ferretdb")
+                await platform.run_script("platform.sh", "stop-app", "postgres")
+                await platform.run_script("platform.sh", "start", "ferretdb")
+            else:
+                await platform.run_script("platform.sh", "restart", part)
+        except RuntimeError as exc:
+            # A start that failed (on a loaded machine the supervisor may restart a slow JVM
+            # under the script): the supervisor starts it again; the recovery is timed anyway.
+            return f"the restart script failed, the supervisor takes over: {str(exc)[-300:]}"
+        return None
 
     return Fault(f"restart {part}", impose)
 
 
 def network(proxy: Toxiproxy, service: str, kind: str, link: str, hold: float) -> Fault:
-    async def impose() -> None:
+    async def impose() -> str | None:
         if kind == "cut":
             await proxy.cut(link)
             try:
@@ -67,6 +74,7 @@ def network(proxy: Toxiproxy, service: str, kind: str, link: str, hold: float) -
                 await proxy.heal(link)
         else:
             await proxy.flap(link, seconds=hold, every=3.0)
+        return None
 
     return Fault(f"{kind} {service}-{link}", impose, through_proxy=service)
 

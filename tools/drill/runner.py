@@ -74,7 +74,7 @@ class Pacing:
     stable: float = 3.0  # ready this long in a row to count as recovered
     pace: float = 0.5  # seconds between operations
     members: int = 3  # subscribers per fault
-    ready_timeout: float = 180.0
+    ready_timeout: float = 300.0
     settle_timeout: float = 180.0
 
 
@@ -125,7 +125,8 @@ class Drill:
             traffic.start()
             await asyncio.sleep(self.pacing.lead_in)
             started = time.monotonic()
-            await fault.impose()
+            note = await fault.impose()
+            result.findings += [note] if note else []
             result.fault_seconds = time.monotonic() - started
             recovered = await self._recovery(result)
             await asyncio.sleep(self.pacing.tail if recovered else 0)
