@@ -312,24 +312,27 @@ class Traffic:
             member = next(turns)
             if member in vas_due and len(self.tasks) >= len(self.members):
                 vas_due.remove(member)
-                self._spawn(member, member.subscribe_vas())
+                self._spawn(member, member.subscribe_vas)
             else:
                 self._spawn(member, self._flow(member, next(kinds)))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.pace)
 
-    def _flow(self, member: Member, kind: str) -> Awaitable[None]:
+    def _flow(self, member: Member, kind: str) -> Callable[[], Awaitable[None]]:
         if kind == "card":
-            return member.card_topup(random.choice((10_000, 20_000, 50_000)))
+            amount = random.choice((10_000, 20_000, 50_000))
+            return lambda: member.card_topup(amount)
         if kind == "scratch":
-            return member.scratch_card(random.choice((10_000, 20_000)))
-        return member.call(self.ocs, random.randrange(2, 16) * 100)
+            value = random.choice((10_000, 20_000))
+            return lambda: member.scratch_card(value)
+        charge = random.randrange(2, 16) * 100
+        return lambda: member.call(self.ocs, charge)
 
-    def _spawn(self, member: Member, flow: Awaitable[None]) -> None:
+    def _spawn(self, member: Member, flow: Callable[[], Awaitable[None]]) -> None:
         async def guarded() -> None:
             async with self.gate:
                 try:
-                    await flow
+                    await flow()
                 except Unanswered as exc:
                     member.sent.unanswered.append(str(exc))
                 except Exception as exc:  # a flow the drill did not foresee: counted, not fatal
