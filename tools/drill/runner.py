@@ -119,7 +119,7 @@ class Drill:
         traffic = Traffic(members, ocs, self.pacing.pace)
         try:
             await asyncio.gather(*(m.join() for m in members))
-            funded, _ = await books.settle(members, within=60)
+            funded, _ = await books.settle(members, within=self.pacing.settle_timeout)
             if not funded.clean:
                 raise RuntimeError(f"the subscribers' funding ({FUNDING}) did not arrive: {funded.findings}")
             traffic.start()
