@@ -15,6 +15,7 @@ A link's faults:
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class Toxiproxy:
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
+                    env=os.environ | {"LOG_LEVEL": "warn"},  # else a line per chunk forwarded
                 )
             for _ in range(100):
                 if await self._answers():
