@@ -4,7 +4,7 @@ LOCAL := deploy/local
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status logs where install infra topics test test-unit soak lint fmt docs ledger-check bench bench-store bench-bus-auth bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty bench-ledger clean
+.PHONY: up down status logs where install infra topics test test-unit soak drill drill-short lint fmt docs ledger-check bench bench-store bench-bus-auth bench-consumer bench-api bench-payment bench-otp bench-stores bench-vas bench-loyalty bench-ledger clean
 
 up:            ## infrastructure + topics + sandboxes + services + gateway + Prometheus + demo data
 	@$(LOCAL)/platform.sh up
@@ -37,6 +37,14 @@ test:          ## the whole suite against the running platform (started if neede
 soak:          ## the VAS model-based test under faults for SOAK_MINUTES (30) minutes, on the running platform
 	@$(LOCAL)/platform.sh up >/dev/null
 	@SOAK_MINUTES=$${SOAK_MINUTES:-30} $(VENV)/pytest -q -s -p no:cacheprovider tests/e2e/test_vas_model.py $(PYTEST_ARGS)
+
+drill:         ## the fault drill on the running platform: kills, restarts, network faults (DRILL_ARGS=...)
+	@$(LOCAL)/platform.sh up >/dev/null
+	@$(VENV)/python -m tools.drill $${DRILL_ARGS:-}
+
+drill-short:   ## the test command's drill: a service kill, the broker restart, one cut (a few minutes)
+	@$(LOCAL)/platform.sh up >/dev/null
+	@$(VENV)/python -m tools.drill --short $${DRILL_ARGS:-}
 
 test-unit:     ## only tests that need no servers
 	@$(VENV)/pytest -m "not integration and not e2e" $(PYTEST_ARGS)

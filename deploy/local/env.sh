@@ -17,6 +17,12 @@ CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# The fault drill (make drill): a second broker listener on KAFKA_PROXIED_PORT that advertises
+# the broker at KAFKA_PROXY_PORT, where Toxiproxy forwards to it. Empty: the port the drill
+# asked for before (kept in Kafka's data directory until make clean), else no such listener.
+KAFKA_PROXIED_PORT="${KAFKA_PROXIED_PORT:-}"
+KAFKA_PROXY_PORT="${KAFKA_PROXY_PORT:-19092}"
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.5.0}"
 MONGO_PORT="${MONGO_PORT:-27017}"
 # FerretDB backend: postgresql (default) or sqlite. Chosen on bench/store_backends.py:
 # PostgreSQL does conditional updates 6-12x faster and pushes filters down to SQL.

@@ -16,8 +16,14 @@ kafka_up() {
   local s="$KAFKA_SECRETS_DIR" scram
   mkdir -p "$data"
   "$PY" -m servicekit.kafka.credentials "$s" >/dev/null
+  # The fault drill's listener for a proxy, once asked for, stays for this data directory (until
+  # make clean), so a broker the supervisor restarts keeps it.
+  local proxied=() port_file="$data/proxied-port"
+  if [[ -n $KAFKA_PROXIED_PORT ]]; then echo "$KAFKA_PROXIED_PORT" >"$port_file"
+  elif [[ -f $port_file ]]; then KAFKA_PROXIED_PORT=$(<"$port_file"); fi
+  [[ -z $KAFKA_PROXIED_PORT ]] || proxied=(--proxied-port "$KAFKA_PROXIED_PORT" --proxy-port "$KAFKA_PROXY_PORT")
   "$PY" -m servicekit.kafka.broker_config --secrets "$s" --log-dirs "$data/logs" --out "$conf" \
-    --port "$KAFKA_PORT" --controller-port "$KAFKA_CONTROLLER_PORT"
+    --port "$KAFKA_PORT" --controller-port "$KAFKA_CONTROLLER_PORT" "${proxied[@]}"
   if [[ ! -f "$data/logs/meta.properties" ]]; then
     log "formatting Kafka storage (SCRAM users admin and broker)"
     mapfile -t scram < <("$PY" -m servicekit.kafka.broker_config --secrets "$s" --log-dirs - --format-args)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the local platform needs into the git-ignored cache (.cache/).
 # Idempotent: each step checks for its result first, so a second run costs seconds.
-# Usage: install.sh [python|kafka|ferretdb|system|helm|checkov|all]...
+# Usage: install.sh [python|kafka|ferretdb|system|helm|checkov|toxiproxy|all]...
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -75,6 +75,16 @@ install_checkov() {
     "$UV" tool install --force --python 3.11 "checkov==$CHECKOV_VERSION" >/dev/null
 }
 
+# Toxiproxy (a fault-injecting TCP proxy with an HTTP API): the fault drill, make drill.
+install_toxiproxy() {
+  # Built by go install it reports version "git": the module version is in the build info.
+  [[ -x "$BIN/toxiproxy-server" && $(go version -m "$BIN/toxiproxy-server" 2>/dev/null) == *"toxiproxy/v2"*"$TOXIPROXY_VERSION"* ]] && return 0
+  log "building toxiproxy $TOXIPROXY_VERSION (go module proxy)"
+  GOPATH="$CACHE/go" GOBIN="$BIN" GOFLAGS=-buildvcs=false \
+    go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv -f "$BIN/server" "$BIN/toxiproxy-server"
+}
+
 apt_install() {
   local missing=() p
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -105,7 +115,8 @@ for step in "${steps[@]}"; do
     system) install_system ;;
     helm) install_helm ;;
     checkov) install_checkov ;;
-    all) install_system; install_python; install_kafka; install_ferretdb; install_helm; install_checkov ;;
+    toxiproxy) install_toxiproxy ;;
+    all) install_system; install_python; install_kafka; install_ferretdb; install_helm; install_checkov; install_toxiproxy ;;
     *) die "unknown install step: $step" ;;
   esac
 done

@@ -42,3 +42,20 @@ def test_secrets_are_private_and_generated_once(tmp_path: Path) -> None:
     assert (tmp_path / "users" / "account-service").read_text() == first
     assert (tmp_path / "users" / "account-service").stat().st_mode & 0o077 == 0
     assert (tmp_path / "broker.p12").stat().st_mode & 0o077 == 0
+
+
+def test_a_proxied_listener_authenticates_too_and_advertises_the_proxy(tmp_path: Path) -> None:
+    """The fault drill's second listener: a client bootstrapped through the proxy is told the
+    proxy's address, so its connections keep going through the proxy; the first listener stays."""
+    generate(tmp_path)
+    text = server_properties(tmp_path, log_dirs="/data", proxied_port=9094, proxy_port=19092)
+    conf = dict(line.split("=", 1) for line in text.splitlines() if line)
+    assert conf["listeners"].split(",") == [
+        "SASL_SSL://127.0.0.1:9092",
+        "CONTROLLER://127.0.0.1:9093",
+        "PROXIED://127.0.0.1:9094",
+    ]
+    assert conf["advertised.listeners"] == "SASL_SSL://127.0.0.1:9092,PROXIED://127.0.0.1:19092"
+    assert "PROXIED:SASL_SSL" in conf["listener.security.protocol.map"].split(",")
+    assert "ScramLoginModule" in conf["listener.name.proxied.scram-sha-512.sasl.jaas.config"]
+    assert "PROXIED" not in properties(tmp_path)["listeners"]  # only when asked for

@@ -2,12 +2,17 @@
 
     python -m servicekit.kafka.broker_config --secrets .cache/secrets/kafka --log-dirs DIR \\
         [--host 127.0.0.1] [--listen 127.0.0.1] [--port 9092] [--controller-port 9093] [--out FILE]
+        [--proxied-port 9094 --proxy-port 19092]
 
 No listener takes an anonymous client: clients authenticate with SASL/SCRAM-SHA-512 over TLS
 (the broker's certificate from `servicekit.kafka.credentials`); the controller listener is
 TLS with client certificates, so only the broker's own certificate gets in; the broker and
 `admin` are the super users; every other principal has exactly the ACLs that
 `servicekit.kafka.admin` derives from the contracts (`allow.everyone.if.no.acl.found=false`).
+`--proxied-port P --proxy-port Q` add a second client listener (the same authentication) on P
+that advertises the broker at Q, where a fault-injecting TCP proxy forwards to P (the fault drill,
+`tools/drill`): a client that bootstraps through the proxy is told to reach the broker at Q, so
+all its connections go through the proxy, while every other client keeps the first listener.
 The SCRAM users `admin` and `broker` are written when the storage is formatted
 (`kafka-storage format --add-scram`, `format_scram_arguments`); the others by the admin tool.
 """
@@ -29,6 +34,8 @@ def server_properties(
     listen: str = "127.0.0.1",
     port: int = 9092,
     controller_port: int = 9093,
+    proxied_port: int | None = None,
+    proxy_port: int | None = None,
 ) -> str:
     keystore_password = (secrets / "broker.p12.password").read_text().strip()
     broker_password = password_path(secrets, BROKER).read_text().strip()
@@ -36,18 +43,28 @@ def server_properties(
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{BROKER}" password="{broker_password}";'
     )
+    listeners = [f"SASL_SSL://{listen}:{port}", f"CONTROLLER://{listen}:{controller_port}"]
+    advertised = [f"SASL_SSL://{host}:{port}"]
+    protocols = ["CONTROLLER:SSL", "SASL_SSL:SASL_SSL"]
+    proxied = []
+    if proxied_port is not None:
+        listeners.append(f"PROXIED://{listen}:{proxied_port}")
+        advertised.append(f"PROXIED://{host}:{proxy_port or proxied_port}")
+        protocols.append("PROXIED:SASL_SSL")
+        proxied = [f"listener.name.proxied.scram-sha-512.sasl.jaas.config={jaas}"]
     lines = [
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{controller_port}",
-        f"listeners=SASL_SSL://{listen}:{port},CONTROLLER://{listen}:{controller_port}",
-        f"advertised.listeners=SASL_SSL://{host}:{port}",
+        f"listeners={','.join(listeners)}",
+        f"advertised.listeners={','.join(advertised)}",
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+        f"listener.security.protocol.map={','.join(protocols)}",
         "inter.broker.listener.name=SASL_SSL",
         "sasl.enabled.mechanisms=SCRAM-SHA-512",
         "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
         f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+        *proxied,
         "ssl.keystore.type=PKCS12",
         f"ssl.keystore.location={secrets / 'broker.p12'}",
         f"ssl.keystore.password={keystore_password}",
@@ -113,6 +130,8 @@ def main() -> None:
     parser.add_argument("--listen", default="127.0.0.1", help="the address the listeners bind")
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--controller-port", type=int, default=9093)
+    parser.add_argument("--proxied-port", type=int, help="a second client listener, for a proxy (drill)")
+    parser.add_argument("--proxy-port", type=int, help="the proxy's port (advertised)")
     parser.add_argument("--out", type=Path, help="write server.properties here (mode 0600)")
     parser.add_argument("--format-args", action="store_true", help="print the SCRAM arguments of the format")
     parser.add_argument("--admin-properties", type=Path, help="also write the admin's client properties here")
@@ -127,6 +146,8 @@ def main() -> None:
         listen=args.listen,
         port=args.port,
         controller_port=args.controller_port,
+        proxied_port=args.proxied_port,
+        proxy_port=args.proxy_port,
     )
     if args.admin_properties:
         _write_private(args.admin_properties, admin_client_properties(args.secrets))
