@@ -236,6 +236,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "SMSC_METRICS_TARGET": "",
         "PAYPROV_METRICS_TARGET": "",
         "PUSH_METRICS_TARGET": "",
+        "SUPERVISOR_METRICS_TARGET": "",
     }
     subprocess.run(["bash", str(PROMETHEUS_SH), "up"], env=env, check=True, capture_output=True, timeout=120)
     try:
