@@ -85,6 +85,7 @@ from servicekit.mongo import Conflict, Doc, Store, insert_versioned, save_versio
 from servicekit.outbox import outbox_entries
 from servicekit.tenancy import EPOCH
 
+from . import topup_timing
 from .balance_state import Account, cache_entry, current_account, snapshots_of
 from .domain.balances import (
     ANNOUNCED_UNITS,
@@ -245,6 +246,7 @@ class LedgerService:
         )
         await self._refresh_cache(subscribers.values())
         applied = [doc for sub in subscribers.values() for doc in sub.applied]
+        topup_timing.observe_credited(applied, decided_at=now, service=PRODUCER)
         await self.publisher.publish_serialized([e for doc in applied for e in doc["events"]])
 
     # -- loading and deciding ------------------------------------------------------------------
