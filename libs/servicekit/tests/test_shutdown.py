@@ -71,7 +71,7 @@ async def server(delay: float) -> AsyncIterator[tuple[asyncio.subprocess.Process
     port = free_port()
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", SERVER, str(port), str(delay))
     try:
-        await until(lambda: _is(port, "200 ready"), timeout=30)
+        await until(lambda: _is(port, "200 ready"), timeout=120)  # a loaded machine imports slowly
         yield process, port
     finally:
         if process.returncode is None:
@@ -112,7 +112,7 @@ async def test_sigterm_makes_readiness_503_then_closes_and_answers_the_request_i
     assert status_line.split()[1] == b"200", status_line
     assert b'"received":1012' in await asyncio.wait_for(reader.read(), timeout=10)
     writer.close()
-    assert await asyncio.wait_for(process.wait(), timeout=10) == -signal.SIGTERM
+    assert await asyncio.wait_for(process.wait(), timeout=10) == 0, "a drained service exits normally"
 
 
 async def test_a_second_signal_skips_the_delay() -> None:

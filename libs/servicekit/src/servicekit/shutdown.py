@@ -14,8 +14,9 @@ last request has finished. Here the first SIGTERM (or SIGINT) starts draining in
    background tasks are cancelled, the outboxes are flushed and the shutdown hooks run (at
    most `shutdown_flush_seconds`), then Kafka, Redis and the store are closed.
 
-A second signal skips the delay; a third exits at once (uvicorn's force exit). The budget of
-the whole is `KitSettings.shutdown_budget_seconds()`, which the chart's grace period covers.
+The process then exits with status 0. A second signal skips the delay; a second SIGINT during
+uvicorn's shutdown exits at once (its force exit). The budget of the whole is
+`KitSettings.shutdown_budget_seconds()`, which the chart's grace period covers.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class GracefulServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: only note the time; the event loop acts on it in on_tick.
         if self.signalled_at is None and not self.should_exit:
+            # Not kept for uvicorn to raise again once it has shut down: the process ends
+            # normally (exit 0) after a drain, so the log thread writes its last lines.
             self.signalled_at = time.monotonic()
-            self._captured_signals.append(sig)  # re-raised by uvicorn once it has shut down
             return
         super().handle_exit(sig, frame)
 
