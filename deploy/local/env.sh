@@ -44,6 +44,8 @@ PUSH_SANDBOX_PORT="${PUSH_SANDBOX_PORT:-8193}"  # FCM HTTP v1 + APNs (HTTP/2 cle
 # Services that exist (the gateway routes and Prometheus scrapes only these).
 SERVICES="${SERVICES:-account payment vas loyalty notify stores}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+# The supervisor's own metrics (restarts, store probes), scraped by the local Prometheus.
+SUPERVISOR_METRICS_PORT="${SUPERVISOR_METRICS_PORT:-9099}"
 
 # Real MongoDB / Kafka / Redis elsewhere: set these and the local ones are not started.
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"

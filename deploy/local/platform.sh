@@ -59,7 +59,7 @@ start_part() {
   case $1 in
     kafka | postgres | ferretdb | redis) "$HERE/infra.sh" up "$1" ;;
     gateway | prometheus) "$HERE/$1.sh" up ;;
-    supervisor) start_bg supervisor env MM_RUN="$RUN" "$PY" "$HERE/supervise.py" ;;
+    supervisor) start_bg supervisor env MM_RUN="$RUN" SUPERVISOR_METRICS_PORT="$SUPERVISOR_METRICS_PORT" "$PY" "$HERE/supervise.py" ;;
     *) apps_up "$1" ;;
   esac
 }

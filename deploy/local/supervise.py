@@ -20,8 +20,12 @@ Each action holds the part's lock ($RUN/NAME.lock, the one start_bg and stop_bg 
 re-checked under it, so it never races `make up`, `make down` or a deliberate stop. The liveness
 test here is only a trigger: under the lock, platform.sh judges again with env.sh's pid_state.
 
+Its metrics (SUPERVISOR_METRICS_PORT, scraped by the local Prometheus; alerts in
+deploy/prometheus/rules/slo.yml): `supervisor_restarts_total{part,reason}` (crashed, hung,
+wedged), `supervisor_store_probes_total{result}` and `supervisor_store_probe_misses` (in a row).
+
 Settings (environment, seconds): SUPERVISE_EVERY 1, HUNG_AFTER 60, PROBE_EVERY 2,
-PROBE_DEADLINE 3, PROBE_MISSES 3, BACKOFF_MAX 60.
+PROBE_DEADLINE 3, PROBE_MISSES 3, BACKOFF_MAX 60, SUPERVISOR_METRICS_PORT (unset: no metrics).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import Counter, Gauge, start_http_server
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -49,7 +54,17 @@ PROBE_EVERY = float(os.environ.get("PROBE_EVERY", "2"))
 PROBE_DEADLINE = float(os.environ.get("PROBE_DEADLINE", "3"))
 PROBE_MISSES = int(os.environ.get("PROBE_MISSES", "3"))
 BACKOFF_MAX = float(os.environ.get("BACKOFF_MAX", "60"))
+METRICS_PORT = int(os.environ.get("SUPERVISOR_METRICS_PORT") or 0)
 STABLE_AFTER = 60.0  # a part that ran this long before dying is not crash-looping
+
+RESTARTS = Counter(
+    "supervisor_restarts_total",
+    "Parts the supervisor started again, by why: crashed (process gone), hung (port closed), "
+    "wedged (the store missed its probes)",
+    ["part", "reason"],
+)
+STORE_PROBES = Counter("supervisor_store_probes_total", "Store probes, by result: ok, missed", ["result"])
+STORE_PROBE_MISSES = Gauge("supervisor_store_probe_misses", "Store probes missed in a row")
 
 log = logging.getLogger("supervisor")
 
@@ -100,7 +115,7 @@ def read_parts(known: dict[str, Part]) -> dict[str, Part]:
     return parts
 
 
-def act(part: Part, command: str, why: str, **env: str) -> bool:
+def act(part: Part, command: str, why: str, reason: str, **env: str) -> bool:
     """Runs `platform.sh COMMAND NAME` holding the part's lock, if the part still has a pid file
     (without one it was stopped on purpose meanwhile). True when it ran and succeeded."""
     with open(RUN / f"{part.name}.lock", "a") as lock:
@@ -109,6 +124,7 @@ def act(part: Part, command: str, why: str, **env: str) -> bool:
             log.info("%s: stopped on purpose meanwhile; left alone", part.name)
             return False
         log.info("%s: %s: %s", part.name, why, command)
+        RESTARTS.labels(part.name, reason).inc()
         started = time.monotonic()
         result = subprocess.run(  # noqa: S603 (our own script)
             [PLATFORM, command, part.name],
@@ -143,7 +159,7 @@ def watch(part: Part, now: float) -> None:
         if part.due is None:
             part.due = now + backoff(part, now, "process gone")
         if now >= part.due:
-            act(part, "start", "crashed")
+            act(part, "start", "crashed", "crashed")
         return
     part.due = None
     if part.port is None or port_open(part.port):
@@ -151,7 +167,7 @@ def watch(part: Part, now: float) -> None:
     elif part.closed_since is None:
         part.closed_since = now
     elif now - part.closed_since >= HUNG_AFTER and now - part.last_start >= HUNG_AFTER:
-        act(part, "restart", f"alive but port {part.port} closed for {now - part.closed_since:.0f} s")
+        act(part, "restart", f"alive but port {part.port} closed for {now - part.closed_since:.0f} s", "hung")
 
 
 class StoreProbe:
@@ -179,6 +195,8 @@ class StoreProbe:
             self.collection.find_one({"_id": "probe"})
         except PyMongoError as exc:
             self.misses += 1
+            STORE_PROBES.labels("missed").inc()
+            STORE_PROBE_MISSES.set(self.misses)
             took = time.monotonic() - started
             log.warning(
                 "store probe missed (%s after %.1f s), %d in a row", type(exc).__name__, took, self.misses
@@ -187,18 +205,29 @@ class StoreProbe:
                 if self.due is None:
                     self.due = now + backoff(ferretdb, now, "the store is wedged")
                 if now >= self.due:
-                    act(ferretdb, "restart", f"{self.misses} store probes missed", STOP_GRACE="1")
+                    act(ferretdb, "restart", f"{self.misses} store probes missed", "wedged", STOP_GRACE="1")
                     self.misses, self.due = 0, None
+                    STORE_PROBE_MISSES.set(0)
             return
+        STORE_PROBES.labels("ok").inc()
         if self.misses:
             log.info("store answers again after %d missed probes", self.misses)
         self.misses, self.due = 0, None
+        STORE_PROBE_MISSES.set(0)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     parts = read_parts({})
+    if METRICS_PORT:
+        # Every series from 0, so that the first restart is an increase Prometheus can see.
+        for name in parts:
+            for reason in ("crashed", "hung", *(("wedged",) if name == "ferretdb" else ())):
+                RESTARTS.labels(name, reason)
+        for result in ("ok", "missed"):
+            STORE_PROBES.labels(result)
+        start_http_server(METRICS_PORT, addr="127.0.0.1")
     probe = StoreProbe(os.environ["MONGODB_URL"]) if "ferretdb" in parts else None
     log.info("watching %s; store probe %s", " ".join(parts), "on" if probe else "off (no FerretDB here)")
     refreshed = time.monotonic()

@@ -4,7 +4,8 @@
 Usage: render.py OUT_DIR   (normally through render.sh, which supplies env.sh's defaults)
 
 One job per service in SERVICES (job=<name>, service=<name>-service as the services label
-their own metrics, tier=service), FerretDB (tier=infra), Prometheus itself (tier=monitoring)
+their own metrics, tier=service), FerretDB and the local supervisor (tier=infra), Prometheus
+itself (tier=monitoring)
 and the sandboxes of the external parties (tier=sandbox; the alerts treat them apart).
 
 Environment (defaults in brackets):
@@ -13,6 +14,8 @@ Environment (defaults in brackets):
   PROMETHEUS_SERVICE_TARGET [""]           e.g. "{name}:8000" (docker-compose): overrides the two above
   PROMETHEUS_PORT [9090]                   Prometheus' own target (PROMETHEUS_SELF_TARGET overrides)
   FERRETDB_METRICS_TARGET [127.0.0.1:8088] "" to skip (a real MongoDB has no such endpoint)
+  SUPERVISOR_METRICS_TARGET [""]          the local supervisor's metrics (render.sh: its port
+                                            unless SUPERVISE=0); "" to skip
   SMSC_METRICS_TARGET [127.0.0.1:$SMSC_HTTP_PORT], PAYPROV_METRICS_TARGET [127.0.0.1:$PAYPROV_PORT]
                                             "" to skip
   SCRAPE_INTERVAL [15s], ENVIRONMENT [local] (external label), ALERTMANAGER_TARGET [""]
@@ -95,6 +98,10 @@ def render() -> str:
     if ferretdb:
         labels = {"service": "ferretdb", "tier": "infra"}
         jobs.append(job("ferretdb", target("FERRETDB_METRICS_TARGET", ferretdb), labels, "/debug/metrics"))
+    supervisor = env("SUPERVISOR_METRICS_TARGET", "")
+    if supervisor:
+        labels = {"service": "supervisor", "tier": "infra"}
+        jobs.append(job("supervisor", target("SUPERVISOR_METRICS_TARGET", supervisor), labels))
     sandboxes = (
         ("smsc-sandbox", "SMSC_METRICS_TARGET", f"127.0.0.1:{env('SMSC_HTTP_PORT', '8191')}"),
         ("payment-provider-sandbox", "PAYPROV_METRICS_TARGET", f"127.0.0.1:{env('PAYPROV_PORT', '8192')}"),

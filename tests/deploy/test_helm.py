@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from servicekit.internal_keys import KNOWN_CALLERS
+from servicekit.settings import KitSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "mymobifone"
@@ -305,6 +306,59 @@ def test_service_pods_probe_health_and_ready_and_read_config_and_secrets() -> No
     assert "PROVIDER_HASH_SECRET" not in payment
     payment_files = secret_files(one(docs, "Deployment", f"{PREFIX}-payment"))
     assert payment_files["provider_hash_secret"] == (secret, "provider-hash-secret")
+
+
+def prestop_sleep_seconds(c: dict) -> float:
+    """The container's preStop sleep, as an exec of sleep or as Kubernetes' sleep action."""
+    pre_stop = (c.get("lifecycle") or {}).get("preStop") or {}
+    if "sleep" in pre_stop:
+        return float(pre_stop["sleep"]["seconds"])
+    command = (pre_stop.get("exec") or {}).get("command") or []
+    assert not command or command[0] == "sleep", command
+    return float(command[1]) if command else 0.0
+
+
+def shutdown_budget(env: dict[str, object]) -> float:
+    """The kit's drain budget (KitSettings), with any stage the chart overrides in the env."""
+    stages = (
+        "shutdown_delay_seconds",
+        "shutdown_http_seconds",
+        "shutdown_batch_seconds",
+        "shutdown_flush_seconds",
+    )
+    total = 0.0
+    for stage in stages:
+        value = env.get(stage.upper())
+        total += float(value) if isinstance(value, str) else float(KitSettings.model_fields[stage].default)
+    return total
+
+
+@pytest.mark.parametrize(
+    "sets", [(), ("services.vas.preStopSleepSeconds=8", "services.vas.terminationGracePeriodSeconds=40")]
+)
+def test_the_grace_period_covers_the_prestop_sleep_and_the_services_drain_budget(
+    sets: tuple[str, ...],
+) -> None:
+    """Kubernetes kills a pod terminationGracePeriodSeconds after it starts stopping it: the
+    preStop sleep, then SIGTERM and the kit's drain (servicekit.shutdown), which
+    tests/platform/test_graceful_shutdown.py measures and bounds by the same budget."""
+    assert KitSettings.shutdown_budget_seconds() == shutdown_budget({})
+    docs = render(*sets)
+    for name in SERVICES:
+        deployment = one(docs, "Deployment", f"{PREFIX}-{name}")
+        c = container(deployment, name)
+        sleep = prestop_sleep_seconds(c)
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert sleep > 0, f"{name}: no preStop sleep: endpoints would still send it requests"
+        assert grace >= sleep + shutdown_budget(env_of(c)), (name, grace, sleep)
+
+
+def test_a_grace_period_shorter_than_the_drain_would_be_caught() -> None:
+    docs = render("services.account.terminationGracePeriodSeconds=20")
+    deployment = one(docs, "Deployment", f"{PREFIX}-account")
+    c = container(deployment, "account")
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace < prestop_sleep_seconds(c) + shutdown_budget(env_of(c))
 
 
 def secret_data(docs: list[dict]) -> dict[str, str]:

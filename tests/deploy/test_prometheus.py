@@ -31,6 +31,14 @@ pytestmark = pytest.mark.skipif(
 EXPORTED = {
     "http_requests_total",
     "http_request_duration_seconds_bucket",
+    "http_request_duration_seconds_count",
+    "topup_credit_seconds_bucket",
+    "topup_credit_seconds_count",
+    "dependency_ready",
+    "store_wedged",
+    "supervisor_restarts_total",
+    "supervisor_store_probes_total",
+    "supervisor_store_probe_misses",
     "events_consumed_total",
     "event_batch_seconds_bucket",
     "event_delivery_seconds_bucket",
@@ -79,6 +87,17 @@ REQUIRED_ALERTS = {
     "ConsumerWaitingOutOutage",
     "LedgerInvariantBroken",
     "ReconciliationUnexplained",
+    # SLOs (rules/slo.yml): multi-window burn rates, and the store's health
+    "ApiAvailabilityBudgetBurnFast",
+    "ApiAvailabilityBudgetBurnSlow",
+    "ApiLatencyBudgetBurnFast",
+    "ApiLatencyBudgetBurnSlow",
+    "TopupCreditBudgetBurnFast",
+    "TopupCreditBudgetBurnSlow",
+    "StoreNotReady",
+    "StoreWedged",
+    "StoreRestartedBySupervisor",
+    "StoreRestartLoop",
 }
 
 
@@ -236,6 +255,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "SMSC_METRICS_TARGET": "",
         "PAYPROV_METRICS_TARGET": "",
         "PUSH_METRICS_TARGET": "",
+        "SUPERVISOR_METRICS_TARGET": "",
     }
     subprocess.run(["bash", str(PROMETHEUS_SH), "up"], env=env, check=True, capture_output=True, timeout=120)
     try:

@@ -3,13 +3,18 @@ money event is lost when a part of the platform fails (the e2e tests' flows, on 
 
 from __future__ import annotations
 
+import asyncio
 import random
+import subprocess
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from .conftest import CARRIER_PROXY, OPS_HEADERS, Platform
+from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
+
+from .conftest import CARRIER_PROXY, OPS_HEADERS, ROOT, Platform, script_env
 
 APPROVED_VISA = "4111111111111111"
 
@@ -113,3 +118,35 @@ async def new_scratch_card(platform: Platform, value: int) -> tuple[str, str]:
         )
         assert r.status_code == 201, r.text
     return serial, pin
+
+
+def usage(msisdn: str, charge: int, usage_id: str) -> UsageRecorded:
+    """A rated call as the operator's charging system (ocs-mediation) reports it."""
+    return UsageRecorded.new(
+        subject=msisdn,
+        data=UsageRecordedData(
+            usage_id=usage_id,
+            kind="voice",
+            quantity=60,
+            unit="seconds",
+            charge_vnd=charge,
+            started_at=datetime.now(UTC),
+        ),
+        producer="ocs-mediation",
+        correlation_id=f"cdr-{usage_id}",
+    )
+
+
+async def ledger_check(grace_seconds: int = 20) -> tuple[int, str]:
+    """`make ledger-check` on this platform: (exit code, report). Every journal unbroken and
+    never below zero, every balance the sum of its entries, every succeeded top-up credited
+    exactly once, no settled payment without its events."""
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [str(ROOT / ".venv" / "bin" / "ledger-check"), "--grace-seconds", str(grace_seconds)],
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result.returncode, result.stdout + result.stderr

@@ -11,20 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from mobi_contracts.events.network import UsageRecorded, UsageRecordedData
 from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, NETWORK_USAGE, PAYMENT_CREDITS_GROUP
 from servicekit.kafka.access import KafkaAccess
 from servicekit.kafka.acls import OPS
 from servicekit.kafka.publisher import EventPublisher
 
 from .conftest import Platform, run, wait_for
-from .money import Subscriber
+from .money import Subscriber, usage
 
 pytestmark = pytest.mark.integration
 OUTAGE_SECONDS = 30
@@ -91,22 +89,6 @@ async def test_a_30_second_store_outage_while_top_ups_flow_loses_and_doubles_not
         assert await me.balance() == expected
         assert len(await me.topups()) == 3
     assert await dead_letters(bootstrap) == letters_before, "an outage is never a dead letter"
-
-
-def usage(msisdn: str, charge: int, usage_id: str) -> UsageRecorded:
-    return UsageRecorded.new(
-        subject=msisdn,
-        data=UsageRecordedData(
-            usage_id=usage_id,
-            kind="voice",
-            quantity=60,
-            unit="seconds",
-            charge_vnd=charge,
-            started_at=datetime.now(UTC),
-        ),
-        producer="ocs-mediation",
-        correlation_id=f"cdr-{usage_id}",
-    )
 
 
 async def _balance_is(me: Subscriber, expected: int) -> bool:

@@ -7,7 +7,10 @@
     service.run()                # the entry point
 
 Start order: logs, store (indexes), Redis, event publisher, broker (subscribers start
-consuming last, when everything they write to is up), background tasks. Stop: reverse.
+consuming last, when everything they write to is up), background tasks. Stop (SIGTERM, see
+servicekit.shutdown): not ready at once, consumers finish and commit their batches and leave
+their groups, in-flight requests finish, background tasks stop, outboxes are flushed, then
+the rest in reverse.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -37,10 +41,12 @@ from .kafka.consumer import BatchHandler, EventConsumer, RetryPolicy
 from .kafka.inbox import Inbox
 from .kafka.publisher import EventPublisher, producer_broker, restart_this_process
 from .logs import configure_logging
-from .metrics import REGISTRY, SERVICE_READY
+from .metrics import DEPENDENCY_READY, REGISTRY, SERVICE_READY, STORE_WEDGED
 from .mongo import Store
+from .outbox import OutboxRelay
 from .redis_client import create_redis
 from .settings import KitSettings
+from .shutdown import GracefulServer, within
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,9 @@ class Service:
             self.name,
             logger=logging.getLogger(f"{self.name}.broker"),
             log_level=logging.DEBUG,  # per-message "Received/Processed" lines only at debug
+            # At shutdown a subscriber waits this long for the batch in hand (then cancels it:
+            # uncommitted, so it is redelivered and deduplicated).
+            graceful_timeout=settings.shutdown_batch_seconds,
         )
         self.publisher = EventPublisher(self.broker, self.name)
         self.publisher.on_broken_producer = restart_this_process
@@ -104,6 +113,9 @@ class Service:
         self._startup: list[BackgroundTask] = []
         self._shutdown: list[BackgroundTask] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._outboxes: list[OutboxRelay] = []
+        self._drain: asyncio.Task[None] | None = None
+        self._drain_began = 0.0
         self.asyncapi = AsyncAPI(self.docs_broker, title=f"{title} events", version=version)
         self.app = FastAPI(title=title, description=description, version=version, lifespan=self._lifespan)
         self.app.add_middleware(RequestContextMiddleware, service=self.name)
@@ -176,8 +188,33 @@ class Service:
         self._shutdown.append(task)
 
     def background(self, task: BackgroundTask) -> None:
-        """A long-running coroutine (e.g. an outbox sweeper), cancelled at shutdown."""
+        """A long-running coroutine, cancelled at shutdown."""
         self._background.append(task)
+
+    def relay_outbox(self, relay: OutboxRelay) -> None:
+        """Sweep the relay's collection in the background (what a crash left behind) and
+        flush it at shutdown, after the last request and batch (nothing waits for a sweep)."""
+        self._background.append(relay.run_sweeper)
+        self._outboxes.append(relay)
+
+    @property
+    def draining(self) -> bool:
+        return self._drain is not None
+
+    def drain(self) -> asyncio.Task[None]:
+        """Begin shutting down (servicekit.shutdown): not ready from now on, and every consumer
+        finishes its batch, commits it and leaves its group. Idempotent; the task ends when
+        the consumers have stopped."""
+        if self._drain is None:
+            self._drain_began = time.monotonic()
+            SERVICE_READY.labels(self.name).set(0)
+            log.info("draining: not ready, consumers stopping")
+            self._drain = asyncio.create_task(self._stop_consumers(), name="drain")
+        return self._drain
+
+    async def _stop_consumers(self) -> None:
+        await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
+        log.info("consumers stopped", extra={"after_s": round(time.monotonic() - self._drain_began, 2)})
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -192,6 +229,7 @@ class Service:
             await task()
         await self.broker.start()
         self._tasks = [asyncio.create_task(task(), name=task.__name__) for task in self._background]
+        self._tasks.append(asyncio.create_task(self._watch_readiness(), name="watch_readiness"))
         tune_gc()
         self._tasks.append(asyncio.create_task(_freeze_once_warm(), name="freeze_once_warm"))
         SERVICE_READY.labels(self.name).set(1)
@@ -199,22 +237,29 @@ class Service:
         try:
             yield
         finally:
-            SERVICE_READY.labels(self.name).set(0)
-            for running in self._tasks:
-                running.cancel()
-            for running in self._tasks:
-                with suppress(asyncio.CancelledError):
-                    await running
-            await self.broker.stop()
-            for task in reversed(self._shutdown):
-                await task()
-            await self.publisher.stop()
-            await self.redis.aclose()
-            await self.store.close()
-            log.info("service stopped")
+            await self._stop()
+
+    async def _stop(self) -> None:
+        """After the last request: the drain's end, then the rest in reverse start order."""
+        await within(self.settings.shutdown_batch_seconds, self.drain(), "consumers")
+        for running in self._tasks:
+            running.cancel()
+        for running in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await running
+        deadline = time.monotonic() + self.settings.shutdown_flush_seconds
+        for relay in self._outboxes:
+            await within(deadline - time.monotonic(), relay.flush(), f"outbox {relay.collection}")
+        await self.broker.stop()
+        for task in reversed(self._shutdown):
+            await within(deadline - time.monotonic(), task(), task.__qualname__)
+        await self.publisher.stop()
+        await self.redis.aclose()
+        await self.store.close()
+        log.info("service stopped", extra={"after_s": round(time.monotonic() - self._drain_began, 2)})
 
     def run(self) -> None:
-        uvicorn.run(
+        config = uvicorn.Config(
             self.app,
             host=self.settings.http_host,
             port=self.settings.http_port,
@@ -222,8 +267,9 @@ class Service:
             access_log=False,
             proxy_headers=False,
             timeout_keep_alive=self.settings.http_keepalive_seconds,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=int(self.settings.shutdown_http_seconds),
         )
+        GracefulServer(config, on_signal=self.drain, delay=self.settings.shutdown_delay_seconds).run()
 
     # -- health, readiness, metrics, docs -------------------------------------------------------
 
@@ -246,15 +292,30 @@ class Service:
 
     async def check_ready(self, timeout: float = 3) -> dict[str, str]:  # noqa: ASYNC109
         """The dependencies, and one line per consumer group: the first member waiting out an
-        outage, else ok."""
+        outage, else ok. Also what `service_ready`, `dependency_ready` and `store_wedged` say."""
         checks = await self._dependency_checks(timeout)
+        for dependency in ("store", "redis", "kafka"):
+            DEPENDENCY_READY.labels(self.name, dependency).set(checks[dependency] == "ok")
+        wedged = checks["store"] == "error: TimeoutError" and self.store.answers_heartbeat
+        STORE_WEDGED.labels(self.name).set(wedged)
         for consumer in self.consumers:
             line = f"consumer {consumer.group.name}"
             if not consumer.healthy:
                 checks.setdefault(line, f"waiting out an outage: {consumer.last_error}")
         for consumer in self.consumers:
             checks.setdefault(f"consumer {consumer.group.name}", "ok")
+        if not self.draining:
+            SERVICE_READY.labels(self.name).set(all(v == "ok" for v in checks.values()))
         return checks
+
+    async def _watch_readiness(self) -> None:
+        """Keeps the readiness metrics current when nothing polls GET /ready (locally)."""
+        while True:
+            await asyncio.sleep(self.settings.readiness_watch_seconds)
+            try:
+                await self.check_ready()
+            except Exception:
+                log.exception("readiness check failed")
 
     async def dependencies_answer(self) -> bool:
         """For consumers: do the store, Redis and Kafka answer right now?"""
@@ -269,9 +330,10 @@ class Service:
 
         @app.get("/ready", include_in_schema=False)
         async def ready() -> JSONResponse:
+            if self.draining:  # shutting down: out of rotation, whatever the dependencies say
+                return JSONResponse({"status": "draining", "checks": {"shutdown": "draining"}}, 503)
             checks = await self.check_ready()
             ok = all(v == "ok" for v in checks.values())
-            SERVICE_READY.labels(self.name).set(1 if ok else 0)
             return JSONResponse(
                 {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
             )

@@ -49,6 +49,17 @@ OUTBOX_OLDEST = Gauge(
     ["service", "collection"],
 )
 SERVICE_READY = Gauge("service_ready", "1 when Kafka, the store and Redis answer", ["service"])
+DEPENDENCY_READY = Gauge(
+    "dependency_ready",
+    "1 when the dependency (store, redis, kafka) answered the service's last check in time",
+    ["service", "dependency"],
+)
+STORE_WEDGED = Gauge(
+    "store_wedged",
+    "1 when the store's last check timed out although its server answers the driver's "
+    "heartbeat (FerretDB 1.24 wedged: it accepts connections but runs no command)",
+    ["service"],
+)
 CONSUMER_HEALTHY = Gauge(
     "consumer_healthy",
     "1 while a member of a consumer group applies its batches; 0 while it waits out an outage",
@@ -64,6 +75,7 @@ __all__ = [
     "CONSUMER_HEALTHY",
     "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "DEPENDENCY_READY",
     "EVENTS_CONSUMED",
     "EVENTS_PUBLISHED",
     "EVENT_BATCHES",
@@ -76,4 +88,5 @@ __all__ = [
     "REGISTRY",
     "SERVICE_READY",
     "STORE_OPERATIONS",
+    "STORE_WEDGED",
 ]

@@ -113,6 +113,14 @@ class Store:
     async def ping(self) -> None:
         await self.db.command("ping")
 
+    @property
+    def answers_heartbeat(self) -> bool:
+        """Whether the driver's monitor last reached the server (its `hello` heartbeat). A
+        wedged FerretDB still answers it while every command hangs: a ping that times out
+        while this holds is a wedge, not an outage."""
+        servers = self.client.topology_description.server_descriptions().values()
+        return any(server.is_server_type_known for server in servers)
+
     def __getitem__(self, name: str) -> AsyncCollection[Doc]:
         return self.db[name]
 

@@ -7,8 +7,9 @@ document's `outbox` list), so a crash can never keep one without the other. Rela
   is the batch committed; a crash in between redelivers the batch, the handler finds the
   events applied and publishes the stored entries again (consumers dedupe by event id);
 - after an HTTP request: `relay()` right away, and `sweep()` every few seconds for
-  documents a crash left with entries (`outbox_since` set). Relayed entries are cleared with
-  a versioned write, so clearing never overwrites a newer state.
+  documents a crash left with entries (`outbox_since` set), and `flush()` at shutdown.
+  Relayed entries are cleared with a versioned write, so clearing never overwrites a newer
+  state.
 """
 
 from __future__ import annotations
@@ -97,6 +98,18 @@ class OutboxRelay:
         OUTBOX_PENDING.labels(self.service, self.collection).set(len(pending) - len(stuck))
         OUTBOX_OLDEST.labels(self.service, self.collection).set((now - oldest).total_seconds())
         return len(stuck)
+
+    async def flush(self, batch: int = 200) -> int:
+        """Relay every pending entry now, however young (at shutdown, after the last request:
+        what a relay after a request could not send goes now, not after the restart)."""
+        total = 0
+        while True:
+            relayed = await self.sweep(older_than=timedelta(0), limit=batch)
+            total += relayed
+            if relayed < batch:
+                if total:
+                    log.info("outbox flushed", extra={"collection": self.collection, "entries": total})
+                return total
 
     async def run_sweeper(self, every_seconds: float = 2.0) -> None:
         """Background task: relays what a crash left behind."""

@@ -110,6 +110,21 @@ class KitSettings(BaseSettings):
     # Concurrent single-document writes; see servicekit.mongo for why not bulk on FerretDB.
     store_write_concurrency: int = 8
     inbox_ttl_seconds: int = 2 * 24 * 3600
+    # Dependencies (store, Redis, Kafka) are checked this often in the background as well as
+    # by GET /ready, so `service_ready` and `dependency_ready` are current without a prober.
+    readiness_watch_seconds: float = 5.0
+
+    # Graceful shutdown (servicekit.shutdown), after SIGTERM. The stages and their bounds:
+    # /ready answers 503 at once while requests are still served for `shutdown_delay_seconds`;
+    # then the listener closes and in-flight requests get `shutdown_http_seconds`; meanwhile
+    # (from the signal on) each consumer finishes its batch, commits it and leaves its group
+    # within `shutdown_batch_seconds`; then the outboxes are flushed and the shutdown hooks run
+    # within `shutdown_flush_seconds`. The chart's terminationGracePeriodSeconds covers its
+    # preStop sleep plus `shutdown_budget_seconds()` (tests/deploy/test_helm.py checks it).
+    shutdown_delay_seconds: float = 2.0
+    shutdown_http_seconds: float = 10.0
+    shutdown_batch_seconds: float = 10.0
+    shutdown_flush_seconds: float = 5.0
 
     # Secrets a protocol keeps short (e.g. SMPP passwords: at most 8 characters); they are still
     # refused when left at a default.
@@ -192,6 +207,19 @@ class KitSettings(BaseSettings):
         if self.internal_caller_keys:
             return {caller: key.get_secret_value() for caller, key in self.internal_caller_keys.items()}
         return local_keys() if self.environment == "local" else {}
+
+    @classmethod
+    def shutdown_budget_seconds(cls) -> float:
+        """The longest a service takes from SIGTERM to its exit with the default settings: the
+        stages one after another (the consumers' stop overlaps the first two, counted anyway)."""
+        fields = cls.model_fields
+        stages = (
+            "shutdown_delay_seconds",
+            "shutdown_http_seconds",
+            "shutdown_batch_seconds",
+            "shutdown_flush_seconds",
+        )
+        return float(sum(fields[name].default for name in stages))
 
     @property
     def database_name(self) -> str:

@@ -67,7 +67,8 @@ from servicekit.kafka.publisher import EventPublisher
 from servicekit.mongo import Conflict, Doc, Store, insert_versioned, save_versioned
 from servicekit.tenancy import EPOCH
 
-from .announcements import implied_events
+from . import topup_timing
+from .announcements import PRODUCER, implied_events
 from .balance_state import Account, cache_entry, current_account, from_cached, snapshots_of
 from .decisions import NEEDS_REGISTRY, idempotency_key, is_ledger_decision, journal_document, outcome_of
 from .domain.balances import to_document
@@ -153,6 +154,11 @@ class LedgerService:
         )
         await self._refresh_cache(subscribers.values())
         applied = [doc for sub in subscribers.values() for doc in sub.applied]
+        topup_timing.observe_credited(
+            (pair for sub in subscribers.values() for pair in zip(sub.events, sub.applied, strict=True)),
+            decided_at=now,
+            service=PRODUCER,
+        )
         await self.publisher.publish_serialized(
             [e for doc in applied for e in implied_events(doc, self.topic)]
         )

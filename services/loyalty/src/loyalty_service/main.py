@@ -68,7 +68,7 @@ def create_service(settings: LoyaltySettings | None = None) -> Service:
     service.provide("jobs", jobs)
     service.provide("schedules", schedules)
     for relay in (ledger.relay, claims, cards):
-        service.background(relay.run_sweeper)
+        service.relay_outbox(relay)
     service.background(ledger.run_snapshot_writer)
     service.background(schedules.run_programme)
     service.background(schedules.run_recovery)

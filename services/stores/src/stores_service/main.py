@@ -53,7 +53,7 @@ def create_service(settings: StoresSettings | None = None) -> Service:
     service.provide("feedback", desk)
     service.provide("hotlines", load_hotlines(settings.hotlines_file))
     service.background(catalogue.run_pointer_sync)
-    service.background(relay.run_sweeper)
+    service.relay_outbox(relay)
     service.background(desk.run_answer_completer)
     service.consume(STORES_GROUP, stores_handler(TenancyEnds(service.store)))
     service.document_publishing(STORES_EVENTS)

@@ -154,7 +154,7 @@ def create_service(settings: VasSettings | None = None) -> Service:
     service.provide("partners", parts.use_cases.partners)
     service.provide("renewals", parts.renewals)
     service.provide("renewal_job", job)
-    service.background(parts.relay.run_sweeper)
+    service.relay_outbox(parts.relay)
     service.background(parts.use_cases.keys.run_cleanup)
     service.background(renewal_passes)
     service.background(resume_passes)

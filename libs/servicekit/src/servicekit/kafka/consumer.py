@@ -22,6 +22,10 @@ interval it gives the batch back every `RetryPolicy.hold_seconds`: FastStream 0.
 NACK_ON_ERROR policy then seeks every partition of the batch back to its first record, so
 nothing after it can be committed past it (faststream #1980, #2618; pinned and tested in
 test_consumer_on_kafka.py), and the next fetch continues the same backoff.
+
+At shutdown (`stop`) the consumer takes no new batch, finishes the one in hand and commits
+it, then leaves its group; a batch that is waiting out an outage is given back at once
+instead (uncommitted: the next member of the group gets it).
 """
 
 from __future__ import annotations
@@ -131,6 +135,8 @@ class EventConsumer:
         self._handled_types = {c.EVENT_TYPE for c in group.handles}
         self._topics = {topic.name: topic for topic in group.topics}
         self._outage_attempt = 0
+        self._subscriber: Any = None
+        self._stopping = asyncio.Event()
         self.failing_since: float | None = None
         self.last_error = ""
         CONSUMER_HEALTHY.labels(service, group.name, self.member).set(1)
@@ -144,7 +150,7 @@ class EventConsumer:
     def subscribe(
         self, broker: KafkaBroker, *, max_records: int, batch_timeout_ms: int, fetch_max_wait_ms: int = 500
     ) -> None:
-        subscriber = broker.subscriber(
+        self._subscriber = subscriber = broker.subscriber(
             *(topic.name for topic in self.group.topics),
             group_id=self.group.name,
             batch=True,
@@ -172,6 +178,13 @@ class EventConsumer:
             self._record_lag(message.consumer, batch)
 
         subscriber(on_batch)
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (FastStream waits for it up to the broker's
+        graceful_timeout), commit it and leave the group (the consumer's close)."""
+        self._stopping.set()
+        if self._subscriber is not None:
+            await self._subscriber.stop()
 
     def document(self, docs_broker: KafkaBroker) -> None:
         """List the group's channels with each handled event's schema in the AsyncAPI document."""
@@ -240,13 +253,21 @@ class EventConsumer:
                 EVENT_BATCHES.labels(self.service, self.group.name, "retried").inc()
                 delay = self.retry.delay(self._outage_attempt)
                 self._outage_attempt += 1
-                if time.monotonic() - held_since + delay > self.retry.hold_seconds:
+                held = time.monotonic() - held_since + delay > self.retry.hold_seconds
+                if held or self._stopping.is_set() or await self._stopped_within(delay):
                     EVENT_BATCHES.labels(self.service, self.group.name, "given_back").inc()
                     raise BatchGivenBack(f"{self.group.name}: batch given back after {exc!r}") from exc
-                await asyncio.sleep(delay)
             else:
                 self._mark_healthy()
                 return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Sleep `seconds` unless the consumer is told to stop meanwhile (then True)."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
 
     def _mark_failing(self, exc: BaseException) -> None:
         if self.failing_since is None:
