@@ -15,6 +15,9 @@ Environment (defaults in brackets):
   FERRETDB_METRICS_TARGET [127.0.0.1:8088] "" to skip (a real MongoDB has no such endpoint)
   SMSC_METRICS_TARGET [127.0.0.1:$SMSC_HTTP_PORT], PAYPROV_METRICS_TARGET [127.0.0.1:$PAYPROV_PORT]
                                             "" to skip
+  LAG_EXPORTER_METRICS_TARGET [127.0.0.1:$LAG_EXPORTER_PORT (8109)]
+                                            consumer lag read from the broker (tools/lag-exporter,
+                                            job lag-exporter, tier=monitoring); "" to skip
   SCRAPE_INTERVAL [15s], ENVIRONMENT [local] (external label), ALERTMANAGER_TARGET [""]
 """
 
@@ -95,6 +98,11 @@ def render() -> str:
     if ferretdb:
         labels = {"service": "ferretdb", "tier": "infra"}
         jobs.append(job("ferretdb", target("FERRETDB_METRICS_TARGET", ferretdb), labels, "/debug/metrics"))
+    lag_exporter = env("LAG_EXPORTER_METRICS_TARGET", f"127.0.0.1:{env('LAG_EXPORTER_PORT', '8109')}")
+    if lag_exporter:
+        # Its series carry group/topic/partition labels, never `service`: nothing to honour.
+        labels = {"service": "lag-exporter", "tier": "monitoring"}
+        jobs.append(job("lag-exporter", target("LAG_EXPORTER_METRICS_TARGET", lag_exporter), labels))
     sandboxes = (
         ("smsc-sandbox", "SMSC_METRICS_TARGET", f"127.0.0.1:{env('SMSC_HTTP_PORT', '8191')}"),
         ("payment-provider-sandbox", "PAYPROV_METRICS_TARGET", f"127.0.0.1:{env('PAYPROV_PORT', '8192')}"),
