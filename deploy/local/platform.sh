@@ -145,6 +145,9 @@ status() {
   if [[ -f "$LOGS/supervisor.log" ]]; then
     tail -n 3 "$LOGS/supervisor.log" | sed 's/^/      /'
   fi
+  # The overview the dashboards show: readiness, lag from the broker, outboxes, dead letters.
+  export SERVICES LAG_EXPORTER_PORT ACCOUNT_PORT VAS_PORT PAYMENT_PORT LOYALTY_PORT NOTIFY_PORT STORES_PORT
+  [[ ! -x $PY ]] || "$PY" "$HERE/status.py" || log "the overview failed (deploy/local/status.py)"
 }
 
 where() {
