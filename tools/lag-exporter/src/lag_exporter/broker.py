@@ -97,13 +97,15 @@ class BrokerReader:
         }
 
     async def _members(self, admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
-        if not groups:
-            return {}
-        responses: list[Any] = await admin.describe_consumer_groups(groups)
+        """One group per request, one after another: aiokafka 0.14 fails to decode a
+        DescribeGroups answer about several groups from Kafka 4.1 ("Buffer underrun decoding
+        string", the connection dropped), while each group alone decodes fine."""
         members = {}
-        for response in responses:
-            for described in response.groups:
-                members[str(described[_GROUP_ID])] = len(described[_MEMBERS])
+        for group in groups:
+            responses: list[Any] = await admin.describe_consumer_groups([group])
+            for response in responses:
+                for described in response.groups:
+                    members[str(described[_GROUP_ID])] = len(described[_MEMBERS])
         return members
 
     @staticmethod
