@@ -155,13 +155,17 @@ def to_json(dashboard: Dashboard) -> dict[str, Any]:
 RARE = " Its series exist only once such an event happened: `or vector(0)` shows 0 until then."
 
 
+def series(metric: str, selector: str = "") -> str:
+    return f"{metric}{{{selector}}}" if selector else metric
+
+
 def rate(metric: str, by: str, selector: str = "", window: str = "5m") -> str:
-    return f"sum by ({by}) (rate({metric}{{{selector}}}[{window}]))"
+    return f"sum by ({by}) (rate({series(metric, selector)}[{window}]))"
 
 
 def p99(metric: str, by: str, selector: str = "") -> str:
-    return f"histogram_quantile(0.99, sum by ({by}, le) (rate({metric}_bucket{{{selector}}}[5m])))"
+    return f"histogram_quantile(0.99, sum by ({by}, le) (rate({series(metric + '_bucket', selector)}[5m])))"
 
 
 def rare_count(metric: str, by: str, selector: str = "", window: str = "1h") -> str:
-    return f"sum by ({by}) (increase({metric}{{{selector}}}[{window}])) or vector(0)"
+    return f"sum by ({by}) (increase({series(metric, selector)}[{window}])) or vector(0)"
