@@ -60,8 +60,9 @@ fmt:
 ledger-check:  ## prove the money invariants on the running platform (exit 1 on a violation)
 	@$(VENV)/ledger-check
 
-docs:          ## regenerate docs/asyncapi.json, docs/events/*.schema.json and the chart's Kafka ACLs from contracts
+docs:          ## regenerate docs/asyncapi.json, docs/events/*.schema.json, the chart's Kafka ACLs and its Grafana dashboards
 	@$(VENV)/python -m servicekit.catalogue
+	@$(VENV)/python deploy/grafana/dashboards.py
 
 bench: bench-store bench-consumer bench-api bench-otp bench-payment bench-stores bench-ledger
 

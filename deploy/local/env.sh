@@ -41,6 +41,8 @@ SMSC_SMPP_PORT="${SMSC_SMPP_PORT:-2775}"
 SMSC_HTTP_PORT="${SMSC_HTTP_PORT:-8191}"
 PAYPROV_PORT="${PAYPROV_PORT:-8192}"
 PUSH_SANDBOX_PORT="${PUSH_SANDBOX_PORT:-8193}"  # FCM HTTP v1 + APNs (HTTP/2 cleartext)
+# Consumer lag read from the broker (tools/lag-exporter), scraped by Prometheus.
+LAG_EXPORTER_PORT="${LAG_EXPORTER_PORT:-8109}"
 # Services that exist (the gateway routes and Prometheus scrapes only these).
 SERVICES="${SERVICES:-account payment vas loyalty notify stores}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"

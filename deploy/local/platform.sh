@@ -35,6 +35,8 @@ service_table() {
       *) echo "$name ${!port_var} $name-service HTTP_PORT=${!port_var}" ;;
     esac
   done
+  # Reads every group's offsets from the broker as `ops` (its local password).
+  echo "lag-exporter $LAG_EXPORTER_PORT lag-exporter HTTP_PORT=$LAG_EXPORTER_PORT"
 }
 
 # Every process of the platform, in the order `up` starts them: NAME PORT ("-": none).
@@ -143,6 +145,9 @@ status() {
   if [[ -f "$LOGS/supervisor.log" ]]; then
     tail -n 3 "$LOGS/supervisor.log" | sed 's/^/      /'
   fi
+  # The overview the dashboards show: readiness, lag from the broker, outboxes, dead letters.
+  export SERVICES LAG_EXPORTER_PORT ACCOUNT_PORT VAS_PORT PAYMENT_PORT LOYALTY_PORT NOTIFY_PORT STORES_PORT
+  [[ ! -x $PY ]] || "$PY" "$HERE/status.py" || log "the overview failed (deploy/local/status.py)"
 }
 
 where() {
@@ -153,7 +158,7 @@ My MobiFone platform is up.
 INFO
   local name port cmd env
   while read -r name port cmd env; do
-    [[ $name == *sandbox ]] && continue
+    [[ $name == *sandbox || $name == lag-exporter ]] && continue
     printf '  %-24s  http://127.0.0.1:%s/docs  (events: /asyncapi, /asyncapi.json)\n' "$name service" "$port"
   done < <(service_table)
   cat <<INFO
@@ -162,6 +167,7 @@ INFO
   Payment provider sandbox  http://127.0.0.1:$PAYPROV_PORT/
   Push sandbox (FCM, APNs)  http://127.0.0.1:$PUSH_SANDBOX_PORT/sandbox/stats
   Prometheus                http://127.0.0.1:$PROMETHEUS_PORT/
+  Consumer lag (broker)     http://127.0.0.1:$LAG_EXPORTER_PORT/metrics   Overview: make status
   Kafka $KAFKA_BOOTSTRAP | MongoDB wire $MONGODB_URL | Redis $REDIS_URL
   Logs: $LOGS/   Supervisor: $LOGS/supervisor.log   Stop: make down
 INFO

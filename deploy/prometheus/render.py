@@ -18,6 +18,9 @@ Environment (defaults in brackets):
                                             unless SUPERVISE=0); "" to skip
   SMSC_METRICS_TARGET [127.0.0.1:$SMSC_HTTP_PORT], PAYPROV_METRICS_TARGET [127.0.0.1:$PAYPROV_PORT]
                                             "" to skip
+  LAG_EXPORTER_METRICS_TARGET [127.0.0.1:$LAG_EXPORTER_PORT (8109)]
+                                            consumer lag read from the broker (tools/lag-exporter,
+                                            job lag-exporter, tier=monitoring); "" to skip
   SCRAPE_INTERVAL [15s], ENVIRONMENT [local] (external label), ALERTMANAGER_TARGET [""]
 """
 
@@ -102,6 +105,11 @@ def render() -> str:
     if supervisor:
         labels = {"service": "supervisor", "tier": "infra"}
         jobs.append(job("supervisor", target("SUPERVISOR_METRICS_TARGET", supervisor), labels))
+    lag_exporter = env("LAG_EXPORTER_METRICS_TARGET", f"127.0.0.1:{env('LAG_EXPORTER_PORT', '8109')}")
+    if lag_exporter:
+        # Its series carry group/topic/partition labels, never `service`: nothing to honour.
+        labels = {"service": "lag-exporter", "tier": "monitoring"}
+        jobs.append(job("lag-exporter", target("LAG_EXPORTER_METRICS_TARGET", lag_exporter), labels))
     sandboxes = (
         ("smsc-sandbox", "SMSC_METRICS_TARGET", f"127.0.0.1:{env('SMSC_HTTP_PORT', '8191')}"),
         ("payment-provider-sandbox", "PAYPROV_METRICS_TARGET", f"127.0.0.1:{env('PAYPROV_PORT', '8192')}"),

@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../local/env.sh"
 export SERVICES ACCOUNT_PORT VAS_PORT PAYMENT_PORT LOYALTY_PORT NOTIFY_PORT STORES_PORT \
-  PROMETHEUS_PORT SMSC_HTTP_PORT PAYPROV_PORT
+  PROMETHEUS_PORT SMSC_HTTP_PORT PAYPROV_PORT LAG_EXPORTER_PORT
 export FERRETDB_METRICS_TARGET="${FERRETDB_METRICS_TARGET-127.0.0.1:${FERRETDB_DEBUG_PORT:-8088}}"
 # The supervisor (deploy/local/supervise.py) runs unless SUPERVISE=0.
 if [[ ${SUPERVISE:-1} == 0 ]]; then supervisor_default=""; else supervisor_default="127.0.0.1:$SUPERVISOR_METRICS_PORT"; fi

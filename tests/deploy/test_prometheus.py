@@ -73,6 +73,11 @@ EXPORTED = {
     "promotion_fanout_units_total",
     "loyalty_redemptions_total",
     "loyalty_transfers_recovered_total",
+    # The lag exporter (tools/lag-exporter): consumer lag read from the broker.
+    "kafka_consumergroup_lag",
+    "kafka_consumergroup_members",
+    "kafka_consumergroup_partition_commit_age_seconds",
+    "kafka_lag_exporter_last_success_timestamp_seconds",
 }
 REQUIRED_ALERTS = {
     "ServiceDown",
@@ -98,6 +103,9 @@ REQUIRED_ALERTS = {
     "StoreWedged",
     "StoreRestartedBySupervisor",
     "StoreRestartLoop",
+    "ConsumerGroupStalled",
+    "ConsumerGroupEmpty",
+    "LagExporterDown",
 }
 
 
@@ -140,6 +148,7 @@ def test_rendered_config_passes_promtool(tmp_path: Path) -> None:
     assert '"127.0.0.1:8088"' in text  # FerretDB
     assert '"127.0.0.1:8191"' in text  # SMSC sandbox
     assert '"127.0.0.1:8192"' in text  # payment provider sandbox
+    assert "job_name: lag-exporter\n" in text and '"127.0.0.1:8109"' in text  # lag from the broker
 
 
 def test_only_existing_services_are_scraped(tmp_path: Path) -> None:
@@ -256,6 +265,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         "PAYPROV_METRICS_TARGET": "",
         "PUSH_METRICS_TARGET": "",
         "SUPERVISOR_METRICS_TARGET": "",
+        "LAG_EXPORTER_METRICS_TARGET": "",
     }
     subprocess.run(["bash", str(PROMETHEUS_SH), "up"], env=env, check=True, capture_output=True, timeout=120)
     try:
