@@ -24,8 +24,7 @@ import sys
 from pathlib import Path
 
 from grafana import RARE, Dashboard, Panel, Row, p99, q, rare_count, rate, to_json
-
-from services import PAYMENT, SERVICES, ServiceSpec
+from service_panels import PAYMENT, SERVICES, ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "deploy" / "helm" / "mymobifone" / "files" / "dashboards"

@@ -24,7 +24,7 @@ class ServiceSpec:
 
     @property
     def groups(self) -> list[str]:
-        return sorted(g.name for g in CONSUMER_GROUPS if g.name == f"{self.name}-service")
+        return sorted(g.name for g in CONSUMER_GROUPS if g.owner == f"{self.name}-service")
 
 
 # --- each service's own panels ------------------------------------------------------------
