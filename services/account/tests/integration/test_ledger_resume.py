@@ -28,7 +28,7 @@ EVERY_DECISION = SnapshotPolicy(every=1)
 @pytest.fixture
 async def topic(store: Store, unique: str) -> Topic:
     await store.ensure_indexes(INDEXES)
-    await store[SUBSCRIBERS].insert_many([{"_id": n, "plan": "prepaid", "status": "active"} for n in NUMBERS])
+    await store.insert_all(SUBSCRIBERS, [{"_id": n, "plan": "prepaid", "status": "active"} for n in NUMBERS])
     return await make_topic(f"test.ledger-resume.{unique}", (BalanceChanged, BalanceChangeRejected))
 
 
@@ -43,7 +43,7 @@ async def test_a_ledger_that_remembers_nobody_resumes_from_the_read_cache_not_th
     first = LedgerService(store, publisher, topic, cache=cache, snapshots=EVERY_DECISION)
     await first.apply([topup_recorded(n, 10_000, f"RC1-{n}") for n in NUMBERS])
     # A probe, not a state the ledger can reach: snapshots that would credit 1,000,000 more.
-    await store[BALANCES].update_many({}, {"$inc": {"main": 1_000_000}})
+    await store.update_where(BALANCES, {}, {"$inc": {"main": 1_000_000}})
 
     resumed = WatchedLedger(store, publisher, topic, cache=cache, snapshots=SnapshotPolicy(every=50))
     await resumed.apply([usage_recorded(n, 4_000, f"RU1-{n}") for n in NUMBERS])
