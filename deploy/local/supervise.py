@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -57,14 +57,19 @@ BACKOFF_MAX = float(os.environ.get("BACKOFF_MAX", "60"))
 METRICS_PORT = int(os.environ.get("SUPERVISOR_METRICS_PORT") or 0)
 STABLE_AFTER = 60.0  # a part that ran this long before dying is not crash-looping
 
+# Its own registry: the supervisor's figures only, and a second import (tests) registers again.
+METRICS = CollectorRegistry()
 RESTARTS = Counter(
     "supervisor_restarts_total",
     "Parts the supervisor started again, by why: crashed (process gone), hung (port closed), "
     "wedged (the store missed its probes)",
     ["part", "reason"],
+    registry=METRICS,
 )
-STORE_PROBES = Counter("supervisor_store_probes_total", "Store probes, by result: ok, missed", ["result"])
-STORE_PROBE_MISSES = Gauge("supervisor_store_probe_misses", "Store probes missed in a row")
+STORE_PROBES = Counter(
+    "supervisor_store_probes_total", "Store probes, by result: ok, missed", ["result"], registry=METRICS
+)
+STORE_PROBE_MISSES = Gauge("supervisor_store_probe_misses", "Store probes missed in a row", registry=METRICS)
 
 log = logging.getLogger("supervisor")
 
@@ -227,7 +232,7 @@ def main() -> None:
                 RESTARTS.labels(name, reason)
         for result in ("ok", "missed"):
             STORE_PROBES.labels(result)
-        start_http_server(METRICS_PORT, addr="127.0.0.1")
+        start_http_server(METRICS_PORT, addr="127.0.0.1", registry=METRICS)
     probe = StoreProbe(os.environ["MONGODB_URL"]) if "ferretdb" in parts else None
     log.info("watching %s; store probe %s", " ".join(parts), "on" if probe else "off (no FerretDB here)")
     refreshed = time.monotonic()

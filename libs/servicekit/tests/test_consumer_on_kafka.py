@@ -25,6 +25,7 @@ from servicekit.testing import (
     make_topic,
     read_all,
     topup_recorded,
+    usage_recorded,
     vas_charge_requested,
 )
 from servicekit.testing import consuming as kit_consuming
@@ -323,3 +324,35 @@ async def test_events_of_another_producer_or_type_than_the_topic_declares_are_de
         str(forged.event_id): b"not_from_topic_owner",
         str(stray.event_id): b"not_on_this_topic",
     }
+
+
+async def test_a_contract_event_on_a_topic_that_does_not_carry_it_is_dead_lettered_even_if_the_group_ignores_its_type(
+    redis: Redis, publisher: EventPublisher, unique: str
+) -> None:
+    """A group that handles only usage (the account ledger's usage lane) meets a TopupRecorded
+    on the usage topic: not its type, but a contract's event this topic never carries, so a
+    forgery or a misrouted producer, dead-lettered as `not_on_this_topic`. An event type no
+    contract knows (a newer producer's) is skipped as before, and the usage after both applied."""
+    from mobi_contracts.events.network import UsageRecorded
+
+    topic = await make_topic(f"test.usage-lane.{unique}", (UsageRecorded,), partitions=1)
+    group = await make_group(f"test-usage-lane-{unique}", (topic,), (UsageRecorded,))
+    forged = topup_recorded("84901234567", 5_000_000, "forged-on-usage")
+    future = orjson.loads(usage_recorded("84901234567", 10).model_dump_json())
+    future["event_type"] = "network.usage.summarised"
+    good = usage_recorded("84901234567", 1_000)
+    applied: list[str] = []
+
+    async def record(batch: list[Envelope]) -> None:
+        applied.extend(str(e.event_id) for e in batch)
+
+    async with consuming(group, record, redis, publisher):
+        await publisher.publish(topic.name, [forged])
+        await publisher.send_raw(topic.name, key=b"84901234567", value=orjson.dumps(future), headers=[])
+        await publisher.publish(topic.name, [good])
+        await eventually(lambda: applied)
+        letters = await read_all(group.dead_letter.name, expect=1, timeout=5)
+    assert applied == [str(good.event_id)]
+    assert [(orjson.loads(r.value)["event_id"], dict(r.headers)["dlq-reason"]) for r in letters] == [
+        (str(forged.event_id), b"not_on_this_topic")
+    ]

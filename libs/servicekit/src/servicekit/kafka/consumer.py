@@ -7,7 +7,9 @@ One FastStream batch subscriber per consumer group. For each batch:
    handle are skipped. Provenance: an event is acted on only from the topic that carries
    its type and only when its envelope names one of that topic's producers (whose Kafka
    principals alone may write it); any other is dead-lettered (`not_on_this_topic`,
-   `not_from_topic_owner`) and changes nothing;
+   `not_from_topic_owner`) and changes nothing. A contract's event met on a topic that does
+   not carry it is dead-lettered even when this group does not handle it: a credit forged
+   on the usage topic is a signal, whichever of a service's groups reads that topic;
 2. drop events the inbox has seen (redeliveries, duplicate publishes; the fast path, the
    durable guard is in each handler's store);
 3. hand the rest to the service's batch handler (bulk store writes, one relay of events).
@@ -48,6 +50,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from mobi_contracts import (
+    EVENT_CLASSES,
     AnyEvent,
     ConsumerGroup,
     MalformedEvent,
@@ -294,8 +297,11 @@ class EventConsumer:
             try:
                 event, key = parse_with_id(record.value or b"", self._known)
             except UnknownEvent as exc:
+                misplaced = self._misplaced(record.topic, exc)
                 if exc.event_type in self._handled_types:
                     parsed.rejected.append((record, "unknown_version", exc))
+                elif misplaced is not None:
+                    parsed.rejected.append((record, "not_on_this_topic", PoisonEvent(misplaced)))
                 else:
                     parsed.counts[(record.topic, "ignored")] += 1
                 continue
@@ -314,6 +320,15 @@ class EventConsumer:
             parsed.keys.append(key)
             parsed.events.append(event)
         return parsed
+
+    def _misplaced(self, topic_name: str, unknown: UnknownEvent) -> str | None:
+        """The problem when an event this group does not handle is a contract's event that
+        this topic does not carry (a forgery or a misrouted producer), else None."""
+        cls = EVENT_CLASSES.get((unknown.event_type, unknown.event_version))
+        topic = self._topics.get(topic_name)
+        if cls is None or (topic is not None and cls in topic.events):
+            return None
+        return f"{unknown.event_type} v{unknown.event_version} is not carried by {topic_name}"
 
     def _distrust(self, topic_name: str, event: AnyEvent) -> tuple[str, str] | None:
         """(reason, problem) when the event may not be acted on from this topic, else None."""
