@@ -326,7 +326,7 @@ async def test_events_of_another_producer_or_type_than_the_topic_declares_are_de
     }
 
 
-async def test_a_contract_event_on_a_topic_that_does_not_carry_it_is_dead_lettered_even_if_the_group_ignores_its_type(
+async def test_a_contract_event_on_a_topic_not_carrying_it_is_dead_lettered_by_a_group_ignoring_its_type(
     redis: Redis, publisher: EventPublisher, unique: str
 ) -> None:
     """A group that handles only usage (the account ledger's usage lane) meets a TopupRecorded
