@@ -8,7 +8,9 @@ Runs in two lanes, two consumer groups of the account service (contracts: ACCOUN
 for money in and what subscribers ask for, ACCOUNT_USAGE_GROUP for the charging feed), so a
 top-up never waits behind a backlog of usage. Kafka gives each subscriber's partition of a lane
 to one consumer, so one subscriber's events of a lane are decided by one task, in order; the two
-lanes meet on the journal, whose unique (msisdn, seq) lets only one of them decide each seq.
+lanes meet on the journal, whose unique (msisdn, seq) lets only one of them decide each seq. In
+one process they share the states they decided (memory.py); a seq the other lane took first is
+decided again at once on the journal (`_claim`), never by retrying the batch.
 
 The journal is the truth, and a decision costs an append. Every decision about an event (a
 credit, a debit, a refusal) is a journal document whose `_id` is the event's business key
@@ -49,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,11 +77,12 @@ from .domain.provisioning import owner_since_of
 from .domain.snapshots import Lag, SnapshotPolicy
 from .domain.tenancy import kept_by_tenancy
 from .history import history_rows
+from .memory import LedgerMemory
 from .store import BALANCES, BILLS, CHARGES, JOURNAL, SUBSCRIBERS, TOPUPS
 
 log = logging.getLogger(__name__)
 
-STATE_MEMORY = 50_000  # subscribers whose last state the consumer keeps between batches
+CLAIM_ATTEMPTS = 20  # careful claims of one event the journal may refuse before the batch is retried
 
 
 @dataclass(eq=False)  # compared by identity: kept in sets
@@ -104,51 +106,41 @@ class LedgerService:
         topic: Topic = ACCOUNT_EVENTS,
         cache: VersionedCache | None = None,
         snapshots: SnapshotPolicy | None = None,
+        memory: LedgerMemory | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.topic = topic
         self.cache = cache
         self.snapshots = snapshots or SnapshotPolicy()
-        self._states: OrderedDict[str, Account] = OrderedDict()
-        self._lagging: set[str] = set()  # remembered subscribers whose snapshot is behind
+        self.memory = memory or LedgerMemory()  # shared by the process's lanes (memory.py)
 
     async def apply(self, events: list[AnyEvent]) -> None:
         balance_events = [e for e in events if is_ledger_decision(e)]
         bills = [e for e in events if isinstance(e, BillPaid)]
-        subscribers = await self._load(balance_events)
-        now = _to_the_millisecond(datetime.now(UTC))  # as the store keeps it: events derived again match
-        # A tenancy's end is decided on the journal as it stands: such subscribers go carefully.
-        ending = {
-            s for s in subscribers.values() if any(isinstance(e, TENANCY_ENDED_EVENTS) for e in s.events)
-        }
-        for sub in subscribers.values():
-            if sub not in ending:
-                for event in sub.events:
-                    sub.decided.append(self._decide(sub, event, now))
-        try:
-            careful = await self._journal(subscribers) | ending
-            settled = [s for s in subscribers.values() if s not in careful]
-            for sub in settled:
-                sub.applied.extend(sub.decided)  # journaled: decided, nothing else to write
-            await asyncio.gather(
-                *(self._settle_carefully(s, now) for s in careful),
-                self._project(settled),
-                self._mark_bills_paid(bills),
-            )
-        except DuplicateKeyError as exc:
-            # Another writer extended a subscriber we were settling (a rebalance overlap): retry.
-            self._forget(subscribers)
-            raise TransientError(str(exc)) from exc
-        except BaseException:
-            self._forget(subscribers)  # what was journaled is read again on the retry
-            raise
-        for sub in subscribers.values():
-            self._remember(sub.account)
+        subscribers = await self._load(balance_events)  # reads: the other lane may decide meanwhile
+        # The process's lanes take turns from taking a remembered state to journaling the
+        # decisions on it: one writer per subscriber, so neither meets the seq the other just
+        # took (memory.py). The turn holds no read of the store or the cache.
+        async with self.memory.journal_turn:
+            self._catch_up(subscribers)
+            now = _to_the_millisecond(datetime.now(UTC))  # as the store keeps it: events derived again match
+            try:
+                await self._decide_and_journal(subscribers, now)
+            except DuplicateKeyError as exc:
+                # Another writer extended a subscriber we were settling (a rebalance overlap): retry.
+                self.memory.forget(subscribers)
+                raise TransientError(str(exc)) from exc
+            except BaseException:
+                self.memory.forget(subscribers)  # what was journaled is read again on the retry
+                raise
+            for sub in subscribers.values():
+                self.memory.remember(sub.account)
         # What readers see is in place before the events announce it, and the history rows and
         # the plan before the cached balances show the change (the app reads them together).
         await asyncio.gather(
-            self._project(careful),
+            self._project(subscribers.values()),
+            self._mark_bills_paid(bills),
             self._project_plans([doc for s in subscribers.values() for doc in s.applied]),
             self._write_snapshots(now),
         )
@@ -163,11 +155,29 @@ class LedgerService:
             [e for doc in applied for e in implied_events(doc, self.topic)]
         )
 
+    async def _decide_and_journal(self, subscribers: dict[str, _Subscriber], now: datetime) -> None:
+        """Decide each subscriber's events on its state, journal them; the subscribers whose
+        decisions met the journal (or whose tenancy ends) are settled carefully on it."""
+        # A tenancy's end is decided on the journal as it stands: such subscribers go carefully.
+        ending = {
+            s for s in subscribers.values() if any(isinstance(e, TENANCY_ENDED_EVENTS) for e in s.events)
+        }
+        for sub in subscribers.values():
+            if sub not in ending:
+                for event in sub.events:
+                    sub.decided.append(self._decide(sub, event, now))
+        careful = await self._journal(subscribers) | ending
+        for sub in subscribers.values():
+            if sub not in careful:
+                sub.applied.extend(sub.decided)  # journaled: decided, nothing else to write
+        await asyncio.gather(*(self._settle_carefully(s, now) for s in careful))
+
     # -- loading and deciding ------------------------------------------------------------------
 
     async def _load(self, events: Sequence[AnyEvent]) -> dict[str, _Subscriber]:
         numbers = list(dict.fromkeys(e.subject for e in events))
-        known = {n: self._states[n] for n in numbers if n in self._states}
+        remembered = {n: self.memory.get(n) for n in numbers}
+        known = {n: account for n, account in remembered.items() if account is not None}
         known |= await self._cached([n for n in numbers if n not in known])
         # A snapshot (or a cache entry) may lag its journal: the first decision on it then meets
         # the unique (msisdn, seq) index and the subscriber is settled carefully (see _journal).
@@ -188,10 +198,18 @@ class LedgerService:
                 subscribers[doc["msisdn"]].charges[doc["_id"]] = doc
         return subscribers
 
+    def _catch_up(self, subscribers: dict[str, _Subscriber]) -> None:
+        """Each subscriber on the state the process remembers now: the other lane may have
+        decided on it while this batch was reading."""
+        for number, sub in subscribers.items():
+            remembered = self.memory.get(number)
+            if remembered is not None:
+                sub.account = sub.start = remembered
+
     async def _cached(self, numbers: list[str]) -> dict[str, Account]:
         """Subscribers this consumer does not remember, resumed from the read cache (one round
         trip to Redis instead of a store read each: the cold subscribers of a batch after a
-        restart, a rebalance, or beyond STATE_MEMORY)."""
+        restart, a rebalance, or beyond memory.STATE_MEMORY)."""
         if self.cache is None or not numbers:
             return {}
         entries = await self.cache.get_many(numbers)
@@ -243,9 +261,7 @@ class LedgerService:
         snapshot rolled forward to its newest decision), publish replays again, decide the rest
         one at a time."""
         number = sub.start.state.msisdn
-        account = await current_account(self.store, number)
-        if account is None:
-            account = (await snapshots_of(self.store, [number]))[number]
+        account = await self._journal_state(number)
         keys = [idempotency_key(e) for e in sub.events]
         journal = await self.store.find_by_ids(JOURNAL, keys)
         for event, key in zip(sub.events, keys, strict=True):
@@ -255,15 +271,37 @@ class LedgerService:
                     raise TransientError(f"journal {key} at seq {doc['seq']} is ahead of {number}")
                 sub.applied.append(doc)  # a replay: publish its events again, change nothing
                 continue
+            doc, account = await self._claim(sub, event, key, account, now)
+            journal[key] = doc  # the same key again in this batch is a replay of it
+            sub.applied.append(doc)
+        sub.account = account
+
+    async def _claim(
+        self, sub: _Subscriber, event: AnyEvent, key: str, account: Account, now: datetime
+    ) -> tuple[Doc, Account]:
+        """Decide `event` on `account` and insert the decision. The other lane (or a member
+        overlapping a rebalance) may take the same seq first: then the event is decided again on
+        the journal as it now stands, at once (a retry of the whole batch would wait seconds)."""
+        number = account.state.msisdn
+        for _ in range(CLAIM_ATTEMPTS):
             sub.account = account
             if isinstance(event, TENANCY_ENDED_EVENTS):
                 sub.kept = await self._kept_since(number, event.data, account.state.seq)
             doc = self._decide(sub, event, now)
-            await self.store[JOURNAL].insert_one(doc)
-            account = sub.account
-            journal[key] = doc  # the same key again in this batch is a replay of it
-            sub.applied.append(doc)
-        sub.account = account
+            try:
+                await self.store[JOURNAL].insert_one(doc)
+            except DuplicateKeyError:
+                taken = (await self.store.find_by_ids(JOURNAL, [key])).get(key)
+                account = await self._journal_state(number)
+                if taken is not None:  # decided by an overlapping member: a replay
+                    return taken, account
+                continue
+            return doc, sub.account
+        raise TransientError(f"{number}: the journal moved under {CLAIM_ATTEMPTS} claims in a row")
+
+    async def _journal_state(self, number: str) -> Account:
+        account = await current_account(self.store, number)
+        return account or (await snapshots_of(self.store, [number]))[number]
 
     async def _kept_since(self, number: str, ended: SubscriberLifecycleData, seq: int) -> dict[str, int]:
         """What decisions of the tenancy after `ended` (up to `seq`, the state it is decided on)
@@ -327,13 +365,17 @@ class LedgerService:
     async def flush_snapshots(self, limit: int = 500) -> None:
         """On shutdown: the most lagging snapshots, however recent, at most `limit` (a restart
         then finds them current; the rest cost it one careful pass each)."""
-        lagging = (self._states[n] for n in self._lagging)
-        await self._write(heapq.nlargest(limit, lagging, key=lambda a: a.behind), datetime.now(UTC))
+        async with self.memory.snapshot_turn:
+            lagging = heapq.nlargest(limit, self.memory.lagging(), key=lambda a: a.behind)
+            await self._write(lagging, datetime.now(UTC))
 
     async def _write_snapshots(self, now: datetime) -> None:
         """Snapshots that are due (domain.snapshots), in bulk."""
-        lags = (Lag(n, a.behind, a.lagging_since or now) for n in self._lagging for a in (self._states[n],))
-        await self._write([self._states[n] for n in self.snapshots.due(lags, now)], now)
+        async with self.memory.snapshot_turn:
+            lagging = list(self.memory.lagging())
+            lags = (Lag(a.state.msisdn, a.behind, a.lagging_since or now) for a in lagging)
+            due = set(self.snapshots.due(lags, now))
+            await self._write([a for a in lagging if a.state.msisdn in due], now)
 
     async def _write(self, due: list[Account], now: datetime) -> None:
         """A snapshot written meanwhile by another writer (a rebalance overlap) only makes us
@@ -342,10 +384,10 @@ class LedgerService:
         moved = []
         for account, ok in zip(due, written, strict=True):
             if ok:
-                self._remember(account.snapshotted())
+                self.memory.remember(account.snapshotted())
             else:
-                self._forget_number(account.state.msisdn)
                 moved.append(account.state.msisdn)
+        self.memory.forget(moved)
         if self.cache is not None:
             await self.cache.drop(moved)  # its entry names the old snapshot: resume from the store
 
@@ -370,30 +412,10 @@ class LedgerService:
         """The entry of a subscriber's state, naming its snapshot as this consumer remembers it
         (just written, maybe); a forgotten one's entry names none, so it is resumed from the
         store (its snapshot moved under another writer)."""
-        remembered = self._states.get(decided.state.msisdn)
+        remembered = self.memory.get(decided.state.msisdn)
         if remembered is not None and remembered.state.seq == decided.state.seq:
             return cache_entry(remembered)
         return cache_entry(decided, resumable=False)
-
-    def _remember(self, account: Account) -> None:
-        number = account.state.msisdn
-        self._states[number] = account
-        self._states.move_to_end(number)
-        if account.behind > 0:
-            self._lagging.add(number)
-        else:
-            self._lagging.discard(number)
-        while len(self._states) > STATE_MEMORY:
-            forgotten, _ = self._states.popitem(last=False)
-            self._lagging.discard(forgotten)  # its journal keeps it; a snapshot waits for its return
-
-    def _forget_number(self, number: str) -> None:
-        self._states.pop(number, None)
-        self._lagging.discard(number)
-
-    def _forget(self, subscribers: Iterable[str]) -> None:
-        for number in subscribers:
-            self._forget_number(number)
 
 
 def _to_the_millisecond(at: datetime) -> datetime:

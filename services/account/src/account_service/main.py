@@ -22,6 +22,7 @@ from .domain.otp import OtpPolicy
 from .domain.snapshots import SnapshotPolicy
 from .handlers import ledger_handler
 from .ledger import LedgerService
+from .memory import LedgerMemory
 from .otp_queue import OtpQueue, OtpSender
 from .queries import AccountQueries
 from .settings import AccountSettings
@@ -73,12 +74,16 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     balances = VersionedCache(service.redis, "balances", settings.balance_cache_ttl_seconds)
     service.provide("queries", AccountQueries(service.store, balances))
     snapshots = SnapshotPolicy(settings.snapshot_every, settings.snapshot_seconds, settings.snapshot_budget)
-    # One ledger per lane (contracts: ACCOUNT_LEDGER_GROUP, ACCOUNT_USAGE_GROUP), each remembering
-    # the states it decided; the journal serialises their decisions on a subscriber.
-    ledger = LedgerService(service.store, service.publisher, cache=balances, snapshots=snapshots)
-    usage_ledger = LedgerService(service.store, service.publisher, cache=balances, snapshots=snapshots)
-    for lane in (ledger, usage_ledger):
-        service.on_shutdown(lane.flush_snapshots)  # after the consumers stopped, before the store closes
+    # One ledger per lane (contracts: ACCOUNT_LEDGER_GROUP, ACCOUNT_USAGE_GROUP), sharing the
+    # states they decided (memory.py); the journal serialises their decisions on a subscriber.
+    lanes = {"ledger": ACCOUNT_LEDGER_GROUP, "usage": ACCOUNT_USAGE_GROUP}
+    memory = LedgerMemory()
+    for lane in sorted(settings.lanes):
+        ledger = LedgerService(
+            service.store, service.publisher, cache=balances, snapshots=snapshots, memory=memory
+        )
+        service.on_shutdown(ledger.flush_snapshots)  # after the consumers stopped, before the store closes
+        service.consume(lanes[lane], ledger_handler(ledger))
     payments = Store(
         settings.mongodb_url, settings.payment_database, app_name=f"{settings.service_name}-audit"
     )
@@ -87,8 +92,6 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     )
     service.background(audit.run_forever)
     service.on_shutdown(payments.close)
-    service.consume(ACCOUNT_LEDGER_GROUP, ledger_handler(ledger))
-    service.consume(ACCOUNT_USAGE_GROUP, ledger_handler(usage_ledger))
     service.document_publishing(ACCOUNT_EVENTS)
     service.document_publishing(SUBSCRIBER_LIFECYCLE)
     service.include_router(api.auth)

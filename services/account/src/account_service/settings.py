@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from servicekit.settings import KitSettings
+
+LEDGER_LANES = frozenset({"ledger", "usage"})
 
 
 class AccountSettings(KitSettings):
@@ -25,6 +27,12 @@ class AccountSettings(KitSettings):
     smsc_password: SecretStr = SecretStr("smsc-pwd")  # SMPP v3.4: at most 8 characters
     sms_sender: str = "MobiFone"
 
+    # The ledger lanes this process consumes (contracts: ACCOUNT_LEDGER_GROUP "ledger",
+    # ACCOUNT_USAGE_GROUP "usage"), comma-separated. Both by default; an operator runs the usage
+    # lane (the charging feed's volume) as its own deployment so that its CPU never delays a
+    # top-up's decision (LEDGER_LANES=ledger beside LEDGER_LANES=usage).
+    ledger_lanes: str = "ledger,usage"
+
     demo_subscribers: int = 3000
     # Balances read from Redis (kept current by the ledger consumer; see servicekit.cache).
     balance_cache_ttl_seconds: int = 6 * 3600
@@ -37,3 +45,15 @@ class AccountSettings(KitSettings):
     # service's database, read-only.
     audit_interval_seconds: float = 300.0
     payment_database: str = "payment_service"
+
+    @field_validator("ledger_lanes")
+    @classmethod
+    def _known_lanes(cls, value: str) -> str:
+        lanes = {lane.strip() for lane in value.split(",") if lane.strip()}
+        if not lanes or lanes - LEDGER_LANES:
+            raise ValueError(f"LEDGER_LANES: one or more of {sorted(LEDGER_LANES)}, comma-separated")
+        return ",".join(sorted(lanes))
+
+    @property
+    def lanes(self) -> frozenset[str]:
+        return frozenset(self.ledger_lanes.split(","))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from account_service.balance_state import current_balances
 from account_service.ledger import LedgerService
+from account_service.memory import LedgerMemory
 from account_service.store import CHARGES, INDEXES, JOURNAL, SUBSCRIBERS, TOPUPS
 from mobi_contracts import Envelope, Topic
 from mobi_contracts.events.account import BalanceChanged, BalanceChangeRejected
@@ -200,3 +203,64 @@ async def test_every_balance_equals_the_sum_of_its_journal_entries(
     journal = await store[JOURNAL].find({"msisdn": A}).to_list()
     total = sum(e["delta"] for d in journal for e in d["entries"] if e["account"] == "main")
     assert total == await main_balance(store, A) == 6_000
+
+
+async def test_two_lanes_deciding_on_the_same_subscribers_at_once_take_turns_on_the_journal_without_a_retry(
+    ledger: LedgerService, store: Store, publisher: EventPublisher, topic: Topic
+) -> None:
+    """The top-up lane and the usage lane (two consumer groups) decide on the same subscribers
+    at the same time: each refusal of a taken seq is decided again on the journal at once, so
+    neither lane's batch fails (a failed batch waits out seconds of backoff), and every event
+    is in the journal once, each subscriber's seqs unbroken."""
+    usage_lane = LedgerService(store, publisher, topic)
+    await ledger.apply([topup(A, 100_000, "L0-A"), topup(B, 100_000, "L0-B")])
+
+    async def top_ups() -> None:
+        for n in range(1, 9):
+            await ledger.apply([topup(A, 1_000, f"L{n}-A"), topup(B, 1_000, f"L{n}-B")])
+
+    async def calls() -> None:
+        for n in range(8):
+            await usage_lane.apply(
+                [call(A, 300, f"U{n}-A1"), call(B, 300, f"U{n}-B"), call(A, 200, f"U{n}-A2")]
+            )
+
+    await asyncio.gather(top_ups(), calls())
+    assert await main_balance(store, A) == 100_000 + 8 * 1_000 - 8 * 500
+    assert await main_balance(store, B) == 100_000 + 8 * 1_000 - 8 * 300
+    for number, decisions in ((A, 1 + 8 + 16), (B, 1 + 8 + 8)):
+        seqs = [d["seq"] async for d in store[JOURNAL].find({"msisdn": number}).sort("seq", 1)]
+        assert seqs == list(range(1, decisions + 1))
+
+
+async def test_two_lanes_of_one_process_take_turns_and_never_decide_on_a_state_the_other_moved(
+    store: Store, publisher: EventPublisher, topic: Topic, ledger: LedgerService
+) -> None:
+    """Lanes sharing the process's memory take turns from reading a state to journaling on it:
+    however their batches interleave, neither is refused by the journal (no careful settling,
+    one store round trip per event), and the balances are the same as in one lane."""
+    careful: list[str] = []
+
+    class Lane(LedgerService):
+        async def _settle_carefully(self, sub, now):  # type: ignore[no-untyped-def]
+            careful.append(sub.start.state.msisdn)
+            await super()._settle_carefully(sub, now)
+
+    memory = LedgerMemory()
+    top_up_lane, usage_lane = (
+        Lane(store, publisher, topic, memory=memory),
+        Lane(store, publisher, topic, memory=memory),
+    )
+    await top_up_lane.apply([topup(A, 100_000, "M0-A"), topup(B, 100_000, "M0-B")])
+
+    async def top_ups() -> None:
+        for n in range(1, 9):
+            await top_up_lane.apply([topup(A, 1_000, f"M{n}-A"), topup(B, 1_000, f"M{n}-B")])
+
+    async def calls() -> None:
+        for n in range(8):
+            await usage_lane.apply([call(A, 300, f"V{n}-A"), call(B, 300, f"V{n}-B")])
+
+    await asyncio.gather(top_ups(), calls())
+    assert careful == []
+    assert await main_balance(store, A) == await main_balance(store, B) == 100_000 + 8 * 700
