@@ -138,11 +138,11 @@ class LedgerService:
                 self.memory.remember(sub.account)
         # What readers see is in place before the events announce it, and the history rows and
         # the plan before the cached balances show the change (the app reads them together).
+        # Snapshots are no reader's: they follow, beside the events.
         await asyncio.gather(
             self._project(subscribers.values()),
             self._mark_bills_paid(bills),
             self._project_plans([doc for s in subscribers.values() for doc in s.applied]),
-            self._write_snapshots(now),
         )
         await self._refresh_cache(subscribers.values())
         applied = [doc for sub in subscribers.values() for doc in sub.applied]
@@ -151,8 +151,11 @@ class LedgerService:
             decided_at=now,
             service=PRODUCER,
         )
-        await self.publisher.publish_serialized(
-            [e for doc in applied for e in implied_events(doc, self.topic)]
+        await asyncio.gather(
+            self.publisher.publish_serialized(
+                [e for doc in applied for e in implied_events(doc, self.topic)]
+            ),
+            self._write_snapshots(now),
         )
 
     async def _decide_and_journal(self, subscribers: dict[str, _Subscriber], now: datetime) -> None:
@@ -386,10 +389,12 @@ class LedgerService:
             if ok:
                 self.memory.remember(account.snapshotted())
             else:
-                moved.append(account.state.msisdn)
-        self.memory.forget(moved)
+                moved.append(account)
+        self.memory.forget(a.state.msisdn for a in moved)
         if self.cache is not None:
-            await self.cache.drop(moved)  # its entry names the old snapshot: resume from the store
+            # Their entries name the old snapshot: rewritten naming none, so the next resume
+            # reads the store (an entry of a newer decision is not replaced).
+            await self.cache.put_many([cache_entry(a, resumable=False) for a in moved])
 
     async def _write_snapshot(self, account: Account, now: datetime) -> bool:
         state = account.state
