@@ -39,7 +39,8 @@ POM
 install_ferretdb() {
   # Not `--version | grep -q`: grep leaves at the first line, and under pipefail the SIGPIPE of
   # the rest made this fail now and then, rebuilding FerretDB under the running platform.
-  [[ -x "$BIN/ferretdb" && $("$BIN/ferretdb" --version 2>/dev/null) == *"Version: $FERRETDB_VERSION"* ]] && return 0
+  # `version: v1.24.2` (lower case in the builds the Go module proxy gives): match either case.
+  [[ -x "$BIN/ferretdb" && $("$BIN/ferretdb" --version 2>/dev/null) == *[Vv]"ersion: $FERRETDB_VERSION"* ]] && return 0
   log "building FerretDB $FERRETDB_VERSION (go module proxy)"
   export GOPATH="$CACHE/go" GOFLAGS=-buildvcs=false GOMODCACHE="$CACHE/go/pkg/mod"
   local src tmp
