@@ -69,6 +69,18 @@ async def test_insert_run_stops_at_the_first_duplicate_and_says_where_it_stood(s
     assert await store.insert_run("journal", [{"_id": "f"}, {"_id": "g"}]) == 2
 
 
+async def test_insert_run_inserts_nothing_after_a_duplicate_however_long_the_run(store: Store) -> None:
+    """FerretDB 1.24 inserts an ordered insert in chunks of 100 and goes on with the next chunk
+    after one failed (300 documents, a duplicate at 150: 200-299 inserted too). A ledger's run
+    of decisions must stop at its first refusal: nothing after it may be written."""
+    await store["runs"].create_index([("m", 1), ("s", 1)], unique=True)
+    await store["runs"].insert_one({"_id": "taken", "m": "M", "s": 150})
+    docs = [{"_id": f"d{i:03d}", "m": "M", "s": i} for i in range(300)]
+    assert await store.insert_run("runs", docs) == 150
+    stored = sorted(d["_id"] for d in await store["runs"].find({"_id": {"$ne": "taken"}}).to_list())
+    assert stored == [f"d{i:03d}" for i in range(150)]
+
+
 async def test_the_sweeper_relays_what_a_crash_left_and_clears_it(
     store: Store, publisher: EventPublisher, unique: str
 ) -> None:
