@@ -87,6 +87,7 @@ class _CommandCounter(monitoring.CommandListener):
 
 ORDERED_CHUNK = 100  # FerretDB 1.24 keeps an ordered insert ordered only this far (insert_run)
 
+
 class Store:
     def __init__(self, url: str, database: str, *, write_concurrency: int = 8, app_name: str = "") -> None:
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
@@ -205,9 +206,9 @@ class Store:
         (everything before that duplicate: an unbroken run of the list).
 
         In commands of at most ORDERED_CHUNK documents, whatever the server (a store not yet
-        `connect`ed does not know it is FerretDB): FerretDB inserts in chunks of 100, and after a chunk that failed it goes on with the next one (measured on
-        1.24: 300 documents, a duplicate at 150: 0-149 and 200-299 inserted, the error reported
-        at 150). A ledger run crossing such a boundary had its later decisions inserted on an
+        `connect`ed does not know it is FerretDB): FerretDB inserts in chunks of 100, and after
+        a chunk that failed it goes on with the next one (measured on 1.24: 300 documents, a
+        duplicate at 150: 0-149 and 200-299 inserted, the error reported at 150). A ledger run crossing such a boundary had its later decisions inserted on an
         earlier one that was refused: a gap in a subscriber's journal."""
         if not docs:
             return 0
