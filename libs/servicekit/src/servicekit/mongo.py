@@ -208,8 +208,9 @@ class Store:
         In commands of at most ORDERED_CHUNK documents, whatever the server (a store not yet
         `connect`ed does not know it is FerretDB): FerretDB inserts in chunks of 100, and after
         a chunk that failed it goes on with the next one (measured on 1.24: 300 documents, a
-        duplicate at 150: 0-149 and 200-299 inserted, the error reported at 150). A ledger run crossing such a boundary had its later decisions inserted on an
-        earlier one that was refused: a gap in a subscriber's journal."""
+        duplicate at 150: 0-149 and 200-299 inserted, the error reported at 150). A ledger run
+        crossing such a boundary had later decisions inserted on an earlier one that was
+        refused: a gap in a subscriber's journal."""
         if not docs:
             return 0
         for start in range(0, len(docs), ORDERED_CHUNK):
