@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from grafana import RARE, Dashboard, Panel, Row, p99, q, rare_count, rate, to_json
-from service_panels import PAYMENT, SERVICES, ServiceSpec
+from service_panels import LOCKOUTS, PAYMENT, SERVICES, ServiceSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "deploy" / "helm" / "mymobifone" / "files" / "dashboards"
@@ -254,10 +254,7 @@ def overview() -> Dashboard:
             ),
             Panel(
                 "OTP and login lock-outs (last hour)",
-                (
-                    q(rare_count("otp_lockouts_total", "service"), "OTP codes burnt"),
-                    q(rare_count("auth_locks_total", "method, scope"), "{{method}} {{scope}}"),
-                ),
+                LOCKOUTS,
                 "Codes burnt after too many wrong tries and login keys locked." + RARE,
                 rare=True,
             ),

@@ -27,6 +27,13 @@ class ServiceSpec:
         return sorted(g.name for g in CONSUMER_GROUPS if g.owner == f"{self.name}-service")
 
 
+# OTP codes burnt and login keys locked (the account dashboard and the overview).
+LOCKOUTS = (
+    q(rare_count("otp_lockouts_total", "service"), "OTP codes burnt"),
+    q(rare_count("auth_locks_total", "method, scope"), "{{method}} {{scope}}"),
+)
+
+
 # --- each service's own panels ------------------------------------------------------------
 
 ACCOUNT = ServiceSpec(
@@ -52,10 +59,7 @@ ACCOUNT = ServiceSpec(
         ),
         Panel(
             "Lock-outs (last hour)",
-            (
-                q(rare_count("otp_lockouts_total", "service"), "OTP codes burnt"),
-                q(rare_count("auth_locks_total", "method, scope"), "{{method}} {{scope}}"),
-            ),
+            LOCKOUTS,
             "Codes burnt after too many wrong tries and login keys locked, per hour." + RARE,
             rare=True,
         ),

@@ -127,10 +127,6 @@ class LedgerService:
             now = _to_the_millisecond(datetime.now(UTC))  # as the store keeps it: events derived again match
             try:
                 await self._decide_and_journal(subscribers, now)
-            except DuplicateKeyError as exc:
-                # Another writer extended a subscriber we were settling (a rebalance overlap): retry.
-                self.memory.forget(subscribers)
-                raise TransientError(str(exc)) from exc
             except BaseException:
                 self.memory.forget(subscribers)  # what was journaled is read again on the retry
                 raise

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mobi_contracts.topics import (
-    ACCOUNT_EVENTS,
-    ACCOUNT_LEDGER_GROUP,
-    ACCOUNT_USAGE_GROUP,
-    SUBSCRIBER_LIFECYCLE,
-)
+from mobi_contracts.topics import ACCOUNT_EVENTS, SUBSCRIBER_LIFECYCLE
 from servicekit.app import Service
 from servicekit.auth import TokenSigner
 from servicekit.cache import VersionedCache
@@ -76,14 +71,13 @@ def create_service(settings: AccountSettings | None = None) -> Service:
     snapshots = SnapshotPolicy(settings.snapshot_every, settings.snapshot_seconds, settings.snapshot_budget)
     # One ledger per lane (contracts: ACCOUNT_LEDGER_GROUP, ACCOUNT_USAGE_GROUP), sharing the
     # states they decided (memory.py); the journal serialises their decisions on a subscriber.
-    lanes = {"ledger": ACCOUNT_LEDGER_GROUP, "usage": ACCOUNT_USAGE_GROUP}
     memory = LedgerMemory()
-    for lane in sorted(settings.lanes):
+    for lane in settings.lanes:
         ledger = LedgerService(
             service.store, service.publisher, cache=balances, snapshots=snapshots, memory=memory
         )
         service.on_shutdown(ledger.flush_snapshots)  # after the consumers stopped, before the store closes
-        service.consume(lanes[lane], ledger_handler(ledger))
+        service.consume(lane, ledger_handler(ledger))
     payments = Store(
         settings.mongodb_url, settings.payment_database, app_name=f"{settings.service_name}-audit"
     )

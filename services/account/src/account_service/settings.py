@@ -4,9 +4,12 @@ from pathlib import Path
 
 from pydantic import SecretStr, field_validator
 
+from mobi_contracts import ConsumerGroup
+from mobi_contracts.topics import ACCOUNT_LEDGER_GROUP, ACCOUNT_USAGE_GROUP
 from servicekit.settings import KitSettings
 
-LEDGER_LANES = frozenset({"ledger", "usage"})
+# The ledger's lanes by the name LEDGER_LANES gives them.
+LEDGER_LANES: dict[str, ConsumerGroup] = {"ledger": ACCOUNT_LEDGER_GROUP, "usage": ACCOUNT_USAGE_GROUP}
 
 
 class AccountSettings(KitSettings):
@@ -50,10 +53,11 @@ class AccountSettings(KitSettings):
     @classmethod
     def _known_lanes(cls, value: str) -> str:
         lanes = {lane.strip() for lane in value.split(",") if lane.strip()}
-        if not lanes or lanes - LEDGER_LANES:
+        if not lanes or lanes - LEDGER_LANES.keys():
             raise ValueError(f"LEDGER_LANES: one or more of {sorted(LEDGER_LANES)}, comma-separated")
         return ",".join(sorted(lanes))
 
     @property
-    def lanes(self) -> frozenset[str]:
-        return frozenset(self.ledger_lanes.split(","))
+    def lanes(self) -> list[ConsumerGroup]:
+        """The consumer groups of the lanes this process runs."""
+        return [LEDGER_LANES[lane] for lane in self.ledger_lanes.split(",")]

@@ -297,10 +297,9 @@ class EventConsumer:
             try:
                 event, key = parse_with_id(record.value or b"", self._known)
             except UnknownEvent as exc:
-                misplaced = self._misplaced(record.topic, exc)
                 if exc.event_type in self._handled_types:
                     parsed.rejected.append((record, "unknown_version", exc))
-                elif misplaced is not None:
+                elif (misplaced := self._misplaced(record.topic, exc)) is not None:
                     parsed.rejected.append((record, "not_on_this_topic", PoisonEvent(misplaced)))
                 else:
                     parsed.counts[(record.topic, "ignored")] += 1
@@ -325,19 +324,20 @@ class EventConsumer:
         """The problem when an event this group does not handle is a contract's event that
         this topic does not carry (a forgery or a misrouted producer), else None."""
         cls = EVENT_CLASSES.get((unknown.event_type, unknown.event_version))
+        return None if cls is None else self._not_carried(topic_name, cls)
+
+    def _not_carried(self, topic_name: str, cls: type[AnyEvent]) -> str | None:
         topic = self._topics.get(topic_name)
-        if cls is None or (topic is not None and cls in topic.events):
-            return None
-        return f"{unknown.event_type} v{unknown.event_version} is not carried by {topic_name}"
+        if topic is None or cls not in topic.events:
+            return f"{cls.EVENT_TYPE} v{cls.EVENT_VERSION} is not carried by {topic_name}"
+        return None
 
     def _distrust(self, topic_name: str, event: AnyEvent) -> tuple[str, str] | None:
         """(reason, problem) when the event may not be acted on from this topic, else None."""
-        topic = self._topics.get(topic_name)
-        if topic is None or type(event) not in topic.events:
-            return (
-                "not_on_this_topic",
-                f"{event.event_type} v{event.event_version} is not carried by {topic_name}",
-            )
+        problem = self._not_carried(topic_name, type(event))
+        if problem is not None:
+            return "not_on_this_topic", problem
+        topic = self._topics[topic_name]
         if event.producer not in topic.producers:
             owners = ", ".join(topic.producers)
             return "not_from_topic_owner", (
